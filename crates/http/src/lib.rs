@@ -1,0 +1,13 @@
+//! HTTP plumbing shared by the ingest and management routers: the JSON error envelope with its
+//! stable codes, bearer-key authentication, the draining switch, and a JSON body extractor whose
+//! failures speak the envelope.
+//!
+//! This crate owns the *shape* of HTTP answers. It must not hold routes or business rules.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+
+pub use auth::{AdminKey, Draining};
+pub use error::{ApiError, ErrorCode};
+pub use json::JsonBody;

@@ -1,0 +1,23 @@
+//! The durable state of hookd: the event log and everything derived from it (events, deliveries,
+//! attempts, durable deadlines, endpoints), behind the narrow [`Store`] trait so a second backend
+//! (NATS JetStream streams + KV) can slot in beside [`SledStore`].
+//!
+//! - [`store`]: the [`Store`] trait, its record types and the durability each call promises.
+//! - [`sled_store`]: the sled implementation, its key layout and recovery rules.
+//! - [`registry`]: the in-memory read model of endpoints, written through to the store.
+//!
+//! This crate owns *what is on disk*. It must not know about HTTP, signing or timers; callers
+//! (ingest, scheduler, sender, api) decide *when* to write, the store decides *how*.
+
+pub mod error;
+pub mod registry;
+pub mod sled_store;
+pub mod store;
+
+pub use error::LogError;
+pub use registry::EndpointRegistry;
+pub use sled_store::{SledConfig, SledStore};
+pub use store::{
+    DeliveryPage, DeliveryQuery, EndpointStats, IdemRecord, LogEntry, LogRecord, ScheduleEntry,
+    Seq, Store,
+};

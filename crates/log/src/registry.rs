@@ -1,0 +1,117 @@
+//! The in-memory read model of endpoints. Fan-out asks it which endpoints take an event, the
+//! sender asks it where and with which secret to send; neither touches storage for that. Writes go
+//! to the store first (durably) and then here, so a restart rebuilds the same view.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use hookd_types::{Endpoint, EndpointId};
+
+use crate::error::Result;
+use crate::store::Store;
+
+#[derive(Default)]
+struct View {
+    by_id: HashMap<EndpointId, Arc<Endpoint>>,
+    by_tenant: HashMap<String, Vec<Arc<Endpoint>>>,
+}
+
+pub struct EndpointRegistry {
+    store: Arc<dyn Store>,
+    view: RwLock<View>,
+}
+
+impl std::fmt::Debug for EndpointRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointRegistry").finish_non_exhaustive()
+    }
+}
+
+impl EndpointRegistry {
+    pub fn load(store: Arc<dyn Store>) -> Result<Self> {
+        let mut view = View::default();
+        for ep in store.endpoints()? {
+            view.insert(Arc::new(ep));
+        }
+        Ok(Self {
+            store,
+            view: RwLock::new(view),
+        })
+    }
+
+    pub fn get(&self, id: EndpointId) -> Option<Arc<Endpoint>> {
+        self.read().by_id.get(&id).cloned()
+    }
+
+    /// Enabled endpoints of `tenant` whose filter accepts `event_type`.
+    pub fn matching(&self, tenant: &str, event_type: &str, out: &mut Vec<Arc<Endpoint>>) {
+        if let Some(eps) = self.read().by_tenant.get(tenant) {
+            out.extend(eps.iter().filter(|e| e.accepts(event_type)).cloned());
+        }
+    }
+
+    /// Endpoints ordered by id (creation time), optionally of one tenant, after `cursor`.
+    pub fn list(
+        &self,
+        tenant: Option<&str>,
+        cursor: Option<EndpointId>,
+        limit: usize,
+    ) -> (Vec<Arc<Endpoint>>, Option<EndpointId>) {
+        let view = self.read();
+        let mut all: Vec<_> = match tenant {
+            Some(t) => view.by_tenant.get(t).cloned().unwrap_or_default(),
+            None => view.by_id.values().cloned().collect(),
+        };
+        all.sort_unstable_by_key(|e| e.id);
+        let start = cursor.map_or(0, |c| all.partition_point(|e| e.id <= c));
+        let page: Vec<_> = all.iter().skip(start).take(limit).cloned().collect();
+        let more = all.len() > start + page.len();
+        let next = if more { page.last().map(|e| e.id) } else { None };
+        (page, next)
+    }
+
+    /// Stores `endpoint` durably, then publishes it.
+    pub fn upsert(&self, endpoint: Endpoint) -> Result<Arc<Endpoint>> {
+        self.store.put_endpoint(&endpoint)?;
+        let ep = Arc::new(endpoint);
+        let mut view = self.write();
+        view.remove(ep.id);
+        view.insert(ep.clone());
+        Ok(ep)
+    }
+
+    pub fn remove(&self, id: EndpointId) -> Result<()> {
+        self.store.delete_endpoint(id)?;
+        self.write().remove(id);
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, View> {
+        self.view.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, View> {
+        self.view.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl View {
+    fn insert(&mut self, ep: Arc<Endpoint>) {
+        self.by_tenant
+            .entry(ep.tenant.clone())
+            .or_default()
+            .push(ep.clone());
+        self.by_id.insert(ep.id, ep);
+    }
+
+    fn remove(&mut self, id: EndpointId) {
+        if let Some(old) = self.by_id.remove(&id) {
+            if let Some(list) = self.by_tenant.get_mut(&old.tenant) {
+                list.retain(|e| e.id != id);
+                if list.is_empty() {
+                    self.by_tenant.remove(&old.tenant);
+                }
+            }
+        }
+    }
+}

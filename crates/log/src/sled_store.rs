@@ -1,0 +1,423 @@
+//! [`Store`] on sled 0.34: one tree, keys prefixed by record kind, values in bincode.
+//!
+//! # Key layout
+//! | key | value |
+//! |---|---|
+//! | `l` seq(8) | [`LogRecord`]: every event of one group commit (one record, one flush) |
+//! | `m` `cursor` | first log seq not yet fanned out (u64 BE) |
+//! | `m` name | daemon metadata (e.g. the admin key hash) |
+//! | `e` event id | [`Event`] |
+//! | `k` tenant `\0` key | [`IdemRecord`] |
+//! | `d` delivery(16) | [`Delivery`] |
+//! | `x` endpoint(16) delivery(16) | `()`: deliveries of an endpoint (ids sort by creation time) |
+//! | `v` event id `\0` delivery(16) | `()`: deliveries of an event |
+//! | `a` delivery(16) attempt(4) | [`Attempt`] |
+//! | `s` due_ms(8) delivery(16) | endpoint(16): durable deadlines, in time order |
+//! | `p` endpoint(16) | [`Endpoint`] |
+//! | `c` endpoint(16) counter(1) | i64 LE, merged (stats) |
+//!
+//! # Invariants and recovery
+//! - Integers in keys are big-endian so byte order is numeric order.
+//! - A delivery has a deadline key `s` exactly when `next_attempt_ms` is set, and both change in
+//!   one atomic batch. One tree makes every batch atomic across all record kinds.
+//! - Log records below the cursor are gone: their effects were committed in the same batch that
+//!   removed them. On open, the next seq is one past the highest log record (or the cursor).
+//! - sled recovers a prefix of its writes, so a buffered fan-out or attempt lost in a crash
+//!   leaves the log record or the deadline in place, and the work is redone.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use hookd_types::{Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
+
+use crate::error::{LogError, Result};
+use crate::store::*;
+
+#[derive(Debug, Clone)]
+pub struct SledConfig {
+    pub path: PathBuf,
+    /// sled's page cache; its default (1 GiB) is far too big for a daemon that keeps its hot state
+    /// in memory already.
+    pub cache_bytes: u64,
+}
+
+pub struct SledStore {
+    db: sled::Db,
+    next_seq: AtomicU64,
+    cursor: AtomicU64,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("next_seq", &self.next_seq)
+            .field("cursor", &self.cursor)
+            .finish()
+    }
+}
+
+const CURSOR: &[u8] = b"mcursor";
+const STAT_DELIVERED: u8 = 0;
+const STAT_FAILED: u8 = 1;
+const STAT_RETRYING: u8 = 2;
+const STAT_LAST: u8 = 3;
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(v, bincode::config::standard())
+        .map_err(|e| LogError::Encode(e.to_string()))
+}
+
+fn dec<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| LogError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            detail: e.to_string(),
+        })
+}
+
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+fn log_key(seq: Seq) -> Vec<u8> {
+    key(&[b"l", &seq.to_be_bytes()])
+}
+fn delivery_key(id: DeliveryId) -> Vec<u8> {
+    key(&[b"d", &id.to_bytes()])
+}
+fn due_key(due: u64, id: DeliveryId) -> Vec<u8> {
+    key(&[b"s", &due.to_be_bytes(), &id.to_bytes()])
+}
+fn endpoint_key(id: EndpointId) -> Vec<u8> {
+    key(&[b"p", &id.to_bytes()])
+}
+fn stat_key(id: EndpointId, which: u8) -> Vec<u8> {
+    key(&[b"c", &id.to_bytes(), &[which]])
+}
+fn attempt_key(id: DeliveryId, n: u32) -> Vec<u8> {
+    key(&[b"a", &id.to_bytes(), &n.to_be_bytes()])
+}
+
+/// Counters add; the last-delivery time keeps the maximum.
+fn merge_stat(key: &[u8], old: Option<&[u8]>, delta: &[u8]) -> Option<Vec<u8>> {
+    let read = |b: Option<&[u8]>| {
+        b.and_then(|b| b.try_into().ok())
+            .map(i64::from_le_bytes)
+            .unwrap_or(0)
+    };
+    let (old, delta) = (read(old), read(Some(delta)));
+    let new = if key.last() == Some(&STAT_LAST) {
+        old.max(delta)
+    } else {
+        old.saturating_add(delta)
+    };
+    Some(new.to_le_bytes().to_vec())
+}
+
+fn stat_slot(status: DeliveryStatus) -> Option<u8> {
+    match status {
+        DeliveryStatus::Delivered => Some(STAT_DELIVERED),
+        DeliveryStatus::DeadLettered => Some(STAT_FAILED),
+        DeliveryStatus::Retrying => Some(STAT_RETRYING),
+        DeliveryStatus::Pending => None,
+    }
+}
+
+impl SledStore {
+    pub fn open(cfg: &SledConfig) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(&cfg.path)
+            .cache_capacity(cfg.cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(Some(200))
+            .open()?;
+        db.set_merge_operator(merge_stat);
+        let cursor = match db.get(CURSOR)? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| LogError::Corrupt {
+                key: "mcursor".into(),
+                detail: "not 8 bytes".into(),
+            })?),
+            None => 0,
+        };
+        let next_seq = match db.scan_prefix(b"l").next_back().transpose()? {
+            Some((k, _)) => u64::from_be_bytes(k[1..9].try_into().unwrap_or_default()) + 1,
+            None => cursor,
+        };
+        Ok(Self {
+            db,
+            next_seq: AtomicU64::new(next_seq.max(cursor)),
+            cursor: AtomicU64::new(cursor),
+        })
+    }
+
+    fn get_decoded<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>> {
+        match self.db.get(k)? {
+            Some(v) => dec(k, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Moves the deadline of a delivery inside `batch` and returns the stat deltas to merge.
+    fn stage_delivery(batch: &mut sled::Batch, before: &Delivery, after: &Delivery) -> Result<()> {
+        if let Some(due) = before.next_attempt_ms {
+            batch.remove(due_key(due, before.id));
+        }
+        if let Some(due) = after.next_attempt_ms {
+            batch.insert(due_key(due, after.id), &after.endpoint_id.to_bytes()[..]);
+        }
+        batch.insert(delivery_key(after.id), enc(after)?);
+        Ok(())
+    }
+
+    fn merge_stats(&self, before: &Delivery, after: &Delivery) -> Result<()> {
+        if before.status == after.status {
+            return Ok(());
+        }
+        let ep = after.endpoint_id;
+        if let Some(slot) = stat_slot(before.status) {
+            self.db.merge(stat_key(ep, slot), (-1i64).to_le_bytes())?;
+        }
+        if let Some(slot) = stat_slot(after.status) {
+            self.db.merge(stat_key(ep, slot), 1i64.to_le_bytes())?;
+        }
+        if after.status == DeliveryStatus::Delivered {
+            let at = after.last_attempt_ms.unwrap_or(after.updated_at_ms) as i64;
+            self.db.merge(stat_key(ep, STAT_LAST), at.to_le_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+impl Store for SledStore {
+    fn append(&self, record: &LogRecord) -> Result<Seq> {
+        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+        self.db.insert(log_key(seq), enc(record)?)?;
+        self.db.flush()?;
+        Ok(seq)
+    }
+
+    fn read_log(&self, from: Seq, max: usize) -> Result<Vec<(Seq, LogRecord)>> {
+        let mut out = Vec::new();
+        for kv in self.db.range(log_key(from)..log_key(u64::MAX)).take(max) {
+            let (k, v) = kv?;
+            let seq = u64::from_be_bytes(k[1..9].try_into().unwrap_or_default());
+            out.push((seq, dec(&k, &v)?));
+        }
+        Ok(out)
+    }
+
+    fn fanout_cursor(&self) -> Seq {
+        self.cursor.load(Ordering::SeqCst)
+    }
+
+    fn commit_fanout(&self, seq: Seq, record: &LogRecord, deliveries: &[Delivery]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for entry in record {
+            let ev = &entry.event;
+            batch.insert(key(&[b"e", ev.id.as_bytes()]), enc(ev)?);
+            if let Some(k) = &entry.idempotency_key {
+                let rec = IdemRecord {
+                    event_id: ev.id.clone(),
+                    request_hash: entry.request_hash,
+                };
+                batch.insert(key(&[b"k", ev.tenant.as_bytes(), b"\0", k.as_bytes()]), enc(&rec)?);
+            }
+        }
+        for d in deliveries {
+            let id = d.id.to_bytes();
+            batch.insert(delivery_key(d.id), enc(d)?);
+            batch.insert(key(&[b"x", &d.endpoint_id.to_bytes(), &id]), &[][..]);
+            batch.insert(key(&[b"v", d.event_id.as_bytes(), b"\0", &id]), &[][..]);
+            if let Some(due) = d.next_attempt_ms {
+                batch.insert(due_key(due, d.id), &d.endpoint_id.to_bytes()[..]);
+            }
+        }
+        batch.remove(log_key(seq));
+        batch.insert(CURSOR, &(seq + 1).to_be_bytes()[..]);
+        self.db.apply_batch(batch)?;
+        self.cursor.fetch_max(seq + 1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn get_event(&self, id: &str) -> Result<Option<Event>> {
+        self.get_decoded(&key(&[b"e", id.as_bytes()]))
+    }
+
+    fn get_idempotency(&self, tenant: &str, k: &str) -> Result<Option<IdemRecord>> {
+        self.get_decoded(&key(&[b"k", tenant.as_bytes(), b"\0", k.as_bytes()]))
+    }
+
+    fn event_deliveries(&self, event_id: &str) -> Result<Vec<Delivery>> {
+        let prefix = key(&[b"v", event_id.as_bytes(), b"\0"]);
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(&prefix) {
+            let (k, _) = kv?;
+            if let Some(id) = DeliveryId::from_bytes(&k[prefix.len()..]) {
+                out.extend(self.get_delivery(id)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        self.db.insert(endpoint_key(endpoint.id), enc(endpoint)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn delete_endpoint(&self, id: EndpointId) -> Result<()> {
+        self.db.remove(endpoint_key(id))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        self.db
+            .scan_prefix(b"p")
+            .map(|kv| {
+                let (k, v) = kv?;
+                dec(&k, &v)
+            })
+            .collect()
+    }
+
+    fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats> {
+        let read = |which| -> Result<i64> {
+            Ok(self
+                .db
+                .get(stat_key(id, which))?
+                .and_then(|v| v.as_ref().try_into().ok())
+                .map(i64::from_le_bytes)
+                .unwrap_or(0))
+        };
+        let last = read(STAT_LAST)?;
+        Ok(EndpointStats {
+            delivered: read(STAT_DELIVERED)?.max(0) as u64,
+            failed: read(STAT_FAILED)?.max(0) as u64,
+            retrying: read(STAT_RETRYING)?.max(0) as u64,
+            last_delivery_ms: (last > 0).then_some(last as u64),
+        })
+    }
+
+    fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>> {
+        self.get_decoded(&delivery_key(id))
+    }
+
+    fn endpoint_deliveries(&self, endpoint: EndpointId, q: &DeliveryQuery) -> Result<DeliveryPage> {
+        // Delivery ids are ULIDs: their top 48 bits are the creation time in ms, so the time
+        // window is a key range and newest-first is a reverse scan.
+        let ep = endpoint.to_bytes();
+        let lo = q.from_ms.map_or(0u128, |ms| (ms as u128) << 80);
+        let mut hi = q.to_ms.map_or(u128::MAX, |ms| ((ms as u128 + 1) << 80) - 1);
+        if let Some(c) = q.cursor {
+            match c.0.checked_sub(1) {
+                Some(before) => hi = hi.min(before),
+                None => return Ok(DeliveryPage::default()),
+            }
+        }
+        if lo > hi {
+            return Ok(DeliveryPage::default());
+        }
+        let start = key(&[b"x", &ep, &lo.to_be_bytes()]);
+        let end = key(&[b"x", &ep, &hi.to_be_bytes()]);
+        // A status filter may skip many records: bound the work of one page.
+        const SCAN_BUDGET: usize = 20_000;
+        let mut page = DeliveryPage::default();
+        let mut last_seen = None;
+        for (scanned, kv) in self.db.range(start..=end).rev().enumerate() {
+            let (k, _) = kv?;
+            let Some(id) = DeliveryId::from_bytes(&k[17..]) else {
+                continue;
+            };
+            if scanned >= SCAN_BUDGET {
+                page.next_cursor = last_seen;
+                return Ok(page);
+            }
+            last_seen = Some(id);
+            let Some(d) = self.get_delivery(id)? else {
+                continue;
+            };
+            if q.statuses.is_empty() || q.statuses.contains(&d.status) {
+                if page.items.len() == q.limit {
+                    page.next_cursor = page.items.last().map(|d: &Delivery| d.id);
+                    return Ok(page);
+                }
+                page.items.push(d);
+            }
+        }
+        Ok(page)
+    }
+
+    fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>> {
+        self.db
+            .scan_prefix(key(&[b"a", &id.to_bytes()]))
+            .map(|kv| {
+                let (k, v) = kv?;
+                dec(&k, &v)
+            })
+            .collect()
+    }
+
+    fn record_attempt(&self, before: &Delivery, after: &Delivery, attempt: &Attempt) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        batch.insert(attempt_key(after.id, attempt.number), enc(attempt)?);
+        Self::stage_delivery(&mut batch, before, after)?;
+        self.db.apply_batch(batch)?;
+        self.merge_stats(before, after)
+    }
+
+    fn reschedule(&self, before: &Delivery, after: &Delivery) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        Self::stage_delivery(&mut batch, before, after)?;
+        self.db.apply_batch(batch)?;
+        self.merge_stats(before, after)
+    }
+
+    fn scheduled(&self) -> Result<Vec<ScheduleEntry>> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(b"s") {
+            let (k, v) = kv?;
+            let (Some(delivery), Some(endpoint)) =
+                (DeliveryId::from_bytes(&k[9..25]), EndpointId::from_bytes(&v))
+            else {
+                return Err(LogError::Corrupt {
+                    key: "s".into(),
+                    detail: "bad deadline record".into(),
+                });
+            };
+            let due_ms = u64::from_be_bytes(k[1..9].try_into().unwrap_or_default());
+            out.push(ScheduleEntry {
+                due_ms,
+                delivery,
+                endpoint,
+            });
+        }
+        Ok(out)
+    }
+
+    fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get(key(&[b"m", name.as_bytes()]))?.map(|v| v.to_vec()))
+    }
+
+    fn put_meta(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.db.insert(key(&[b"m", name.as_bytes()]), value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

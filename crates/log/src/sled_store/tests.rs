@@ -1,0 +1,158 @@
+use super::*;
+use hookd_types::{time::now_ms, ErrorKind};
+
+fn open(dir: &tempfile::TempDir) -> SledStore {
+    SledStore::open(&SledConfig {
+        path: dir.path().join("db"),
+        cache_bytes: 8 << 20,
+    })
+    .unwrap()
+}
+
+fn entry(id: &str, key: Option<&str>) -> LogEntry {
+    LogEntry {
+        event: Event {
+            id: id.into(),
+            tenant: "t".into(),
+            event_type: "job.completed".into(),
+            created_at_ms: now_ms(),
+            data: r#"{"a":1}"#.into(),
+        },
+        idempotency_key: key.map(Into::into),
+        request_hash: 7,
+    }
+}
+
+fn delivery(event: &str, ep: EndpointId, due: u64) -> Delivery {
+    Delivery {
+        id: DeliveryId::generate(),
+        event_id: event.into(),
+        endpoint_id: ep,
+        tenant: "t".into(),
+        event_type: "job.completed".into(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        created_at_ms: due,
+        updated_at_ms: due,
+        next_attempt_ms: Some(due),
+        last_attempt_ms: None,
+        last_status_code: None,
+    }
+}
+
+#[test]
+fn log_survives_reopen_and_fanout_moves_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let ep = EndpointId::generate();
+    {
+        let s = open(&dir);
+        assert_eq!(s.append(&vec![entry("e1", Some("k1"))]).unwrap(), 0);
+        assert_eq!(s.append(&vec![entry("e2", None)]).unwrap(), 1);
+    }
+    let s = open(&dir);
+    let log = s.read_log(s.fanout_cursor(), 10).unwrap();
+    assert_eq!(log.len(), 2);
+    let (seq, rec) = &log[0];
+    let d = delivery("e1", ep, 5);
+    s.commit_fanout(*seq, rec, std::slice::from_ref(&d)).unwrap();
+    assert_eq!(s.fanout_cursor(), 1);
+    assert_eq!(s.get_event("e1").unwrap().unwrap().id, "e1");
+    assert_eq!(s.get_idempotency("t", "k1").unwrap().unwrap().event_id, "e1");
+    assert_eq!(s.event_deliveries("e1").unwrap(), vec![d.clone()]);
+    let sched = s.scheduled().unwrap();
+    assert_eq!(sched.len(), 1);
+    assert_eq!((sched[0].due_ms, sched[0].delivery), (5, d.id));
+    drop(s);
+    let s = open(&dir);
+    assert_eq!(s.fanout_cursor(), 1);
+    assert_eq!(s.read_log(1, 10).unwrap().len(), 1);
+    // A new append after reopen never reuses a position.
+    assert_eq!(s.append(&vec![entry("e3", None)]).unwrap(), 2);
+}
+
+#[test]
+fn attempts_move_deadlines_and_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let ep = EndpointId::generate();
+    let d0 = delivery("e1", ep, 10);
+    s.commit_fanout(0, &vec![entry("e1", None)], std::slice::from_ref(&d0))
+        .unwrap();
+    let fail = Attempt {
+        number: 1,
+        at_ms: 10,
+        status_code: Some(500),
+        latency_ms: 3,
+        error: Some(ErrorKind::HttpStatus),
+        error_detail: String::new(),
+        response_body: "boom".into(),
+    };
+    let mut d1 = d0.clone();
+    d1.status = DeliveryStatus::Retrying;
+    d1.attempts = 1;
+    d1.next_attempt_ms = Some(40);
+    s.record_attempt(&d0, &d1, &fail).unwrap();
+    assert_eq!(s.scheduled().unwrap()[0].due_ms, 40);
+    assert_eq!(s.endpoint_stats(ep).unwrap().retrying, 1);
+    let ok = Attempt {
+        number: 2,
+        at_ms: 40,
+        status_code: Some(200),
+        error: None,
+        ..fail.clone()
+    };
+    let mut d2 = d1.clone();
+    d2.status = DeliveryStatus::Delivered;
+    d2.attempts = 2;
+    d2.next_attempt_ms = None;
+    d2.last_attempt_ms = Some(40);
+    s.record_attempt(&d1, &d2, &ok).unwrap();
+    assert!(s.scheduled().unwrap().is_empty());
+    let st = s.endpoint_stats(ep).unwrap();
+    assert_eq!((st.delivered, st.retrying, st.failed), (1, 0, 0));
+    assert_eq!(st.last_delivery_ms, Some(40));
+    assert_eq!(s.attempts(d0.id).unwrap(), vec![fail, ok]);
+}
+
+#[test]
+fn endpoint_delivery_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let ep = EndpointId::generate();
+    let ds: Vec<_> = (0..5)
+        .map(|i| {
+            let mut d = delivery("e", ep, 1);
+            d.id = DeliveryId(((1000 + i as u128) << 80) | 1);
+            if i % 2 == 0 {
+                d.status = DeliveryStatus::Delivered;
+            }
+            d
+        })
+        .collect();
+    s.commit_fanout(0, &vec![], &ds).unwrap();
+    let q = |statuses: Vec<DeliveryStatus>, cursor, from_ms, limit| DeliveryQuery {
+        statuses,
+        from_ms,
+        to_ms: None,
+        cursor,
+        limit,
+    };
+    let p1 = s.endpoint_deliveries(ep, &q(vec![], None, None, 2)).unwrap();
+    assert_eq!(p1.items.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ds[4].id, ds[3].id]);
+    let p2 = s
+        .endpoint_deliveries(ep, &q(vec![], p1.next_cursor, None, 2))
+        .unwrap();
+    assert_eq!(p2.items[0].id, ds[2].id);
+    let p3 = s
+        .endpoint_deliveries(ep, &q(vec![], p2.next_cursor, None, 2))
+        .unwrap();
+    assert_eq!((p3.items.len(), p3.next_cursor), (1, None));
+    let delivered = s
+        .endpoint_deliveries(ep, &q(vec![DeliveryStatus::Delivered], None, None, 10))
+        .unwrap();
+    assert_eq!(delivered.items.len(), 3);
+    let recent = s
+        .endpoint_deliveries(ep, &q(vec![], None, Some(1003), 10))
+        .unwrap();
+    assert_eq!(recent.items.len(), 2);
+}

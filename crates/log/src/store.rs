@@ -1,0 +1,119 @@
+//! The storage interface. Small on purpose: it names what hookd needs from durable state, not
+//! how a backend lays it out.
+//!
+//! Durability promised by each call:
+//! - [`Store::append`] and the endpoint and meta writes return only once the data is on disk.
+//! - [`Store::commit_fanout`], [`Store::record_attempt`] and [`Store::reschedule`] are atomic but
+//!   buffered: they become durable with the next flush (at the latest the next `append`, or the
+//!   backend's periodic flush). After a crash they are either wholly there or wholly absent; when
+//!   absent, the log still holds the events (fan-out is redone) or the deadline is still there
+//!   (the attempt is redone). That is what makes delivery at-least-once.
+
+use serde::{Deserialize, Serialize};
+
+use hookd_types::{Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
+
+use crate::error::Result;
+
+/// Position of a record in the log.
+pub type Seq = u64;
+
+/// One event as written by ingest, with what fan-out needs to index it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub event: Event,
+    /// The producer's `Idempotency-Key`, if any.
+    pub idempotency_key: Option<String>,
+    /// Hash of the request that created the event (detects a key reused for other content).
+    pub request_hash: u64,
+}
+
+/// One log record: every event of one group commit.
+pub type LogRecord = Vec<LogEntry>;
+
+/// What an `Idempotency-Key` points at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdemRecord {
+    pub event_id: String,
+    pub request_hash: u64,
+}
+
+/// A durable deadline: attempt `delivery` (bound for `endpoint`) at `due_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduleEntry {
+    pub due_ms: u64,
+    pub delivery: DeliveryId,
+    pub endpoint: EndpointId,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub delivered: u64,
+    /// Deliveries now dead-lettered.
+    pub failed: u64,
+    /// Deliveries now waiting for a retry.
+    pub retrying: u64,
+    pub last_delivery_ms: Option<u64>,
+}
+
+/// A page request over one endpoint's deliveries, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    /// Any of these statuses (empty: all).
+    pub statuses: Vec<DeliveryStatus>,
+    pub from_ms: Option<u64>,
+    pub to_ms: Option<u64>,
+    /// Continue after this delivery (exclusive).
+    pub cursor: Option<DeliveryId>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryPage {
+    pub items: Vec<Delivery>,
+    pub next_cursor: Option<DeliveryId>,
+}
+
+pub trait Store: Send + Sync + 'static {
+    // ---- the log ------------------------------------------------------------------------
+    /// Appends one record and returns its position once it is on disk.
+    fn append(&self, record: &LogRecord) -> Result<Seq>;
+    /// Records from `from` on (at most `max`), in order.
+    fn read_log(&self, from: Seq, max: usize) -> Result<Vec<(Seq, LogRecord)>>;
+    /// The first position not yet fanned out.
+    fn fanout_cursor(&self) -> Seq;
+    /// Atomically: index the record's events and idempotency keys, store `deliveries` with their
+    /// deadlines, drop the log record and move the cursor past `seq`.
+    fn commit_fanout(&self, seq: Seq, record: &LogRecord, deliveries: &[Delivery]) -> Result<()>;
+
+    // ---- events -------------------------------------------------------------------------
+    fn get_event(&self, id: &str) -> Result<Option<Event>>;
+    fn get_idempotency(&self, tenant: &str, key: &str) -> Result<Option<IdemRecord>>;
+    fn event_deliveries(&self, event_id: &str) -> Result<Vec<Delivery>>;
+
+    // ---- endpoints (durable on return) --------------------------------------------------
+    fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    fn delete_endpoint(&self, id: EndpointId) -> Result<()>;
+    fn endpoints(&self) -> Result<Vec<Endpoint>>;
+    fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats>;
+
+    // ---- deliveries ---------------------------------------------------------------------
+    fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>>;
+    fn endpoint_deliveries(&self, endpoint: EndpointId, q: &DeliveryQuery)
+        -> Result<DeliveryPage>;
+    fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>>;
+    /// Atomically: store `attempt`, replace `before` by `after` and move its deadline.
+    fn record_attempt(&self, before: &Delivery, after: &Delivery, attempt: &Attempt)
+        -> Result<()>;
+    /// Atomically replace `before` by `after` and move its deadline (a manual retry).
+    fn reschedule(&self, before: &Delivery, after: &Delivery) -> Result<()>;
+    /// Every durable deadline, earliest first: the wheels are rebuilt from this on start.
+    fn scheduled(&self) -> Result<Vec<ScheduleEntry>>;
+
+    // ---- daemon metadata (durable on return) --------------------------------------------
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
+
+    /// Makes every buffered write durable.
+    fn flush(&self) -> Result<()>;
+}

@@ -1,0 +1,90 @@
+//! A subscription: where to send which of a tenant's events, and with which secret.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::is_valid_type_name;
+use crate::id::EndpointId;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub tenant: String,
+    pub name: String,
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    /// `whsec_` + base64 of the signing key. Never logged, never returned after creation.
+    pub secret: String,
+    pub enabled: bool,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl Endpoint {
+    pub fn accepts(&self, event_type: &str) -> bool {
+        self.enabled && EventFilter::matches_any(&self.event_types, event_type)
+    }
+}
+
+/// One `event_types` entry: an exact name, a prefix wildcard `job.*`, or `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventFilter<'a> {
+    All,
+    Prefix(&'a str),
+    Exact(&'a str),
+}
+
+impl<'a> EventFilter<'a> {
+    /// Parses a filter entry; `None` if it is not a valid pattern.
+    pub fn parse(s: &'a str) -> Option<Self> {
+        if s == "*" {
+            return Some(Self::All);
+        }
+        if let Some(prefix) = s.strip_suffix(".*") {
+            return is_valid_type_name(prefix).then_some(Self::Prefix(prefix));
+        }
+        is_valid_type_name(s).then_some(Self::Exact(s))
+    }
+
+    pub fn matches(&self, event_type: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Exact(name) => *name == event_type,
+            // `job.*` matches `job.completed` and `job.gpu.lost`, not `job` or `jobs.x`.
+            Self::Prefix(p) => event_type
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('.')),
+        }
+    }
+
+    pub fn matches_any(patterns: &[String], event_type: &str) -> bool {
+        patterns
+            .iter()
+            .filter_map(|p| EventFilter::parse(p))
+            .any(|f| f.matches(event_type))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters() {
+        let pats = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(EventFilter::matches_any(&pats(&["*"]), "job.completed"));
+        assert!(EventFilter::matches_any(&pats(&["job.*"]), "job.completed"));
+        assert!(!EventFilter::matches_any(&pats(&["job.*"]), "jobs.completed"));
+        assert!(!EventFilter::matches_any(&pats(&["job.*"]), "job"));
+        assert!(EventFilter::matches_any(
+            &pats(&["instance.ready", "job.*"]),
+            "instance.ready"
+        ));
+        assert!(!EventFilter::matches_any(&pats(&["instance.ready"]), "instance.readyx"));
+        assert_eq!(EventFilter::parse("job.**"), None);
+        assert_eq!(EventFilter::parse("*.job"), None);
+    }
+}

@@ -1,0 +1,26 @@
+//! Domain types shared by every hookd crate: events, endpoints, deliveries, attempts, ids,
+//! time helpers, the retry policy and process-wide metrics counters.
+//!
+//! This crate owns *data and pure functions only*. It must not do I/O, spawn tasks or know
+//! about HTTP or storage; everything here is unit-testable without a runtime.
+//!
+//! - [`id`]: sortable unique ids (`evt_`, `ep_`, `dlv_` prefixes over ULIDs).
+//! - [`event`]: an ingested event and the validation of its type name.
+//! - [`endpoint`]: a subscription and its event-type filter.
+//! - [`delivery`]: one event to one endpoint, its status and its attempts.
+//! - [`retry`]: the retry schedule with jitter.
+//! - [`time`]: unix-millisecond clock and RFC 3339 formatting.
+//! - [`metrics`]: lock-free counters rendered as Prometheus text.
+
+pub mod delivery;
+pub mod endpoint;
+pub mod event;
+pub mod id;
+pub mod metrics;
+pub mod retry;
+pub mod time;
+
+pub use delivery::{Attempt, Delivery, DeliveryStatus, ErrorKind};
+pub use endpoint::{Endpoint, EventFilter};
+pub use event::Event;
+pub use id::{DeliveryId, EndpointId};
