@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod views;
 
 pub use auth::{AdminKey, Draining};
 pub use error::{ApiError, ErrorCode};

@@ -66,7 +66,11 @@ impl EndpointRegistry {
         let start = cursor.map_or(0, |c| all.partition_point(|e| e.id <= c));
         let page: Vec<_> = all.iter().skip(start).take(limit).cloned().collect();
         let more = all.len() > start + page.len();
-        let next = if more { page.last().map(|e| e.id) } else { None };
+        let next = if more {
+            page.last().map(|e| e.id)
+        } else {
+            None
+        };
         (page, next)
     }
 

@@ -141,10 +141,12 @@ impl SledStore {
             .open()?;
         db.set_merge_operator(merge_stat);
         let cursor = match db.get(CURSOR)? {
-            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| LogError::Corrupt {
-                key: "mcursor".into(),
-                detail: "not 8 bytes".into(),
-            })?),
+            Some(v) => {
+                u64::from_be_bytes(v.as_ref().try_into().map_err(|_| LogError::Corrupt {
+                    key: "mcursor".into(),
+                    detail: "not 8 bytes".into(),
+                })?)
+            }
             None => 0,
         };
         let next_seq = match db.scan_prefix(b"l").next_back().transpose()? {
@@ -228,7 +230,10 @@ impl Store for SledStore {
                     event_id: ev.id.clone(),
                     request_hash: entry.request_hash,
                 };
-                batch.insert(key(&[b"k", ev.tenant.as_bytes(), b"\0", k.as_bytes()]), enc(&rec)?);
+                batch.insert(
+                    key(&[b"k", ev.tenant.as_bytes(), b"\0", k.as_bytes()]),
+                    enc(&rec)?,
+                );
             }
         }
         for d in deliveries {
@@ -385,9 +390,10 @@ impl Store for SledStore {
         let mut out = Vec::new();
         for kv in self.db.scan_prefix(b"s") {
             let (k, v) = kv?;
-            let (Some(delivery), Some(endpoint)) =
-                (DeliveryId::from_bytes(&k[9..25]), EndpointId::from_bytes(&v))
-            else {
+            let (Some(delivery), Some(endpoint)) = (
+                DeliveryId::from_bytes(&k[9..25]),
+                EndpointId::from_bytes(&v),
+            ) else {
                 return Err(LogError::Corrupt {
                     key: "s".into(),
                     detail: "bad deadline record".into(),
@@ -404,7 +410,10 @@ impl Store for SledStore {
     }
 
     fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get(key(&[b"m", name.as_bytes()]))?.map(|v| v.to_vec()))
+        Ok(self
+            .db
+            .get(key(&[b"m", name.as_bytes()]))?
+            .map(|v| v.to_vec()))
     }
 
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<()> {

@@ -99,12 +99,10 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- deliveries ---------------------------------------------------------------------
     fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>>;
-    fn endpoint_deliveries(&self, endpoint: EndpointId, q: &DeliveryQuery)
-        -> Result<DeliveryPage>;
+    fn endpoint_deliveries(&self, endpoint: EndpointId, q: &DeliveryQuery) -> Result<DeliveryPage>;
     fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>>;
     /// Atomically: store `attempt`, replace `before` by `after` and move its deadline.
-    fn record_attempt(&self, before: &Delivery, after: &Delivery, attempt: &Attempt)
-        -> Result<()>;
+    fn record_attempt(&self, before: &Delivery, after: &Delivery, attempt: &Attempt) -> Result<()>;
     /// Atomically replace `before` by `after` and move its deadline (a manual retry).
     fn reschedule(&self, before: &Delivery, after: &Delivery) -> Result<()>;
     /// Every durable deadline, earliest first: the wheels are rebuilt from this on start.

@@ -77,13 +77,19 @@ mod tests {
         let pats = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(EventFilter::matches_any(&pats(&["*"]), "job.completed"));
         assert!(EventFilter::matches_any(&pats(&["job.*"]), "job.completed"));
-        assert!(!EventFilter::matches_any(&pats(&["job.*"]), "jobs.completed"));
+        assert!(!EventFilter::matches_any(
+            &pats(&["job.*"]),
+            "jobs.completed"
+        ));
         assert!(!EventFilter::matches_any(&pats(&["job.*"]), "job"));
         assert!(EventFilter::matches_any(
             &pats(&["instance.ready", "job.*"]),
             "instance.ready"
         ));
-        assert!(!EventFilter::matches_any(&pats(&["instance.ready"]), "instance.readyx"));
+        assert!(!EventFilter::matches_any(
+            &pats(&["instance.ready"]),
+            "instance.readyx"
+        ));
         assert_eq!(EventFilter::parse("job.**"), None);
         assert_eq!(EventFilter::parse("*.job"), None);
     }

@@ -20,7 +20,7 @@ pub mod metrics;
 pub mod retry;
 pub mod time;
 
-pub use delivery::{Attempt, Delivery, DeliveryStatus, ErrorKind};
+pub use delivery::{Attempt, Delivery, DeliveryStatus, ErrorKind, RESPONSE_EXCERPT_BYTES};
 pub use endpoint::{Endpoint, EventFilter};
 pub use event::Event;
 pub use id::{DeliveryId, EndpointId};

@@ -54,10 +54,14 @@ fn log_survives_reopen_and_fanout_moves_cursor() {
     assert_eq!(log.len(), 2);
     let (seq, rec) = &log[0];
     let d = delivery("e1", ep, 5);
-    s.commit_fanout(*seq, rec, std::slice::from_ref(&d)).unwrap();
+    s.commit_fanout(*seq, rec, std::slice::from_ref(&d))
+        .unwrap();
     assert_eq!(s.fanout_cursor(), 1);
     assert_eq!(s.get_event("e1").unwrap().unwrap().id, "e1");
-    assert_eq!(s.get_idempotency("t", "k1").unwrap().unwrap().event_id, "e1");
+    assert_eq!(
+        s.get_idempotency("t", "k1").unwrap().unwrap().event_id,
+        "e1"
+    );
     assert_eq!(s.event_deliveries("e1").unwrap(), vec![d.clone()]);
     let sched = s.scheduled().unwrap();
     assert_eq!(sched.len(), 1);
@@ -137,8 +141,13 @@ fn endpoint_delivery_pages() {
         cursor,
         limit,
     };
-    let p1 = s.endpoint_deliveries(ep, &q(vec![], None, None, 2)).unwrap();
-    assert_eq!(p1.items.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ds[4].id, ds[3].id]);
+    let p1 = s
+        .endpoint_deliveries(ep, &q(vec![], None, None, 2))
+        .unwrap();
+    assert_eq!(
+        p1.items.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![ds[4].id, ds[3].id]
+    );
     let p2 = s
         .endpoint_deliveries(ep, &q(vec![], p1.next_cursor, None, 2))
         .unwrap();

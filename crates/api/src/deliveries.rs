@@ -1,0 +1,137 @@
+//! Delivery history and manual retry.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use hookd_http::views::{AttemptView, DeliveryView, Page};
+use hookd_http::ApiError;
+use hookd_log::DeliveryQuery;
+use hookd_scheduler::Job;
+use hookd_types::time::{now_ms, parse_time};
+use hookd_types::{DeliveryId, DeliveryStatus};
+
+use crate::endpoints::parse_id;
+use crate::{parse_limit, ApiState};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/endpoints/{id}/deliveries", get(list))
+        .route("/v1/deliveries/{id}", get(read))
+        .route("/v1/deliveries/{id}/retry", post(retry))
+}
+
+fn parse_statuses(s: &str) -> Result<Vec<DeliveryStatus>, ApiError> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        match part {
+            "failed" => out.extend([DeliveryStatus::Retrying, DeliveryStatus::DeadLettered]),
+            other => out.push(DeliveryStatus::parse(other).ok_or_else(|| {
+                ApiError::validation(format!(
+                    "`status` {other:?} is not one of pending, retrying, delivered, dead_lettered, failed"
+                ))
+            })?),
+        }
+    }
+    Ok(out)
+}
+
+fn parse_query(q: &HashMap<String, String>) -> Result<DeliveryQuery, ApiError> {
+    let time = |name: &str| -> Result<Option<u64>, ApiError> {
+        q.get(name)
+            .map(|v| {
+                parse_time(v).ok_or_else(|| {
+                    ApiError::validation(format!("`{name}` must be RFC 3339 or unix milliseconds"))
+                })
+            })
+            .transpose()
+    };
+    Ok(DeliveryQuery {
+        statuses: q
+            .get("status")
+            .map(|s| parse_statuses(s))
+            .transpose()?
+            .unwrap_or_default(),
+        from_ms: time("from")?,
+        to_ms: time("to")?,
+        cursor: q
+            .get("cursor")
+            .map(|c| {
+                c.parse::<DeliveryId>()
+                    .map_err(|_| ApiError::validation("`cursor` is not a cursor from this API"))
+            })
+            .transpose()?,
+        limit: parse_limit(q.get("limit"))?,
+    })
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let ep = parse_id(&id)?;
+    let query = parse_query(&q)?;
+    if state.registry.get(ep).is_none() {
+        return Err(ApiError::not_found("endpoint"));
+    }
+    let page = state.store.endpoint_deliveries(ep, &query)?;
+    Ok(Json(Page {
+        data: page.items.iter().map(DeliveryView::from).collect(),
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    })
+    .into_response())
+}
+
+fn load(state: &ApiState, id: &str) -> Result<hookd_types::Delivery, ApiError> {
+    let id: DeliveryId = id.parse().map_err(|_| ApiError::not_found("delivery"))?;
+    state
+        .store
+        .get_delivery(id)?
+        .ok_or_else(|| ApiError::not_found("delivery"))
+}
+
+async fn read(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let d = load(&state, &id)?;
+    let attempts = state.store.attempts(d.id)?;
+    let mut v = serde_json::to_value(DeliveryView::from(&d)).unwrap_or_default();
+    v["attempts"] =
+        serde_json::to_value(attempts.iter().map(AttemptView::from).collect::<Vec<_>>())
+            .unwrap_or_default();
+    Ok(Json(v))
+}
+
+async fn retry(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let before = load(&state, &id)?;
+    if !matches!(
+        before.status,
+        DeliveryStatus::Retrying | DeliveryStatus::DeadLettered
+    ) {
+        return Err(ApiError::conflict(format!(
+            "delivery is {}; only retrying or dead_lettered deliveries can be retried",
+            before.status.as_str()
+        )));
+    }
+    let now = now_ms();
+    let mut after = before.clone();
+    after.next_attempt_ms = Some(now);
+    after.updated_at_ms = now;
+    state.store.reschedule(&before, &after)?;
+    state.scheduler.schedule(Job {
+        delivery: after.id,
+        endpoint: after.endpoint_id,
+        due_ms: now,
+    });
+    tracing::info!(delivery = %after.id, "manual retry");
+    Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(&after))).into_response())
+}

@@ -1,0 +1,332 @@
+//! `/v1/endpoints`: subscriptions. The secret is returned by create and rotate only.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use hookd_http::views::{EndpointView, Page, StatsView};
+use hookd_http::{ApiError, ErrorCode, JsonBody};
+use hookd_sender::policy::UrlError;
+use hookd_sender::sign::{generate_secret, SigningKey};
+use hookd_types::endpoint::EventFilter;
+use hookd_types::id::is_valid_token;
+use hookd_types::time::now_ms;
+use hookd_types::{Endpoint, EndpointId};
+
+use crate::{parse_limit, ApiState};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/endpoints", post(create).get(list))
+        .route("/v1/endpoints/{id}", get(read).patch(update).delete(remove))
+        .route("/v1/endpoints/{id}/rotate-secret", post(rotate))
+        .route("/v1/endpoints/{id}/test", post(test))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateIn {
+    name: Option<String>,
+    url: Option<String>,
+    event_types: Option<Vec<String>>,
+    tenant: Option<String>,
+    secret: Option<String>,
+    enabled: Option<bool>,
+    description: Option<String>,
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchIn {
+    name: Option<String>,
+    url: Option<String>,
+    event_types: Option<Vec<String>>,
+    enabled: Option<bool>,
+    description: Option<String>,
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+pub(crate) fn parse_id(s: &str) -> Result<EndpointId, ApiError> {
+    s.parse().map_err(|_| ApiError::not_found("endpoint"))
+}
+
+fn load(state: &ApiState, id: &str) -> Result<std::sync::Arc<Endpoint>, ApiError> {
+    state
+        .registry
+        .get(parse_id(id)?)
+        .ok_or_else(|| ApiError::not_found("endpoint"))
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.len() > 256 {
+        return Err(ApiError::validation("`name` must be 1..=256 characters"));
+    }
+    Ok(())
+}
+
+fn check_url(state: &ApiState, url: &str) -> Result<(), ApiError> {
+    state
+        .policy
+        .check_url(url)
+        .map(|_| ())
+        .map_err(|e| match e {
+            UrlError::Forbidden(m) => ApiError::new(
+                ErrorCode::Forbidden,
+                format!("target not allowed: {m} (see [sender] allow_private_targets)"),
+            ),
+            other => ApiError::validation(format!("`url`: {other}")),
+        })
+}
+
+fn check_types(state: &ApiState, types: &[String]) -> Result<(), ApiError> {
+    if types.is_empty() || types.len() > 256 {
+        return Err(ApiError::validation(
+            "`event_types` must list 1..=256 entries",
+        ));
+    }
+    for t in types {
+        match EventFilter::parse(t) {
+            None => {
+                return Err(ApiError::validation(format!(
+                    "`event_types`: {t:?} is not a name, a `prefix.*` or `*`"
+                )))
+            }
+            Some(EventFilter::Exact(name)) if !state.event_types.contains(name) => {
+                return Err(ApiError::validation(format!(
+                    "`event_types`: unknown event type {name:?} (see GET /v1/event-types)"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_extras(description: &str, metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if description.len() > 1024 {
+        return Err(ApiError::validation(
+            "`description` is limited to 1024 bytes",
+        ));
+    }
+    if metadata.len() > 64
+        || metadata
+            .iter()
+            .any(|(k, v)| k.len() > 128 || v.len() > 1024)
+    {
+        return Err(ApiError::validation(
+            "`metadata`: at most 64 keys of <= 128 bytes with values of <= 1024 bytes",
+        ));
+    }
+    Ok(())
+}
+
+fn check_secret(secret: &str) -> Result<(), ApiError> {
+    SigningKey::from_secret(secret).map(|_| ()).map_err(|e| {
+        ApiError::validation(format!(
+            "`secret` must be whsec_ + base64 of 24..=64 bytes: {e}"
+        ))
+    })
+}
+
+fn with_secret(ep: &Endpoint, status: StatusCode) -> Response {
+    let mut v = serde_json::to_value(EndpointView::from(ep)).unwrap_or_default();
+    v["secret"] = serde_json::Value::String(ep.secret.clone());
+    (status, Json(v)).into_response()
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    JsonBody(input): JsonBody<CreateIn>,
+) -> Result<Response, ApiError> {
+    let name = input
+        .name
+        .ok_or_else(|| ApiError::validation("`name` is required"))?;
+    check_name(&name)?;
+    let url = input
+        .url
+        .ok_or_else(|| ApiError::validation("`url` is required"))?;
+    let event_types = input
+        .event_types
+        .ok_or_else(|| ApiError::validation("`event_types` is required"))?;
+    check_types(&state, &event_types)?;
+    let tenant = input.tenant.unwrap_or_else(|| "default".to_owned());
+    if !is_valid_token(&tenant) {
+        return Err(ApiError::validation(
+            "`tenant` must be 1..=128 characters of [A-Za-z0-9_.:-]",
+        ));
+    }
+    let description = input.description.unwrap_or_default();
+    let metadata = input.metadata.unwrap_or_default();
+    check_extras(&description, &metadata)?;
+    let secret = match input.secret {
+        Some(s) => {
+            check_secret(&s)?;
+            s
+        }
+        None => generate_secret(),
+    };
+    // Last: a forbidden target is a 403 only for an otherwise valid request.
+    check_url(&state, &url)?;
+    let now = now_ms();
+    let ep = Endpoint {
+        id: EndpointId::generate(),
+        tenant,
+        name,
+        url,
+        description,
+        event_types,
+        secret,
+        enabled: input.enabled.unwrap_or(true),
+        metadata,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    let ep = state.registry.upsert(ep)?;
+    tracing::info!(endpoint = %ep.id, tenant = %ep.tenant, "endpoint created");
+    Ok(with_secret(&ep, StatusCode::CREATED))
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let limit = parse_limit(q.get("limit"))?;
+    let cursor = match q.get("cursor") {
+        Some(c) => Some(
+            c.parse::<EndpointId>()
+                .map_err(|_| ApiError::validation("`cursor` is not a cursor from this API"))?,
+        ),
+        None => None,
+    };
+    let (page, next) = state
+        .registry
+        .list(q.get("tenant").map(String::as_str), cursor, limit);
+    Ok(Json(Page {
+        data: page.iter().map(|e| EndpointView::from(&**e)).collect(),
+        next_cursor: next.map(|c| c.to_string()),
+    })
+    .into_response())
+}
+
+async fn read(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let ep = load(&state, &id)?;
+    let stats = state.store.endpoint_stats(ep.id)?;
+    let mut v = serde_json::to_value(EndpointView::from(&*ep)).unwrap_or_default();
+    v["stats"] = serde_json::to_value(StatsView::from(stats)).unwrap_or_default();
+    Ok(Json(v))
+}
+
+async fn update(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<PatchIn>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut ep = (*load(&state, &id)?).clone();
+    if let Some(name) = input.name {
+        check_name(&name)?;
+        ep.name = name;
+    }
+    if let Some(types) = input.event_types {
+        check_types(&state, &types)?;
+        ep.event_types = types;
+    }
+    if let Some(d) = input.description {
+        ep.description = d;
+    }
+    if let Some(m) = input.metadata {
+        ep.metadata = m;
+    }
+    check_extras(&ep.description, &ep.metadata)?;
+    if let Some(enabled) = input.enabled {
+        ep.enabled = enabled;
+    }
+    if let Some(url) = input.url {
+        check_url(&state, &url)?;
+        ep.url = url;
+    }
+    ep.updated_at_ms = now_ms();
+    let ep = state.registry.upsert(ep)?;
+    Ok(Json(
+        serde_json::to_value(EndpointView::from(&*ep)).unwrap_or_default(),
+    ))
+}
+
+async fn remove(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let ep = load(&state, &id)?;
+    state.registry.remove(ep.id)?;
+    tracing::info!(endpoint = %ep.id, "endpoint deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateIn {
+    secret: Option<String>,
+}
+
+async fn rotate(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut ep = (*load(&state, &id)?).clone();
+    // The body is optional: none (or `{}`) asks for a generated secret.
+    let input: RotateIn = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateIn::default()
+    } else {
+        hookd_http::json::parse_json(&body)?
+    };
+    ep.secret = match input.secret {
+        Some(s) => {
+            check_secret(&s)?;
+            s
+        }
+        None => generate_secret(),
+    };
+    ep.updated_at_ms = now_ms();
+    let ep = state.registry.upsert(ep)?;
+    tracing::info!(endpoint = %ep.id, "endpoint secret rotated");
+    Ok(Json(serde_json::json!({ "secret": ep.secret })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestIn {
+    event_type: Option<String>,
+}
+
+async fn test(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<TestIn>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let ep = load(&state, &id)?;
+    let event_type = input
+        .event_type
+        .ok_or_else(|| ApiError::validation("`event_type` is required"))?;
+    if !state.event_types.contains(&event_type) {
+        return Err(ApiError::validation(format!(
+            "unknown event type {event_type:?} (see GET /v1/event-types)"
+        )));
+    }
+    let out = state.sender.send_test(&ep, &event_type).await;
+    Ok(Json(serde_json::json!({
+        "event_id": out.event_id,
+        "delivered": out.delivered,
+        "status_code": out.status_code,
+        "latency_ms": out.latency_ms,
+        "error": out.error.map(|e| e.as_str()),
+    })))
+}

@@ -1,0 +1,60 @@
+//! The management API: endpoints (create, list, read with stats, update, delete, rotate the
+//! secret, send a test event), deliveries (list with filters, read with attempts, retry by hand),
+//! health and metrics.
+//!
+//! - [`endpoints`]: `/v1/endpoints...` and the validation of endpoint input.
+//! - [`deliveries`]: `/v1/endpoints/{id}/deliveries` and `/v1/deliveries...`.
+//! - [`ops`]: `/health` and `/metrics`.
+//!
+//! This crate reads state and changes endpoints; it must not write events or attempts. A manual
+//! retry only moves a delivery's deadline and hands the job to the scheduler.
+
+pub mod deliveries;
+pub mod endpoints;
+pub mod ops;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::Router;
+
+use hookd_log::{EndpointRegistry, Store};
+use hookd_scheduler::SchedulerHandle;
+use hookd_sender::policy::TargetPolicy;
+use hookd_sender::Sender;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<EndpointRegistry>,
+    pub scheduler: SchedulerHandle,
+    pub sender: Arc<Sender>,
+    pub policy: TargetPolicy,
+    pub event_types: Arc<HashSet<String>>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState").finish_non_exhaustive()
+    }
+}
+
+/// Every `/v1` management route (authentication is layered on by the caller).
+pub fn router(state: ApiState) -> Router {
+    endpoints::routes()
+        .merge(deliveries::routes())
+        .with_state(state)
+}
+
+/// Limit/cursor parsing shared by the list routes.
+pub(crate) fn parse_limit(v: Option<&String>) -> Result<usize, hookd_http::ApiError> {
+    match v {
+        None => Ok(50),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=500).contains(&n) => Ok(n),
+            _ => Err(hookd_http::ApiError::validation(
+                "`limit` must be an integer in 1..=500",
+            )),
+        },
+    }
+}

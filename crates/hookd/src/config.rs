@@ -1,0 +1,329 @@
+//! Configuration: the commented `config/hookd.toml` embedded as the defaults, the user's file
+//! merged over it, then `HOOKD_*` environment variables; then validation into [`Config`], the
+//! runtime struct the rest of the daemon reads. Every failure is one line for stderr.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use hookd_types::event::is_valid_type_name;
+use hookd_types::retry::RetryPolicy;
+
+pub const DEFAULTS: &str = include_str!("../../../config/hookd.toml");
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+fn err(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: String,
+    data_dir: PathBuf,
+    auth: Auth,
+    ingest: Ingest,
+    events: Events,
+    sender: Sender,
+    retry: Retry,
+    scheduler: Scheduler,
+    storage: Storage,
+    shutdown: Shutdown,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Auth {
+    admin_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ingest {
+    max_body_bytes: usize,
+    max_batch: usize,
+    rate_limit: u32,
+    max_commit_batch: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Events {
+    types: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sender {
+    timeout: String,
+    allow_private_targets: bool,
+    require_https: bool,
+    per_endpoint_concurrency: usize,
+    max_in_flight: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Retry {
+    schedule: Vec<String>,
+    jitter: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Scheduler {
+    shards: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Storage {
+    cache_mb: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Shutdown {
+    grace: String,
+}
+
+/// The validated configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub admin_key: Option<String>,
+    pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub rate_limit: u32,
+    pub max_commit_batch: usize,
+    pub event_types: Vec<String>,
+    pub timeout: Duration,
+    pub allow_private_targets: bool,
+    pub require_https: bool,
+    pub per_endpoint_concurrency: usize,
+    pub max_in_flight: usize,
+    pub retry: RetryPolicy,
+    pub shards: usize,
+    pub cache_bytes: u64,
+    pub grace: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Recursively lays `over` on top of `base`.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn duration(name: &str, s: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(s).map_err(|e| {
+        err(format!(
+            "{name}: {s:?} is not a duration like \"30s\" ({e})"
+        ))
+    })
+}
+
+fn env_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(err(format!("{name}: {v:?} is not true or false"))),
+    }
+}
+
+/// Loads defaults, then `path` (if any), then the environment `env`.
+pub fn load(
+    path: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut table: toml::Table =
+        toml::from_str(DEFAULTS).map_err(|e| err(format!("built-in defaults: {e}")))?;
+    if let Some(path) = path {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(format!("reading {}: {e}", path.display())))?;
+        let user: toml::Table = toml::from_str(&text)
+            .map_err(|e| err(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
+        merge(&mut table, user);
+    }
+    let mut f: File = table
+        .try_into()
+        .map_err(|e: toml::de::Error| err(one_line(&e.to_string())))?;
+    if let Some(v) = env("HOOKD_LISTEN") {
+        f.listen = v;
+    }
+    if let Some(v) = env("HOOKD_DATA_DIR") {
+        f.data_dir = v.into();
+    }
+    if let Some(v) = env("HOOKD_ADMIN_KEY") {
+        f.auth.admin_key = v;
+    }
+    if let Some(v) = env("HOOKD_ALLOW_PRIVATE_TARGETS") {
+        f.sender.allow_private_targets = env_bool("HOOKD_ALLOW_PRIVATE_TARGETS", &v)?;
+    }
+    if let Some(v) = env("HOOKD_SHARDS") {
+        f.scheduler.shards = v
+            .parse()
+            .map_err(|_| err(format!("HOOKD_SHARDS: {v:?} is not a number")))?;
+    }
+    validate(f)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn validate(f: File) -> Result<Config, ConfigError> {
+    let listen: SocketAddr = f.listen.parse().map_err(|_| {
+        err(format!(
+            "listen: {:?} is not an address like 127.0.0.1:8080",
+            f.listen
+        ))
+    })?;
+    let admin_key = match f.auth.admin_key.trim() {
+        "" => None,
+        k if k.len() < 16 => return Err(err("auth.admin_key: use at least 16 characters")),
+        k => Some(k.to_owned()),
+    };
+    if f.ingest.max_body_bytes == 0 || f.ingest.max_batch == 0 || f.ingest.max_commit_batch == 0 {
+        return Err(err(
+            "ingest: max_body_bytes, max_batch and max_commit_batch must be positive",
+        ));
+    }
+    if let Some(bad) = f.events.types.iter().find(|t| !is_valid_type_name(t)) {
+        return Err(err(format!(
+            "events.types: {bad:?} is not an event type name like \"job.completed\""
+        )));
+    }
+    if f.events.types.is_empty() {
+        return Err(err("events.types: list at least one event type"));
+    }
+    let timeout = duration("sender.timeout", &f.sender.timeout)?;
+    if timeout.is_zero() {
+        return Err(err("sender.timeout must be positive"));
+    }
+    if f.sender.per_endpoint_concurrency == 0 || f.sender.max_in_flight == 0 {
+        return Err(err(
+            "sender: per_endpoint_concurrency and max_in_flight must be positive",
+        ));
+    }
+    let schedule = f
+        .retry
+        .schedule
+        .iter()
+        .map(|s| duration("retry.schedule", s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !(0.0..1.0).contains(&f.retry.jitter) {
+        return Err(err("retry.jitter must be in 0.0..1.0"));
+    }
+    let shards = match f.scheduler.shards {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n if n > 1024 => return Err(err("scheduler.shards: at most 1024")),
+        n => n,
+    };
+    if f.storage.cache_mb == 0 {
+        return Err(err("storage.cache_mb must be positive"));
+    }
+    Ok(Config {
+        listen,
+        data_dir: f.data_dir,
+        admin_key,
+        max_body_bytes: f.ingest.max_body_bytes,
+        max_batch: f.ingest.max_batch,
+        rate_limit: f.ingest.rate_limit,
+        max_commit_batch: f.ingest.max_commit_batch,
+        event_types: f.events.types,
+        timeout,
+        allow_private_targets: f.sender.allow_private_targets,
+        require_https: f.sender.require_https,
+        per_endpoint_concurrency: f.sender.per_endpoint_concurrency,
+        max_in_flight: f.sender.max_in_flight,
+        retry: RetryPolicy {
+            schedule,
+            jitter: f.retry.jitter,
+        },
+        shards,
+        cache_bytes: f.storage.cache_mb << 20,
+        grace: duration("shutdown.grace", &f.shutdown.grace)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn with_file(text: &str) -> Result<Config, ConfigError> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        load(Some(f.path()), no_env)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = load(None, no_env).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert!(!c.allow_private_targets);
+        assert_eq!(c.retry.schedule.len(), 7);
+        assert_eq!(c.retry.schedule[6], Duration::from_secs(86_400));
+        assert_eq!(c.max_body_bytes, 256 * 1024);
+        assert!(c.admin_key.is_none());
+        assert!(c.shards >= 1);
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            "listen = \"127.0.0.1:9000\"\n[retry]\nschedule = [\"1s\"]"
+        )
+        .unwrap();
+        let env = |k: &str| (k == "HOOKD_LISTEN").then(|| "127.0.0.1:9001".to_owned());
+        let c = load(Some(f.path()), env).unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.retry.schedule, vec![Duration::from_secs(1)]);
+        assert_eq!(c.max_batch, 1000, "untouched keys keep their defaults");
+    }
+
+    #[test]
+    fn invalid_configs_say_why() {
+        for (text, needle) in [
+            ("listen = \"nonsense\"", "listen"),
+            ("[sender]\ntimeout = \"soon\"", "sender.timeout"),
+            ("[sender]\ntimout = \"1s\"", "timout"),
+            ("[retry]\njitter = 2.0", "jitter"),
+            ("[events]\ntypes = [\"Bad Type\"]", "events.types"),
+            ("listen = ", "hookd"),
+        ] {
+            let e = with_file(text).err().unwrap().to_string();
+            assert!(!e.contains('\n'), "{e}");
+            assert!(e.contains(needle) || needle == "hookd", "{text} -> {e}");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The hookd daemon: wiring of the pipeline `ingest -> log -> scheduler -> sender -> log` behind
+//! one HTTP listener, and its orderly shutdown.
+//!
+//! - [`config`]: defaults, file, environment, validation.
+//! - [`run`]: opens the store, builds every stage, serves until `shutdown` resolves, then drains.
+//!
+//! This crate owns process concerns (config, admin key, signals, lifetimes) and no pipeline logic.
+
+pub mod config;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+
+use hookd_api::ApiState;
+use hookd_http::auth::{refuse_when_draining, require_admin, sha256};
+use hookd_http::error::not_found_route;
+use hookd_http::{AdminKey, Draining};
+use hookd_ingest::{Committer, CommitterConfig, IngestConfig, IngestState};
+use hookd_log::{EndpointRegistry, SledConfig, SledStore, Store};
+use hookd_scheduler::{Dispatch, Fanout, Job, Scheduler, SchedulerConfig};
+use hookd_sender::policy::TargetPolicy;
+use hookd_sender::{ClientConfig, HttpClient, Sender};
+
+pub use config::Config;
+
+const ADMIN_KEY_META: &str = "admin_key_sha256";
+
+/// The scheduler asks, the sender attempts.
+struct SendDispatch(Arc<Sender>);
+
+impl Dispatch for SendDispatch {
+    async fn attempt(&self, job: Job) -> Option<u64> {
+        self.0.attempt(job.delivery, job.due_ms).await
+    }
+}
+
+/// The configured key, else the stored hash, else a new key printed once (only its hash kept).
+fn admin_key(cfg: &Config, store: &dyn Store) -> anyhow::Result<AdminKey> {
+    if let Some(k) = &cfg.admin_key {
+        return Ok(AdminKey::from_hash(sha256(k.as_bytes())));
+    }
+    if let Some(h) = store.get_meta(ADMIN_KEY_META)? {
+        let hash: [u8; 32] = h
+            .as_slice()
+            .try_into()
+            .context("stored admin key hash is corrupt")?;
+        return Ok(AdminKey::from_hash(hash));
+    }
+    let key = format!(
+        "hk_{}",
+        hookd_sender::sign::generate_secret().trim_start_matches("whsec_")
+    )
+    .replace(['+', '/', '='], "");
+    store.put_meta(ADMIN_KEY_META, &sha256(key.as_bytes()))?;
+    // Deliberately not through tracing: shown once, to whoever started the daemon.
+    println!("admin key (shown once, only its hash is stored): {key}");
+    Ok(AdminKey::from_hash(sha256(key.as_bytes())))
+}
+
+/// Runs the daemon on `listener` until `shutdown` resolves, then drains and returns.
+pub async fn run(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data_dir {}", cfg.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(
+        SledStore::open(&SledConfig {
+            path: cfg.data_dir.join("db"),
+            cache_bytes: cfg.cache_bytes,
+        })
+        .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?,
+    );
+    let key = admin_key(&cfg, &*store)?;
+    let registry = Arc::new(EndpointRegistry::load(store.clone())?);
+    let policy = TargetPolicy {
+        allow_private: cfg.allow_private_targets,
+        require_https: cfg.require_https,
+    };
+    let client = HttpClient::new(ClientConfig {
+        timeout: cfg.timeout,
+        policy,
+        pool_idle_per_host: 64,
+    });
+    let sender = Arc::new(Sender::new(
+        client,
+        store.clone(),
+        registry.clone(),
+        cfg.retry.clone(),
+    ));
+
+    let scheduler = Scheduler::start(
+        &SchedulerConfig {
+            shards: cfg.shards,
+            per_endpoint_concurrency: cfg.per_endpoint_concurrency,
+            max_in_flight: cfg.max_in_flight,
+        },
+        Arc::new(SendDispatch(sender.clone())),
+        store.scheduled()?,
+    );
+    let appended = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let fanout = Fanout {
+        store: store.clone(),
+        registry: registry.clone(),
+        scheduler: scheduler.handle(),
+        appended: appended.clone(),
+    }
+    .spawn(stop_rx);
+    let (committer, committer_thread) = Committer::start(
+        store.clone(),
+        CommitterConfig {
+            max_batch: cfg.max_commit_batch,
+        },
+        appended,
+    )?;
+
+    let draining = Draining::default();
+    let event_types = Arc::new(cfg.event_types.iter().cloned().collect());
+    let ingest = hookd_ingest::router(IngestState::new(
+        IngestConfig {
+            max_batch: cfg.max_batch,
+            rate_limit: cfg.rate_limit,
+            event_types: cfg.event_types.clone(),
+        },
+        committer.clone(),
+        store.clone(),
+    ))
+    .layer(from_fn_with_state(draining.clone(), refuse_when_draining));
+    let api = hookd_api::router(ApiState {
+        store: store.clone(),
+        registry,
+        scheduler: scheduler.handle(),
+        sender,
+        policy,
+        event_types,
+    });
+    let app = Router::new()
+        .merge(
+            ingest
+                .merge(api)
+                .layer(from_fn_with_state(key, require_admin)),
+        )
+        .merge(hookd_api::ops::router(draining.clone()))
+        .fallback(not_found_route)
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes));
+
+    let addr = listener.local_addr()?;
+    let (server_stop, mut server_stop_rx) = watch::channel(false);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop_rx.changed().await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "hookd ready");
+    println!("listening on http://{addr}");
+
+    shutdown.await;
+    tracing::info!(grace = ?cfg.grace, "shutting down: refusing new events, finishing deliveries");
+    draining.start();
+    let _ = stop_tx.send(true);
+    let _ = fanout.await;
+    let finished = scheduler.shutdown(cfg.grace).await;
+    if !finished {
+        tracing::warn!(
+            "grace period over; unfinished deliveries stay scheduled for the next start"
+        );
+    }
+    let _ = server_stop.send(true);
+    match tokio::time::timeout(std::time::Duration::from_secs(2), server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server"),
+        Err(_) => tracing::warn!("open connections did not close in time"),
+        _ => {}
+    }
+    committer.close();
+    let _ = tokio::task::spawn_blocking(move || committer_thread.join()).await;
+    store.flush()?;
+    tracing::info!("stopped");
+    Ok(())
+}

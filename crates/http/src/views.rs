@@ -1,0 +1,159 @@
+//! The JSON shapes of events, endpoints, deliveries and attempts, as documented in `docs/API.md`.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use hookd_log::EndpointStats;
+use hookd_types::time::rfc3339;
+use hookd_types::{Attempt, Delivery, Endpoint, Event};
+
+/// Producer data is re-emitted as the exact text it arrived as.
+fn raw(data: &str) -> &RawValue {
+    serde_json::from_str(data).unwrap_or_else(|_| {
+        // Stored data was validated JSON; an unreadable record shows as null, not a panic.
+        serde_json::from_str("null").unwrap_or_else(|_| unreachable!())
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventView<'a> {
+    pub id: &'a str,
+    pub tenant: &'a str,
+    #[serde(rename = "type")]
+    pub event_type: &'a str,
+    pub created_at: String,
+    pub data: &'a RawValue,
+    /// Present when the event is read back with its deliveries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<Vec<DeliveryView<'a>>>,
+}
+
+impl<'a> From<&'a Event> for EventView<'a> {
+    fn from(e: &'a Event) -> Self {
+        Self {
+            id: &e.id,
+            tenant: &e.tenant,
+            event_type: &e.event_type,
+            created_at: rfc3339(e.created_at_ms),
+            data: raw(&e.data),
+            deliveries: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EndpointView<'a> {
+    pub id: String,
+    pub tenant: &'a str,
+    pub name: &'a str,
+    pub url: &'a str,
+    pub description: &'a str,
+    pub event_types: &'a [String],
+    pub enabled: bool,
+    pub metadata: &'a std::collections::BTreeMap<String, String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl<'a> From<&'a Endpoint> for EndpointView<'a> {
+    fn from(e: &'a Endpoint) -> Self {
+        Self {
+            id: e.id.to_string(),
+            tenant: &e.tenant,
+            name: &e.name,
+            url: &e.url,
+            description: &e.description,
+            event_types: &e.event_types,
+            enabled: e.enabled,
+            metadata: &e.metadata,
+            created_at: rfc3339(e.created_at_ms),
+            updated_at: rfc3339(e.updated_at_ms),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatsView {
+    pub delivered: u64,
+    pub failed: u64,
+    pub retrying: u64,
+    pub last_delivery_at: Option<String>,
+}
+
+impl From<EndpointStats> for StatsView {
+    fn from(s: EndpointStats) -> Self {
+        Self {
+            delivered: s.delivered,
+            failed: s.failed,
+            retrying: s.retrying,
+            last_delivery_at: s.last_delivery_ms.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeliveryView<'a> {
+    pub id: String,
+    pub event_id: &'a str,
+    pub endpoint_id: String,
+    pub tenant: &'a str,
+    pub event_type: &'a str,
+    pub status: &'static str,
+    pub attempts: u32,
+    pub created_at: String,
+    pub updated_at: String,
+    pub next_attempt_at: Option<String>,
+    pub last_attempt_at: Option<String>,
+    pub last_status_code: Option<u16>,
+}
+
+impl<'a> From<&'a Delivery> for DeliveryView<'a> {
+    fn from(d: &'a Delivery) -> Self {
+        Self {
+            id: d.id.to_string(),
+            event_id: &d.event_id,
+            endpoint_id: d.endpoint_id.to_string(),
+            tenant: &d.tenant,
+            event_type: &d.event_type,
+            status: d.status.as_str(),
+            attempts: d.attempts,
+            created_at: rfc3339(d.created_at_ms),
+            updated_at: rfc3339(d.updated_at_ms),
+            next_attempt_at: d.next_attempt_ms.map(rfc3339),
+            last_attempt_at: d.last_attempt_ms.map(rfc3339),
+            last_status_code: d.last_status_code,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttemptView<'a> {
+    pub number: u32,
+    pub at: String,
+    pub status_code: Option<u16>,
+    pub latency_ms: u32,
+    pub error: Option<&'static str>,
+    pub error_detail: &'a str,
+    pub response_body: &'a str,
+}
+
+impl<'a> From<&'a Attempt> for AttemptView<'a> {
+    fn from(a: &'a Attempt) -> Self {
+        Self {
+            number: a.number,
+            at: rfc3339(a.at_ms),
+            status_code: a.status_code,
+            latency_ms: a.latency_ms,
+            error: a.error.map(|e| e.as_str()),
+            error_detail: &a.error_detail,
+            response_body: &a.response_body,
+        }
+    }
+}
+
+/// `{"data": [...], "next_cursor": ...}`
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}

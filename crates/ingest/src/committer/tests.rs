@@ -1,0 +1,120 @@
+use super::*;
+use crate::validate::{candidate, EventIn};
+use hookd_log::{SledConfig, SledStore};
+use std::collections::HashSet;
+
+fn setup(dir: &tempfile::TempDir) -> (Committer, Arc<dyn Store>) {
+    let (c, store, _) = setup_joinable(dir);
+    (c, store)
+}
+
+fn setup_joinable(dir: &tempfile::TempDir) -> (Committer, Arc<dyn Store>, thread::JoinHandle<()>) {
+    let store: Arc<dyn Store> = Arc::new(
+        SledStore::open(&SledConfig {
+            path: dir.path().join("db"),
+            cache_bytes: 8 << 20,
+        })
+        .unwrap(),
+    );
+    let (c, h) = Committer::start(
+        store.clone(),
+        CommitterConfig { max_batch: 64 },
+        Arc::new(Notify::new()),
+    )
+    .unwrap();
+    (c, store, h)
+}
+
+fn cand(body: &str, key: Option<&str>) -> Candidate {
+    let types: HashSet<String> = ["job.completed".to_owned()].into_iter().collect();
+    let input: EventIn = serde_json::from_str(body).unwrap();
+    candidate(input, &types, key).unwrap()
+}
+
+#[tokio::test]
+async fn key_replays_and_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, store) = setup(&dir);
+    let body = r#"{"type":"job.completed","data":{"a":1}}"#;
+    let first = c.submit(vec![cand(body, Some("k"))]).await.unwrap();
+    let Outcome::Accepted(ev) = &first[0] else {
+        panic!("{first:?}")
+    };
+    let again = c.submit(vec![cand(body, Some("k"))]).await.unwrap();
+    assert_eq!(again, vec![Outcome::Replayed(ev.clone())]);
+    let other = r#"{"type":"job.completed","data":{"a":2}}"#;
+    assert!(matches!(
+        c.submit(vec![cand(other, Some("k"))]).await,
+        Err(CommitError::Conflict(_))
+    ));
+    // Exactly one record went to the log.
+    assert_eq!(store.read_log(0, 10).unwrap().len(), 1);
+    assert_eq!(c.event(&ev.id).unwrap().unwrap(), *ev);
+}
+
+#[tokio::test]
+async fn client_ids_and_concurrent_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, store) = setup(&dir);
+    let body = r#"{"type":"job.completed","id":"job-1","data":{}}"#;
+    let subs: Vec<_> = (0..20)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.submit(vec![cand(body, None)]).await.unwrap() })
+        })
+        .collect();
+    let mut accepted = 0;
+    for s in subs {
+        if let Outcome::Accepted(_) = s.await.unwrap()[0] {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 1);
+    let events: usize = store
+        .read_log(0, 100)
+        .unwrap()
+        .iter()
+        .map(|(_, r)| r.len())
+        .sum();
+    assert_eq!(events, 1);
+    // Same id, other tenant: a conflict, not a replay.
+    let other = r#"{"type":"job.completed","id":"job-1","tenant":"b","data":{}}"#;
+    assert!(matches!(
+        c.submit(vec![cand(other, None)]).await,
+        Err(CommitError::Conflict(_))
+    ));
+    // A duplicate inside one batch is a replay of the first.
+    let batch = vec![
+        cand(r#"{"type":"job.completed","id":"j2","data":{}}"#, None),
+        cand(r#"{"type":"job.completed","id":"j2","data":{}}"#, None),
+    ];
+    let out = c.submit(batch).await.unwrap();
+    assert!(matches!(out[0], Outcome::Accepted(_)));
+    assert!(matches!(out[1], Outcome::Replayed(_)));
+}
+
+#[tokio::test]
+async fn pending_view_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (c, store, h) = setup_joinable(&dir);
+        c.submit(vec![cand(
+            r#"{"type":"job.completed","data":{}}"#,
+            Some("key-1"),
+        )])
+        .await
+        .unwrap();
+        c.close();
+        drop(store);
+        h.join().unwrap();
+    }
+    let (c, _) = setup(&dir);
+    let out = c
+        .submit(vec![cand(
+            r#"{"type":"job.completed","data":{}}"#,
+            Some("key-1"),
+        )])
+        .await
+        .unwrap();
+    assert!(matches!(out[0], Outcome::Replayed(_)));
+}

@@ -1,0 +1,199 @@
+//! `POST /v1/events`, `POST /v1/events/batch`, `GET /v1/events/{id}`, `GET /v1/event-types`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use hookd_http::json::{parse_json, read_body};
+use hookd_http::views::{DeliveryView, EventView};
+use hookd_http::{ApiError, ErrorCode};
+use hookd_log::Store;
+use hookd_types::Event;
+
+use crate::committer::{CommitError, Committer, Outcome};
+use crate::ratelimit::RateLimiter;
+use crate::validate::{candidate, check_idempotency_key, Candidate, EventIn};
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub max_batch: usize,
+    /// Events per second per tenant; 0 = unlimited.
+    pub rate_limit: u32,
+    pub event_types: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct IngestState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    committer: Committer,
+    store: Arc<dyn Store>,
+    types: HashSet<String>,
+    sorted_types: Vec<String>,
+    limiter: RateLimiter,
+    max_batch: usize,
+}
+
+impl IngestState {
+    pub fn new(cfg: IngestConfig, committer: Committer, store: Arc<dyn Store>) -> Self {
+        let mut sorted_types = cfg.event_types.clone();
+        sorted_types.sort();
+        sorted_types.dedup();
+        Self {
+            inner: Arc::new(Inner {
+                committer,
+                store,
+                types: cfg.event_types.into_iter().collect(),
+                sorted_types,
+                limiter: RateLimiter::new(cfg.rate_limit),
+                max_batch: cfg.max_batch,
+            }),
+        }
+    }
+
+    pub fn knows_type(&self, t: &str) -> bool {
+        self.inner.types.contains(t)
+    }
+}
+
+impl std::fmt::Debug for IngestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestState").finish_non_exhaustive()
+    }
+}
+
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_event))
+        .route("/v1/events/batch", post(post_batch))
+        .route("/v1/events/{id}", get(get_event))
+        .route("/v1/event-types", get(event_types))
+        .with_state(state)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let k = v
+        .to_str()
+        .map_err(|_| ApiError::validation("Idempotency-Key must be printable ASCII"))?;
+    check_idempotency_key(k)?;
+    Ok(Some(k))
+}
+
+impl Inner {
+    async fn commit(&self, items: Vec<Candidate>) -> Result<(Vec<Outcome>, bool), ApiError> {
+        let mut tenants: Vec<&str> = items.iter().map(|c| &*c.entry.event.tenant).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        for t in tenants {
+            let n = items.iter().filter(|c| c.entry.event.tenant == t).count();
+            if let Err(secs) = self.limiter.take(t, n) {
+                return Err(ApiError::new(
+                    ErrorCode::RateLimited,
+                    format!("tenant {t:?} is over its ingest rate limit"),
+                )
+                .with_retry_after(secs));
+            }
+        }
+        let outcomes = self.committer.submit(items).await.map_err(|e| match e {
+            CommitError::Conflict(m) => ApiError::conflict(m),
+            CommitError::Storage(e) => e.into(),
+            CommitError::Stopped => {
+                ApiError::new(ErrorCode::Unavailable, "hookd is shutting down").with_retry_after(5)
+            }
+        })?;
+        let replayed = outcomes.iter().all(|o| matches!(o, Outcome::Replayed(_)));
+        Ok((outcomes, replayed))
+    }
+}
+
+fn event_of(o: &Outcome) -> &Event {
+    match o {
+        Outcome::Accepted(e) | Outcome::Replayed(e) => e,
+    }
+}
+
+fn accepted<T: Serialize>(body: T, replayed: bool) -> Response {
+    let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if replayed {
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    resp
+}
+
+async fn post_event(State(s): State<IngestState>, req: Request) -> Result<Response, ApiError> {
+    let key = idempotency_key(req.headers())?.map(str::to_owned);
+    let body = read_body(req, &()).await?;
+    let input: EventIn = parse_json(&body)?;
+    let c = candidate(input, &s.inner.types, key.as_deref())?;
+    let (outcomes, replayed) = s.inner.commit(vec![c]).await?;
+    let ev = outcomes
+        .first()
+        .map(event_of)
+        .ok_or_else(|| ApiError::new(ErrorCode::InternalError, "no outcome"))?;
+    Ok(accepted(EventView::from(ev), replayed))
+}
+
+async fn post_batch(State(s): State<IngestState>, req: Request) -> Result<Response, ApiError> {
+    let key = idempotency_key(req.headers())?.map(str::to_owned);
+    let body = read_body(req, &()).await?;
+    let raw: Vec<&RawValue> = parse_json(&body)
+        .map_err(|_| ApiError::validation("body must be a JSON array of events"))?;
+    if raw.is_empty() || raw.len() > s.inner.max_batch {
+        return Err(ApiError::validation(format!(
+            "a batch holds 1..={} events",
+            s.inner.max_batch
+        )));
+    }
+    let mut items = Vec::with_capacity(raw.len());
+    for (i, r) in raw.iter().enumerate() {
+        let at = |e: ApiError| ApiError::validation(format!("events[{i}]: {}", e.message));
+        let input: EventIn = parse_json(r.get().as_bytes()).map_err(at)?;
+        // One key for a batch: each event gets `<key>:<index>`.
+        let k = key.as_ref().map(|k| format!("{k}:{i}"));
+        items.push(candidate(input, &s.inner.types, k.as_deref()).map_err(at)?);
+    }
+    let (outcomes, replayed) = s.inner.commit(items).await?;
+    #[derive(Serialize)]
+    struct Batch<'a> {
+        data: Vec<EventView<'a>>,
+    }
+    let data = outcomes
+        .iter()
+        .map(|o| EventView::from(event_of(o)))
+        .collect();
+    Ok(accepted(Batch { data }, replayed))
+}
+
+async fn get_event(
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let ev = s
+        .inner
+        .committer
+        .event(&id)?
+        .ok_or_else(|| ApiError::not_found("event"))?;
+    let deliveries = s.inner.store.event_deliveries(&id)?;
+    let mut view = EventView::from(&ev);
+    view.deliveries = Some(deliveries.iter().map(DeliveryView::from).collect());
+    Ok(Json(view).into_response())
+}
+
+async fn event_types(State(s): State<IngestState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "data": s.inner.sorted_types }))
+}

@@ -1,0 +1,116 @@
+//! Fan-out: the stage between the log and the shards. It reads log records from the fan-out
+//! cursor, makes one delivery per enabled endpoint of the event's tenant whose filter matches,
+//! and commits them, with their deadlines and the event indexes, in one atomic batch that also
+//! drops the record and moves the cursor. Only then are the jobs handed to the shards, so a job
+//! never exists without its durable deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use hookd_log::{EndpointRegistry, LogRecord, Seq, Store};
+use hookd_types::metrics::{inc, METRICS};
+use hookd_types::time::now_ms;
+use hookd_types::{Delivery, DeliveryId, DeliveryStatus};
+
+use crate::shard::{Job, SchedulerHandle};
+
+pub struct Fanout {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<EndpointRegistry>,
+    pub scheduler: SchedulerHandle,
+    /// Notified by ingest after every durable append.
+    pub appended: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fanout").finish_non_exhaustive()
+    }
+}
+
+/// Records read per pass.
+const READ_AHEAD: usize = 16;
+
+impl Fanout {
+    pub fn spawn(self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(
+            async move {
+                loop {
+                    if let Err(e) = self.drain() {
+                        tracing::error!(error = %e, "fan-out failed; retrying in 1s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    tokio::select! {
+                        _ = self.appended.notified() => {}
+                        // A safety net only: every append notifies.
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.changed() => break,
+                    }
+                }
+            }
+            .instrument(tracing::info_span!("fanout")),
+        )
+    }
+
+    /// Fans out every record from the cursor to the end of the log.
+    pub fn drain(&self) -> hookd_log::error::Result<()> {
+        loop {
+            let records = self
+                .store
+                .read_log(self.store.fanout_cursor(), READ_AHEAD)?;
+            if records.is_empty() {
+                return Ok(());
+            }
+            for (seq, record) in records {
+                self.fan_out(seq, &record)?;
+            }
+        }
+    }
+
+    fn fan_out(&self, seq: Seq, record: &LogRecord) -> hookd_log::error::Result<()> {
+        let now = now_ms();
+        let mut deliveries = Vec::new();
+        let mut endpoints = Vec::new();
+        for entry in record {
+            let ev = &entry.event;
+            endpoints.clear();
+            self.registry
+                .matching(&ev.tenant, &ev.event_type, &mut endpoints);
+            deliveries.extend(endpoints.iter().map(|ep| Delivery {
+                id: DeliveryId::generate(),
+                event_id: ev.id.clone(),
+                endpoint_id: ep.id,
+                tenant: ev.tenant.clone(),
+                event_type: ev.event_type.clone(),
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                created_at_ms: now,
+                updated_at_ms: now,
+                next_attempt_ms: Some(now),
+                last_attempt_ms: None,
+                last_status_code: None,
+            }));
+        }
+        self.store.commit_fanout(seq, record, &deliveries)?;
+        inc(&METRICS.deliveries_created_total, deliveries.len() as u64);
+        for d in &deliveries {
+            self.scheduler.schedule(Job {
+                delivery: d.id,
+                endpoint: d.endpoint_id,
+                due_ms: now,
+            });
+        }
+        tracing::debug!(
+            seq,
+            events = record.len(),
+            deliveries = deliveries.len(),
+            "fanned out"
+        );
+        Ok(())
+    }
+}

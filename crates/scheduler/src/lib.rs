@@ -1,0 +1,18 @@
+//! Deciding *when* each delivery is attempted.
+//!
+//! - [`fanout`]: tails the log, turns each event into one delivery per matching endpoint,
+//!   commits them with their deadlines, and hands them to the shards.
+//! - [`shard`]: N shard tasks; endpoints are hashed to shards. Each shard owns a [`wheel`] of
+//!   deadlines and the per-endpoint in-flight limits, and asks a [`Dispatch`] to make attempts.
+//! - [`wheel`]: the hierarchical timing wheel (64-slot levels, occupancy bitmaps).
+//!
+//! Deadlines are durable in the store (the log crate); the wheels are only an in-memory index of
+//! them, rebuilt from [`hookd_log::Store::scheduled`] on start. This crate must not send HTTP or
+//! write attempt outcomes: the dispatcher (the sender) does, and reports the next deadline back.
+
+pub mod fanout;
+pub mod shard;
+pub mod wheel;
+
+pub use fanout::Fanout;
+pub use shard::{Dispatch, Job, Scheduler, SchedulerConfig, SchedulerHandle};

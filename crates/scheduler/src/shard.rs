@@ -1,0 +1,311 @@
+//! Shard tasks. A shard owns, for the endpoints hashed to it: the timing wheel of their
+//! deadlines, a FIFO of due jobs per endpoint, and in-flight counts. It starts at most
+//! `per_endpoint_concurrency` attempts per endpoint and `max_in_flight / shards` in all, taking
+//! endpoints round-robin so one slow endpoint cannot starve the others.
+//!
+//! Everyone else talks to a shard through its command channel: new jobs (fan-out, manual retry)
+//! and finished attempts (with the next deadline, if any).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use hookd_log::ScheduleEntry;
+use hookd_types::time::now_ms;
+use hookd_types::{DeliveryId, EndpointId};
+
+use crate::wheel::Wheel;
+
+/// Attempt `delivery` (bound for `endpoint`) at `due_ms` (unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Job {
+    pub delivery: DeliveryId,
+    pub endpoint: EndpointId,
+    pub due_ms: u64,
+}
+
+impl From<ScheduleEntry> for Job {
+    fn from(e: ScheduleEntry) -> Self {
+        Self {
+            delivery: e.delivery,
+            endpoint: e.endpoint,
+            due_ms: e.due_ms,
+        }
+    }
+}
+
+/// Makes one attempt and records its outcome; returns the next deadline, if any.
+pub trait Dispatch: Send + Sync + 'static {
+    fn attempt(&self, job: Job) -> impl Future<Output = Option<u64>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub shards: usize,
+    pub per_endpoint_concurrency: usize,
+    pub max_in_flight: usize,
+}
+
+enum Cmd {
+    Schedule(Job),
+    Done {
+        endpoint: EndpointId,
+        next: Option<Job>,
+    },
+}
+
+/// Routes jobs to the shard that owns their endpoint. Cheap to clone.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    shards: Arc<[mpsc::UnboundedSender<Cmd>]>,
+}
+
+impl std::fmt::Debug for SchedulerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedulerHandle")
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+pub fn shard_of(endpoint: EndpointId, shards: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    endpoint.hash(&mut h);
+    (h.finish() % shards as u64) as usize
+}
+
+impl SchedulerHandle {
+    pub fn schedule(&self, job: Job) {
+        let shard = shard_of(job.endpoint, self.shards.len());
+        // A closed shard means shutdown: the deadline is durable, a restart picks it up.
+        let _ = self.shards[shard].send(Cmd::Schedule(job));
+    }
+}
+
+pub struct Scheduler {
+    handle: SchedulerHandle,
+    tasks: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("shards", &self.tasks.len())
+            .finish()
+    }
+}
+
+impl Scheduler {
+    /// Starts the shards with the durable deadlines found on disk.
+    pub fn start<D: Dispatch>(
+        cfg: &SchedulerConfig,
+        dispatcher: Arc<D>,
+        initial: Vec<ScheduleEntry>,
+    ) -> Self {
+        let n = cfg.shards.max(1);
+        let (stop, stop_rx) = watch::channel(false);
+        let mut senders = Vec::with_capacity(n);
+        let mut shards = Vec::with_capacity(n);
+        let origin = now_ms();
+        for index in 0..n {
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push(tx.clone());
+            shards.push(Shard {
+                index,
+                origin,
+                wheel: Wheel::new(),
+                endpoints: HashMap::new(),
+                runnable: VecDeque::new(),
+                in_flight: 0,
+                max_in_flight: (cfg.max_in_flight / n).max(1),
+                per_endpoint: cfg.per_endpoint_concurrency.max(1),
+                tx,
+                rx,
+                dispatcher: dispatcher.clone(),
+            });
+        }
+        let loaded = initial.len();
+        for entry in initial {
+            let job = Job::from(entry);
+            shards[shard_of(job.endpoint, n)].insert(job);
+        }
+        tracing::info!(shards = n, deadlines = loaded, "scheduler started");
+        let tasks = shards
+            .into_iter()
+            .map(|s| {
+                let span = tracing::info_span!("shard", index = s.index);
+                tokio::spawn(s.run(stop_rx.clone()).instrument(span))
+            })
+            .collect();
+        Self {
+            handle: SchedulerHandle {
+                shards: senders.into(),
+            },
+            tasks,
+            stop,
+        }
+    }
+
+    pub fn handle(&self) -> SchedulerHandle {
+        self.handle.clone()
+    }
+
+    /// Stops starting attempts and waits up to `grace` for those in flight. Returns whether
+    /// they all finished; unfinished ones keep their durable deadline and run after a restart.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let all = futures_join(self.tasks);
+        tokio::time::timeout(grace, all).await.is_ok()
+    }
+}
+
+async fn futures_join(tasks: Vec<JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+#[derive(Default)]
+struct EndpointState {
+    in_flight: usize,
+    queue: VecDeque<Job>,
+    runnable: bool,
+}
+
+struct Shard<D> {
+    index: usize,
+    /// Unix ms at wheel time 0.
+    origin: u64,
+    wheel: Wheel<Job>,
+    endpoints: HashMap<EndpointId, EndpointState>,
+    /// Endpoints with due jobs and room to start one, in round-robin order.
+    runnable: VecDeque<EndpointId>,
+    in_flight: usize,
+    max_in_flight: usize,
+    per_endpoint: usize,
+    tx: mpsc::UnboundedSender<Cmd>,
+    rx: mpsc::UnboundedReceiver<Cmd>,
+    dispatcher: Arc<D>,
+}
+
+impl<D: Dispatch> Shard<D> {
+    fn insert(&mut self, job: Job) {
+        self.wheel
+            .insert(job.due_ms.saturating_sub(self.origin), job);
+    }
+
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut fired = Vec::new();
+        let mut stopping = false;
+        loop {
+            if !stopping {
+                let now = now_ms().saturating_sub(self.origin);
+                self.wheel.advance(now, &mut fired);
+                for job in fired.drain(..) {
+                    self.enqueue(job);
+                }
+                self.pump();
+            } else if self.in_flight == 0 {
+                break;
+            }
+            let sleep = match (stopping, self.wheel.next_deadline()) {
+                (false, Some(at)) => {
+                    let now = now_ms().saturating_sub(self.origin);
+                    Duration::from_millis(at.saturating_sub(now).max(1))
+                }
+                _ => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.handle(cmd);
+                    // Take whatever else is queued before looking at the clock again.
+                    while let Ok(cmd) = self.rx.try_recv() {
+                        self.handle(cmd);
+                    }
+                }
+                _ = tokio::time::sleep(sleep) => {}
+                _ = stop.changed(), if !stopping => {
+                    stopping = true;
+                    tracing::debug!(in_flight = self.in_flight, "shard draining");
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Schedule(job) => self.insert(job),
+            Cmd::Done { endpoint, next } => {
+                self.in_flight -= 1;
+                if let Some(job) = next {
+                    self.insert(job);
+                }
+                let per_endpoint = self.per_endpoint;
+                if let Some(st) = self.endpoints.get_mut(&endpoint) {
+                    st.in_flight -= 1;
+                    if !st.queue.is_empty() && !st.runnable && st.in_flight < per_endpoint {
+                        st.runnable = true;
+                        self.runnable.push_back(endpoint);
+                    } else if st.queue.is_empty() && st.in_flight == 0 {
+                        self.endpoints.remove(&endpoint);
+                    }
+                }
+            }
+        }
+    }
+
+    fn enqueue(&mut self, job: Job) {
+        let st = self.endpoints.entry(job.endpoint).or_default();
+        st.queue.push_back(job);
+        if !st.runnable && st.in_flight < self.per_endpoint {
+            st.runnable = true;
+            self.runnable.push_back(job.endpoint);
+        }
+    }
+
+    /// Starts attempts while there is room, one per endpoint per turn.
+    fn pump(&mut self) {
+        while self.in_flight < self.max_in_flight {
+            let Some(ep) = self.runnable.pop_front() else {
+                return;
+            };
+            let Some(st) = self.endpoints.get_mut(&ep) else {
+                continue;
+            };
+            let Some(job) = st.queue.pop_front() else {
+                st.runnable = false;
+                continue;
+            };
+            st.in_flight += 1;
+            if !st.queue.is_empty() && st.in_flight < self.per_endpoint {
+                self.runnable.push_back(ep);
+            } else {
+                st.runnable = false;
+            }
+            self.in_flight += 1;
+            let (tx, d) = (self.tx.clone(), self.dispatcher.clone());
+            let span = tracing::debug_span!("attempt", delivery = %job.delivery);
+            tokio::spawn(
+                async move {
+                    let next = d.attempt(job).await.map(|due_ms| Job { due_ms, ..job });
+                    let _ = tx.send(Cmd::Done {
+                        endpoint: job.endpoint,
+                        next,
+                    });
+                }
+                .instrument(span),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
