@@ -127,6 +127,8 @@ async fn retry(
     after.next_attempt_ms = Some(now);
     after.updated_at_ms = now;
     state.store.reschedule(&before, &after)?;
+    // A manual retry is rare: make it durable before saying so.
+    state.store.flush()?;
     state.scheduler.schedule(Job {
         delivery: after.id,
         endpoint: after.endpoint_id,

@@ -23,7 +23,7 @@ use hookd_http::auth::{refuse_when_draining, require_admin, sha256};
 use hookd_http::error::not_found_route;
 use hookd_http::{AdminKey, Draining};
 use hookd_ingest::{Committer, CommitterConfig, IngestConfig, IngestState};
-use hookd_log::{EndpointRegistry, SledConfig, SledStore, Store};
+use hookd_log::{EndpointRegistry, SledConfig, SledStore, Store, Syncer};
 use hookd_scheduler::{Dispatch, Fanout, Job, Scheduler, SchedulerConfig};
 use hookd_sender::policy::TargetPolicy;
 use hookd_sender::{ClientConfig, HttpClient, Sender};
@@ -95,6 +95,7 @@ pub async fn run(
         store.clone(),
         registry.clone(),
         cfg.retry.clone(),
+        Syncer::start(store.clone())?,
     ));
 
     let scheduler = Scheduler::start(

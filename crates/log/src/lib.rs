@@ -13,6 +13,7 @@ pub mod error;
 pub mod registry;
 pub mod sled_store;
 pub mod store;
+pub mod sync;
 
 pub use error::LogError;
 pub use registry::EndpointRegistry;
@@ -21,3 +22,4 @@ pub use store::{
     DeliveryPage, DeliveryQuery, EndpointStats, IdemRecord, LogEntry, LogRecord, ScheduleEntry,
     Seq, Store,
 };
+pub use sync::Syncer;

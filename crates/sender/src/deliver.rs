@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
-use hookd_log::{EndpointRegistry, Store};
+use hookd_log::{EndpointRegistry, Store, Syncer};
 use hookd_types::metrics::{dec, inc, METRICS};
 use hookd_types::retry::RetryPolicy;
 use hookd_types::time::{now_ms, rfc3339};
@@ -76,6 +76,7 @@ pub struct Sender {
     store: Arc<dyn Store>,
     registry: Arc<EndpointRegistry>,
     retry: RetryPolicy,
+    syncer: Syncer,
     /// Deliveries being attempted right now: a second job for one of them is dropped.
     in_flight: Mutex<HashSet<DeliveryId>>,
 }
@@ -103,12 +104,14 @@ impl Sender {
         store: Arc<dyn Store>,
         registry: Arc<EndpointRegistry>,
         retry: RetryPolicy,
+        syncer: Syncer,
     ) -> Self {
         Self {
             client,
             store,
             registry,
             retry,
+            syncer,
             in_flight: Mutex::new(HashSet::new()),
         }
     }
@@ -217,6 +220,11 @@ impl Sender {
             // The old deadline is still stored: the attempt is redone after a restart.
             tracing::error!(delivery = %id, error = %e, "recording attempt");
             return None;
+        }
+        // The outcome is durable before the shard hears of it: a crash from here on neither
+        // repeats a delivered attempt nor moves a retry earlier. Concurrent attempts share the flush.
+        if let Err(e) = self.syncer.sync().await {
+            tracing::error!(delivery = %id, error = %e, "flushing attempt");
         }
         after.next_attempt_ms
     }
