@@ -76,7 +76,7 @@ pub fn request(
 pub enum Outcome {
     /// A full response: status and body.
     Response(u16, Bytes),
-    /// No response: `timeout`, `connect` or `io`.
+    /// No response: `deadline` (cut off by --max-seconds), `connect` or `io`.
     Failed(&'static str),
 }
 
@@ -98,7 +98,7 @@ pub async fn send(client: &HttpClient, req: Request<Full<Bytes>>, deadline: Inst
         Ok::<_, &'static str>((status, body))
     };
     match tokio::time::timeout_at(deadline, fut).await {
-        Err(_) => Outcome::Failed("timeout"),
+        Err(_) => Outcome::Failed("deadline"),
         Ok(Ok((s, b))) => Outcome::Response(s, b),
         Ok(Err(kind)) => Outcome::Failed(kind),
     }

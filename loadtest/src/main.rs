@@ -4,6 +4,14 @@
 //! count (`--events`) and by `--max-seconds` (default 60), after which a watchdog ends the process
 //! whatever it is doing. Each mode ends with a human line and a single-line JSON result on stdout.
 
+/// `println!` that ignores a closed stdout (`| head -1`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod client;
 mod cpu;
 mod receiver;
@@ -235,7 +243,7 @@ fn run(cli: Cli) -> Result<bool> {
                 threads: cli.receiver_threads,
                 report: Report::Stdout,
             })?;
-            println!("listening on http://{}", recv.addr);
+            out!("listening on http://{}", recv.addr);
             rt.block_on(receiver_mode(&recv, limits))?
         }
         Cmd::Ingest {
@@ -450,7 +458,7 @@ async fn receiver_mode(recv: &Receiver, limits: Limits) -> Result<bool> {
     }
     let secs = start.elapsed().as_secs_f64();
     let s = recv.snapshot();
-    println!(
+    out!(
         "receiver: {} requests in {secs:.1} s ({:.0}/s), {} unique webhook-ids, {} deliveries, {} non-POST",
         s.requests,
         per_sec(s.requests, secs),
@@ -458,7 +466,7 @@ async fn receiver_mode(recv: &Receiver, limits: Limits) -> Result<bool> {
         s.deliveries,
         s.non_post
     );
-    println!(
+    out!(
         "{}",
         jline! {
             "mode": "receiver",
@@ -565,7 +573,7 @@ async fn post_events(client: &HttpClient, job: Arc<IngestJob>, deadline: Instant
                         }
                     }
                     Outcome::Failed(kind) => {
-                        // A timeout here is the deadline: not a request that finished.
+                        // `deadline`: cut off by --max-seconds, not a request that finished.
                         client::add_error(&mut errors, kind);
                         first_error.get_or_insert_with(|| kind.to_string());
                     }
@@ -612,7 +620,7 @@ async fn ingest_mode(job: IngestJob, pid: Option<u32>, limits: Limits) -> Result
     } else {
         "/v1/events"
     };
-    println!(
+    out!(
         "ingest: {} of {} events durable in {:.2} s = {:.0} events/s ({} requests to {endpoint}, batch {}, concurrency {}); {}; errors: {}{}",
         r.events_ok,
         job.events,
@@ -631,7 +639,7 @@ async fn ingest_mode(job: IngestJob, pid: Option<u32>, limits: Limits) -> Result
         eprintln!("first error: {e}");
     }
     let h = &r.latency;
-    println!(
+    out!(
         "{}",
         jline! {
             "mode": "ingest",
@@ -785,7 +793,7 @@ async fn baseline(
 
 fn print_baseline(r: &BaselineResult) {
     let client_cpu = (r.process_cpu - r.receiver_cpu).max(0.0);
-    println!(
+    out!(
         "baseline: {} of {} requests in {:.2} s = {:.0} requests/s (concurrency {}); CPU of this process {:.2} s = {:.1} us/request (client {:.1}, receiver {:.1}); {}; errors: {}",
         r.requests,
         r.requested,
@@ -800,7 +808,7 @@ fn print_baseline(r: &BaselineResult) {
         client::errors_line(&r.errors),
     );
     let h = &r.latency;
-    println!(
+    out!(
         "{}",
         jline! {
             "mode": "baseline",
@@ -838,6 +846,8 @@ struct FanoutResult {
     hookd_cpu: Option<f64>,
     hookd_cpu_at_done: Option<f64>,
     receiver_cpu: f64,
+    /// hookd's CPU use in the 0.5 s before the run, in % of a core.
+    busy_before: Option<f64>,
     deleted: u64,
     complete: bool,
 }
@@ -926,6 +936,22 @@ async fn fanout_mode(
         concurrency: args.concurrency,
     });
     let expected = args.events * args.endpoints;
+    // hookd should be idle now; work left from an earlier run would be billed to this one.
+    let busy_before = match pid {
+        Some(p) => {
+            let a = cpu::process_secs(p)?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let pct = (cpu::process_secs(p)? - a) / 0.5 * 100.0;
+            if pct > 5.0 {
+                eprintln!(
+                    "warning: hookd was busy before the run ({pct:.0}% of a core): its CPU per \
+                     delivery includes that work; restart hookd with a fresh data dir"
+                );
+            }
+            Some(pct)
+        }
+        None => None,
+    };
     let cpu0 = match pid {
         Some(p) => Some(cpu::process_secs(p)?),
         None => None,
@@ -990,6 +1016,7 @@ async fn fanout_mode(
         hookd_cpu,
         hookd_cpu_at_done,
         receiver_cpu,
+        busy_before,
         deleted,
         complete: ingest.events_ok == args.events && done.deliveries >= expected,
     })
@@ -1040,7 +1067,7 @@ async fn delete_endpoints(
 
 fn print_fanout(r: &FanoutResult) {
     let rate = per_sec(r.deliveries, r.seconds);
-    println!(
+    out!(
         "fanout: {} of {} deliveries ({} events ok of {}, x {} endpoints) in {:.2} s end to end = {:.0} deliveries/s (ingest {:.2} s, errors: {}); hookd CPU {}; receiver CPU {:.1} us/delivery; {} receiver requests; {} endpoints deleted",
         r.deliveries,
         r.expected,
@@ -1058,7 +1085,7 @@ fn print_fanout(r: &FanoutResult) {
         r.requests,
         r.deleted,
     );
-    println!("{}", fanout_json(r));
+    out!("{}", fanout_json(r));
 }
 
 fn fanout_json(r: &FanoutResult) -> String {
@@ -1077,6 +1104,7 @@ fn fanout_json(r: &FanoutResult) -> String {
         "ingest_seconds": r3(r.ingest_seconds),
         "ingest_errors": r.ingest_errors,
         "receiver_requests": r.requests,
+        "hookd_busy_before_pct": r.busy_before.map(r1),
         "endpoints_deleted": r.deleted,
         "complete": r.complete,
     }
@@ -1087,7 +1115,7 @@ fn print_compare(b: &BaselineResult, f: &FanoutResult) {
     let base_rate = per_sec(b.requests, b.seconds);
     let fan_rate = per_sec(f.deliveries, f.seconds);
     let fan_cpu = f.hookd_cpu.map(|c| us_per(c, f.deliveries));
-    println!(
+    out!(
         "compare: hookd {:.0} deliveries/s vs bare client {:.0} requests/s ({:.2}x); CPU per delivery hookd {} vs bare client {:.1} us{}",
         fan_rate,
         base_rate,
@@ -1099,7 +1127,7 @@ fn print_compare(b: &BaselineResult, f: &FanoutResult) {
             .map(|c| format!(" ({:.2}x)", c / base_cpu))
             .unwrap_or_default(),
     );
-    println!(
+    out!(
         "{}",
         jline! {
             "mode": "compare",

@@ -219,9 +219,11 @@ async fn report_loop(stats: Arc<Stats>, report: Report) {
         let rate = s.requests - last;
         last = s.requests;
         match report {
-            Report::Stdout => println!(
+            Report::Stdout => out!(
                 "received/s {rate} (total {}, unique ids {}, deliveries {})",
-                s.requests, s.unique_ids, s.deliveries
+                s.requests,
+                s.unique_ids,
+                s.deliveries
             ),
             // Embedded: progress only while something arrives, on stderr.
             Report::Stderr if rate > 0 => eprintln!(

@@ -126,12 +126,17 @@ fn check_extras(description: &str, metadata: &BTreeMap<String, String>) -> Resul
     Ok(())
 }
 
-fn check_secret(secret: &str) -> Result<(), ApiError> {
-    SigningKey::from_secret(secret).map(|_| ()).map_err(|e| {
+/// The caller's secret if it is a valid one, else a fresh one.
+fn secret_or_generated(given: Option<String>) -> Result<String, ApiError> {
+    let Some(secret) = given else {
+        return Ok(generate_secret());
+    };
+    SigningKey::from_secret(&secret).map_err(|e| {
         ApiError::validation(format!(
             "`secret` must be whsec_ + base64 of 24..=64 bytes: {e}"
         ))
-    })
+    })?;
+    Ok(secret)
 }
 
 fn with_secret(ep: &Endpoint, status: StatusCode) -> Response {
@@ -164,13 +169,7 @@ async fn create(
     let description = input.description.unwrap_or_default();
     let metadata = input.metadata.unwrap_or_default();
     check_extras(&description, &metadata)?;
-    let secret = match input.secret {
-        Some(s) => {
-            check_secret(&s)?;
-            s
-        }
-        None => generate_secret(),
-    };
+    let secret = secret_or_generated(input.secret)?;
     // Last: a forbidden target is a 403 only for an otherwise valid request.
     check_url(&state, &url)?;
     let now = now_ms();
@@ -288,13 +287,7 @@ async fn rotate(
     } else {
         hookd_http::json::parse_json(&body)?
     };
-    ep.secret = match input.secret {
-        Some(s) => {
-            check_secret(&s)?;
-            s
-        }
-        None => generate_secret(),
-    };
+    ep.secret = secret_or_generated(input.secret)?;
     ep.updated_at_ms = now_ms();
     let ep = state.registry.upsert(ep)?;
     tracing::info!(endpoint = %ep.id, "endpoint secret rotated");

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::is_valid_type_name;
 use crate::id::EndpointId;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub id: EndpointId,
     pub tenant: String,
@@ -21,6 +21,21 @@ pub struct Endpoint {
     pub metadata: BTreeMap<String, String>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
+}
+
+/// Everything but the secret, so a stray `{:?}` cannot leak it into logs.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("event_types", &self.event_types)
+            .field("secret", &"<redacted>")
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {
@@ -71,6 +86,24 @@ impl<'a> EventFilter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let ep = Endpoint {
+            id: EndpointId(1),
+            tenant: "t".into(),
+            name: "n".into(),
+            url: "https://example.com".into(),
+            description: String::new(),
+            event_types: vec!["*".into()],
+            secret: "whsec_c2VjcmV0".into(),
+            enabled: true,
+            metadata: BTreeMap::new(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        assert!(!format!("{ep:?}").contains("c2VjcmV0"));
+    }
 
     #[test]
     fn filters() {
