@@ -24,7 +24,7 @@ use hookd_http::error::not_found_route;
 use hookd_http::{AdminKey, Draining};
 use hookd_ingest::{Committer, CommitterConfig, IngestConfig, IngestState};
 use hookd_log::{EndpointRegistry, SledConfig, SledStore, Store, Syncer};
-use hookd_scheduler::{Dispatch, Fanout, Job, Scheduler, SchedulerConfig};
+use hookd_scheduler::{Dispatch, Fanout, Job, Scheduler, SchedulerConfig, Slot};
 use hookd_sender::policy::TargetPolicy;
 use hookd_sender::{ClientConfig, HttpClient, Sender};
 
@@ -36,8 +36,10 @@ const ADMIN_KEY_META: &str = "admin_key_sha256";
 struct SendDispatch(Arc<Sender>);
 
 impl Dispatch for SendDispatch {
-    async fn attempt(&self, job: Job) -> Option<u64> {
-        self.0.attempt(job.delivery, job.due_ms).await
+    async fn attempt(&self, job: Job, slot: Slot) -> Option<u64> {
+        self.0
+            .attempt(job.delivery, job.due_ms, move || slot.release())
+            .await
     }
 }
 
@@ -109,12 +111,12 @@ pub async fn run(
     );
     let appended = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let fanout = Fanout {
-        store: store.clone(),
-        registry: registry.clone(),
-        scheduler: scheduler.handle(),
-        appended: appended.clone(),
-    }
+    let fanout = Fanout::new(
+        store.clone(),
+        registry.clone(),
+        scheduler.handle(),
+        appended.clone(),
+    )
     .spawn(stop_rx);
     let (committer, committer_thread) = Committer::start(
         store.clone(),

@@ -22,11 +22,9 @@ async fn delivery_is_signed_and_recorded() {
     assert_eq!(h.expect(200), &json!({"status": "ok"}));
     let m = api.without_key().get("/metrics").await;
     assert_eq!(m.status, 200, "GET /metrics: {}", m.text);
-    assert!(
-        m.text.contains("hookd_events_ingested_total"),
-        "metrics lack hookd_events_ingested_total:\n{}",
-        m.text
-    );
+    for name in ["hookd_events_ingested_total", "hookd_log_flushes_total"] {
+        assert!(m.text.contains(name), "metrics lack {name}:\n{}", m.text);
+    }
     let types = api.get("/v1/event-types").await;
     let types = types.expect(200)["data"].as_array().unwrap().clone();
     assert!(types.contains(&json!("instance.ready")), "{types:?}");
@@ -233,9 +231,94 @@ async fn delivery_is_signed_and_recorded() {
         assert_eq!(v["data"].as_array().unwrap().len(), 0, "status={s}: {v}");
     }
 
+    // Whitespace and escapes inside `data` are kept byte for byte too.
+    let spaced = r#"{ "b" : [1,  2],
+  "s": "caf\u00e9 \n\"q\"", "a":{} }"#;
+    let raw = format!(r#"{{"type": "instance.ready", "id": "spaced", "data": {spaced} }}"#);
+    api.post_raw("/v1/events", &raw, &[]).await.expect(202);
+    let reqs = rx.wait_for_path("/ok", 2, secs(10)).await;
+    let req = &reqs[1];
+    assert_eq!(req.webhook_id(), "spaced");
+    assert!(
+        req.body_str().ends_with(&format!(r#","data":{spaced}}}"#)),
+        "data must be delivered byte for byte: {}",
+        req.body_str()
+    );
+    verify_with_python(&[(&secret, req)]);
+
     // Nothing else arrives.
     settle(millis(500)).await;
-    assert_eq!(rx.count(), 1, "{}", describe(&rx.requests()));
+    assert_eq!(rx.count(), 2, "{}", describe(&rx.requests()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attempt_errors_are_classified() {
+    let (_dir, rx, d) = setup(|c| c.set("retry", "schedule", "[\"30s\"]")).await;
+    let api = &d.api;
+    rx.script(
+        "/slow",
+        Reply::Slow {
+            delay: secs(4),
+            status: 200,
+        },
+    );
+    rx.script("/teapot", Reply::Status(418));
+    // A port where nothing listens.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let cases = [
+        ("slow", rx.url("/slow"), "timeout", Value::Null),
+        ("teapot", rx.url("/teapot"), "http_status", json!(418)),
+        (
+            "closed",
+            format!("http://{closed}/x"),
+            "connect",
+            Value::Null,
+        ),
+    ];
+    let mut dlvs = Vec::new();
+    for (name, url, _, _) in &cases {
+        let ty = format!(
+            "deployment.{}",
+            ["created", "running", "failed"][dlvs.len()]
+        );
+        api.create_endpoint(json!({"name": name, "url": url, "event_types": [ty]}))
+            .await;
+        let ev = api
+            .post_event(json!({"type": ty, "id": format!("err-{name}"), "data": {}}))
+            .await;
+        dlvs.push(ev["id"].as_str().unwrap().to_string());
+    }
+    // Sender timeout is 2 s: give every first attempt time to fail.
+    for ((name, _, error, code), ev_id) in cases.iter().zip(&dlvs) {
+        let deadline = std::time::Instant::now() + secs(8);
+        let dv = loop {
+            let ds = api.wait_event_deliveries(ev_id, 1, secs(5)).await;
+            let dv = api.delivery(ds[0]["id"].as_str().unwrap()).await;
+            if dv["attempts"].as_array().is_some_and(|a| !a.is_empty()) {
+                break dv;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: no attempt recorded: {dv}"
+            );
+            settle(millis(100)).await;
+        };
+        assert_eq!(dv["status"], "retrying", "{name}: {dv}");
+        assert_rfc3339_ms(&dv["next_attempt_at"]);
+        let a = &dv["attempts"][0];
+        assert_eq!(a["error"], *error, "{name}: {dv}");
+        assert_eq!(a["status_code"], *code, "{name}: {dv}");
+        if *name == "slow" {
+            let ms = a["latency_ms"].as_u64().unwrap_or(0);
+            assert!(
+                (1800..=3500).contains(&ms),
+                "timeout after {ms} ms, [sender] timeout is 2s: {dv}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -261,7 +344,7 @@ async fn filters_and_tenants_route_events() {
     let (_b_all, b_all_secret, _) = api
         .create_endpoint(mk("b", "/b-all", json!(["*"]), true))
         .await;
-    let (_disabled, _, dis) = api
+    let (disabled, _, dis) = api
         .create_endpoint(mk("a", "/disabled", json!(["*"]), false))
         .await;
     assert_eq!(dis["enabled"], false);
@@ -283,6 +366,11 @@ async fn filters_and_tenants_route_events() {
         .map(|e| e["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids.len(), 3, "{a_list}");
+    assert_eq!(
+        ids,
+        vec![disabled.as_str(), a_ready.as_str(), a_job.as_str()],
+        "lists are newest first: {a_list}"
+    );
     let page1 = api
         .get("/v1/endpoints?tenant=a&limit=2")
         .await

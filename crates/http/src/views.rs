@@ -133,7 +133,7 @@ pub struct AttemptView<'a> {
     pub status_code: Option<u16>,
     pub latency_ms: u32,
     pub error: Option<&'static str>,
-    pub error_detail: &'a str,
+    pub error_detail: Option<&'a str>,
     pub response_body: &'a str,
 }
 
@@ -145,7 +145,7 @@ impl<'a> From<&'a Attempt> for AttemptView<'a> {
             status_code: a.status_code,
             latency_ms: a.latency_ms,
             error: a.error.map(|e| e.as_str()),
-            error_detail: &a.error_detail,
+            error_detail: (!a.error_detail.is_empty()).then_some(&*a.error_detail),
             response_body: &a.response_body,
         }
     }

@@ -288,6 +288,10 @@ impl Worker {
                 };
             }
         }
+        if !c.client_id {
+            // A generated id is a fresh ULID: nothing can hold it yet, skip the lookups.
+            return Ok(Outcome::Accepted(ev.clone()));
+        }
         let existing = match same_submission.by_id.get(&ev.id) {
             Some((_, e, _)) => Some((**e).clone()),
             None => self.lookup(&ev.id, pending)?,

@@ -50,7 +50,8 @@ impl EndpointRegistry {
         }
     }
 
-    /// Endpoints ordered by id (creation time), optionally of one tenant, after `cursor`.
+    /// Endpoints newest first (ids sort by creation time), optionally of one tenant, after
+    /// (older than) `cursor`.
     pub fn list(
         &self,
         tenant: Option<&str>,
@@ -62,8 +63,8 @@ impl EndpointRegistry {
             Some(t) => view.by_tenant.get(t).cloned().unwrap_or_default(),
             None => view.by_id.values().cloned().collect(),
         };
-        all.sort_unstable_by_key(|e| e.id);
-        let start = cursor.map_or(0, |c| all.partition_point(|e| e.id <= c));
+        all.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
+        let start = cursor.map_or(0, |c| all.partition_point(|e| e.id >= c));
         let page: Vec<_> = all.iter().skip(start).take(limit).cloned().collect();
         let more = all.len() > start + page.len();
         let next = if more {

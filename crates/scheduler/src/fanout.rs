@@ -13,17 +13,19 @@ use tracing::Instrument;
 
 use hookd_log::{EndpointRegistry, LogRecord, Seq, Store};
 use hookd_types::metrics::{inc, METRICS};
-use hookd_types::time::now_ms;
 use hookd_types::{Delivery, DeliveryId, DeliveryStatus};
 
 use crate::shard::{Job, SchedulerHandle};
 
 pub struct Fanout {
-    pub store: Arc<dyn Store>,
-    pub registry: Arc<EndpointRegistry>,
-    pub scheduler: SchedulerHandle,
+    store: Arc<dyn Store>,
+    registry: Arc<EndpointRegistry>,
+    scheduler: SchedulerHandle,
     /// Notified by ingest after every durable append.
-    pub appended: Arc<Notify>,
+    appended: Arc<Notify>,
+    /// Delivery ids increase strictly, even within one millisecond, so listings sorted by id are
+    /// sorted by creation time.
+    ids: ulid::Generator,
 }
 
 impl std::fmt::Debug for Fanout {
@@ -36,7 +38,22 @@ impl std::fmt::Debug for Fanout {
 const READ_AHEAD: usize = 16;
 
 impl Fanout {
-    pub fn spawn(self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Arc<EndpointRegistry>,
+        scheduler: SchedulerHandle,
+        appended: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            scheduler,
+            appended,
+            ids: ulid::Generator::new(),
+        }
+    }
+
+    pub fn spawn(mut self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(
             async move {
                 loop {
@@ -58,7 +75,7 @@ impl Fanout {
     }
 
     /// Fans out every record from the cursor to the end of the log.
-    pub fn drain(&self) -> hookd_log::error::Result<()> {
+    pub fn drain(&mut self) -> hookd_log::error::Result<()> {
         loop {
             let records = self
                 .store
@@ -72,8 +89,15 @@ impl Fanout {
         }
     }
 
-    fn fan_out(&self, seq: Seq, record: &LogRecord) -> hookd_log::error::Result<()> {
-        let now = now_ms();
+    fn next_id(&mut self) -> DeliveryId {
+        match self.ids.generate() {
+            Ok(u) => DeliveryId(u.0),
+            // 2^80 ids in one millisecond: fall back to a random one rather than fail.
+            Err(_) => DeliveryId::generate(),
+        }
+    }
+
+    fn fan_out(&mut self, seq: Seq, record: &LogRecord) -> hookd_log::error::Result<()> {
         let mut deliveries = Vec::new();
         let mut endpoints = Vec::new();
         for entry in record {
@@ -81,20 +105,25 @@ impl Fanout {
             endpoints.clear();
             self.registry
                 .matching(&ev.tenant, &ev.event_type, &mut endpoints);
-            deliveries.extend(endpoints.iter().map(|ep| Delivery {
-                id: DeliveryId::generate(),
-                event_id: ev.id.clone(),
-                endpoint_id: ep.id,
-                tenant: ev.tenant.clone(),
-                event_type: ev.event_type.clone(),
-                status: DeliveryStatus::Pending,
-                attempts: 0,
-                created_at_ms: now,
-                updated_at_ms: now,
-                next_attempt_ms: Some(now),
-                last_attempt_ms: None,
-                last_status_code: None,
-            }));
+            for ep in &endpoints {
+                let id = self.next_id();
+                // Creation time is the id's own time: list order and `created_at` agree.
+                let now = (id.0 >> 80) as u64;
+                deliveries.push(Delivery {
+                    id,
+                    event_id: ev.id.clone(),
+                    endpoint_id: ep.id,
+                    tenant: ev.tenant.clone(),
+                    event_type: ev.event_type.clone(),
+                    status: DeliveryStatus::Pending,
+                    attempts: 0,
+                    created_at_ms: now,
+                    updated_at_ms: now,
+                    next_attempt_ms: Some(now),
+                    last_attempt_ms: None,
+                    last_status_code: None,
+                });
+            }
         }
         self.store.commit_fanout(seq, record, &deliveries)?;
         inc(&METRICS.deliveries_created_total, deliveries.len() as u64);
@@ -102,7 +131,7 @@ impl Fanout {
             self.scheduler.schedule(Job {
                 delivery: d.id,
                 endpoint: d.endpoint_id,
-                due_ms: now,
+                due_ms: d.created_at_ms,
             });
         }
         tracing::debug!(

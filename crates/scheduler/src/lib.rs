@@ -15,4 +15,4 @@ pub mod shard;
 pub mod wheel;
 
 pub use fanout::Fanout;
-pub use shard::{Dispatch, Job, Scheduler, SchedulerConfig, SchedulerHandle};
+pub use shard::{Dispatch, Job, Scheduler, SchedulerConfig, SchedulerHandle, Slot};

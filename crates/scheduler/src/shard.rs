@@ -40,9 +40,47 @@ impl From<ScheduleEntry> for Job {
     }
 }
 
-/// Makes one attempt and records its outcome; returns the next deadline, if any.
+/// Makes one attempt and records its outcome; returns the next deadline, if any. The attempt
+/// calls [`Slot::release`] as soon as it is done talking to the endpoint, so the endpoint's
+/// concurrency slot is free while the outcome is still being made durable.
 pub trait Dispatch: Send + Sync + 'static {
-    fn attempt(&self, job: Job) -> impl Future<Output = Option<u64>> + Send;
+    fn attempt(&self, job: Job, slot: Slot) -> impl Future<Output = Option<u64>> + Send;
+}
+
+/// One of an endpoint's concurrency slots, held by an attempt. Released on [`Slot::release`] or
+/// on drop, whichever comes first.
+pub struct Slot {
+    tx: mpsc::UnboundedSender<Cmd>,
+    endpoint: EndpointId,
+    held: bool,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+impl Slot {
+    pub fn release(mut self) {
+        self.give_back();
+    }
+
+    fn give_back(&mut self) {
+        if std::mem::take(&mut self.held) {
+            let _ = self.tx.send(Cmd::Released {
+                endpoint: self.endpoint,
+            });
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.give_back();
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -54,8 +92,12 @@ pub struct SchedulerConfig {
 
 enum Cmd {
     Schedule(Job),
-    Done {
+    /// An attempt is done with the endpoint (its slot is free).
+    Released {
         endpoint: EndpointId,
+    },
+    /// An attempt has finished, outcome durable, with the next deadline if any.
+    Finished {
         next: Option<Job>,
     },
 }
@@ -124,6 +166,7 @@ impl Scheduler {
                 endpoints: HashMap::new(),
                 runnable: VecDeque::new(),
                 in_flight: 0,
+                tasks: 0,
                 max_in_flight: (cfg.max_in_flight / n).max(1),
                 per_endpoint: cfg.per_endpoint_concurrency.max(1),
                 tx,
@@ -187,7 +230,10 @@ struct Shard<D> {
     endpoints: HashMap<EndpointId, EndpointState>,
     /// Endpoints with due jobs and room to start one, in round-robin order.
     runnable: VecDeque<EndpointId>,
+    /// Attempts holding a slot.
     in_flight: usize,
+    /// Attempts not yet finished (some may have released their slot).
+    tasks: usize,
     max_in_flight: usize,
     per_endpoint: usize,
     tx: mpsc::UnboundedSender<Cmd>,
@@ -212,7 +258,7 @@ impl<D: Dispatch> Shard<D> {
                     self.enqueue(job);
                 }
                 self.pump();
-            } else if self.in_flight == 0 {
+            } else if self.tasks == 0 {
                 break;
             }
             let sleep = match (stopping, self.wheel.next_deadline()) {
@@ -234,7 +280,7 @@ impl<D: Dispatch> Shard<D> {
                 _ = tokio::time::sleep(sleep) => {}
                 _ = stop.changed(), if !stopping => {
                     stopping = true;
-                    tracing::debug!(in_flight = self.in_flight, "shard draining");
+                    tracing::debug!(tasks = self.tasks, "shard draining");
                 }
             }
         }
@@ -243,11 +289,14 @@ impl<D: Dispatch> Shard<D> {
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Schedule(job) => self.insert(job),
-            Cmd::Done { endpoint, next } => {
-                self.in_flight -= 1;
+            Cmd::Finished { next } => {
+                self.tasks -= 1;
                 if let Some(job) = next {
                     self.insert(job);
                 }
+            }
+            Cmd::Released { endpoint } => {
+                self.in_flight -= 1;
                 let per_endpoint = self.per_endpoint;
                 if let Some(st) = self.endpoints.get_mut(&endpoint) {
                     st.in_flight -= 1;
@@ -291,15 +340,21 @@ impl<D: Dispatch> Shard<D> {
                 st.runnable = false;
             }
             self.in_flight += 1;
+            self.tasks += 1;
             let (tx, d) = (self.tx.clone(), self.dispatcher.clone());
+            let slot = Slot {
+                tx: tx.clone(),
+                endpoint: ep,
+                held: true,
+            };
             let span = tracing::debug_span!("attempt", delivery = %job.delivery);
             tokio::spawn(
                 async move {
-                    let next = d.attempt(job).await.map(|due_ms| Job { due_ms, ..job });
-                    let _ = tx.send(Cmd::Done {
-                        endpoint: job.endpoint,
-                        next,
-                    });
+                    let next = d
+                        .attempt(job, slot)
+                        .await
+                        .map(|due_ms| Job { due_ms, ..job });
+                    let _ = tx.send(Cmd::Finished { next });
                 }
                 .instrument(span),
             );

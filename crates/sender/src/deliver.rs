@@ -141,7 +141,14 @@ impl Sender {
     }
 
     /// Makes the attempt due at `due_ms` and records it; returns the next deadline, if any.
-    pub async fn attempt(&self, id: DeliveryId, due_ms: u64) -> Option<u64> {
+    /// `sent` is called once the exchange with the endpoint is over, before the outcome is
+    /// made durable (it frees the endpoint's concurrency slot).
+    pub async fn attempt(
+        &self,
+        id: DeliveryId,
+        due_ms: u64,
+        sent: impl FnOnce() + Send,
+    ) -> Option<u64> {
         let before = match self.store.get_delivery(id) {
             Ok(Some(d)) => d,
             Ok(None) => return None,
@@ -158,6 +165,7 @@ impl Sender {
         let _guard = InFlight(self, id);
         let started = now_ms();
         let (result, refused) = self.exchange(&before.endpoint_id, &before.event_id).await;
+        sent();
         let number = before.attempts + 1;
         let mut attempt = Attempt {
             number,

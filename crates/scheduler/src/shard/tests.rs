@@ -8,11 +8,12 @@ struct Fake {
     in_flight: Mutex<HashMap<EndpointId, usize>>,
     max_seen: Mutex<usize>,
     hold: Duration,
+    after_release: Duration,
     fail_first: usize,
 }
 
 impl Dispatch for Fake {
-    async fn attempt(&self, job: Job) -> Option<u64> {
+    async fn attempt(&self, job: Job, slot: Slot) -> Option<u64> {
         let tries = {
             let mut calls = self.calls.lock().unwrap();
             calls.push((job, now_ms()));
@@ -35,6 +36,9 @@ impl Dispatch for Fake {
             .unwrap()
             .get_mut(&job.endpoint)
             .unwrap() -= 1;
+        slot.release();
+        // Durability work after the endpoint is done does not hold the slot.
+        tokio::time::sleep(self.after_release).await;
         (tries <= self.fail_first).then(|| now_ms() + 20)
     }
 }
@@ -120,6 +124,29 @@ async fn retries_come_back_and_startup_deadlines_load() {
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert_eq!(fake.calls.lock().unwrap().len(), 3);
     assert!(s.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test]
+async fn slot_is_free_while_the_outcome_is_made_durable() {
+    let fake = Arc::new(Fake {
+        after_release: Duration::from_millis(300),
+        ..Fake::default()
+    });
+    let s = Scheduler::start(&cfg(1), fake.clone(), vec![]);
+    let ep = EndpointId::generate();
+    for _ in 0..3 {
+        s.handle().schedule(job(ep, 0));
+    }
+    // With one slot and 300 ms of post-release work each, holding the slot would take 900 ms.
+    let t0 = std::time::Instant::now();
+    wait_calls(&fake, 3).await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        t0.elapsed()
+    );
+    // Shutdown still waits for the unfinished tails.
+    assert!(s.shutdown(Duration::from_secs(2)).await);
 }
 
 #[tokio::test]
