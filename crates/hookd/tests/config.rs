@@ -153,3 +153,60 @@ async fn defaults_when_keys_are_left_out() {
         .await
         .expect_error(413, "PAYLOAD_TOO_LARGE");
 }
+
+/// Every regular file below `dir`, read whole.
+fn files_below(dir: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(files_below(&p));
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            out.push(bytes);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_admin_key_is_shown_once_and_only_its_hash_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config::new(dir.path()).set("auth", "admin_key", "\"\"");
+    let mut d = Daemon::start(dir.path(), &cfg).await;
+    let key = d
+        .proc
+        .stdout_lines()
+        .iter()
+        .find_map(|l| l.split("admin key").nth(1).map(str::to_owned))
+        .and_then(|rest| rest.split_whitespace().last().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no generated key on stdout\n{}", d.proc.dump_logs()));
+    assert!(key.len() >= 32, "{key}");
+    d.api.with_key(&key).get("/v1/endpoints").await.expect(200);
+    d.api
+        .get("/v1/endpoints")
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+    assert!(
+        !d.proc.stderr_lines().iter().any(|l| l.contains(&key)),
+        "the key reached the log"
+    );
+    d.proc.sigterm();
+    assert_eq!(d.proc.expect_exit(secs(10)).await.code(), Some(0));
+
+    let d = Daemon::start_path(&d.config_path, &[]).await;
+    assert!(
+        !d.proc
+            .stdout_lines()
+            .iter()
+            .any(|l| l.contains("admin key")),
+        "a second start shows no key"
+    );
+    d.api.with_key(&key).get("/v1/endpoints").await.expect(200);
+    let needle = key.as_bytes();
+    for bytes in files_below(&dir.path().join("data")) {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the plain key is stored on disk"
+        );
+    }
+}
