@@ -51,6 +51,9 @@ struct Submission {
     reply: oneshot::Sender<Result<Vec<Outcome>, CommitError>>,
 }
 
+/// Position of events accepted into the group being written: not acknowledged, not readable.
+const NOT_DURABLE: Seq = Seq::MAX;
+
 /// Events written to the log but not yet indexed by fan-out, by id and by idempotency key.
 #[derive(Default)]
 struct Pending {
@@ -146,7 +149,11 @@ impl Committer {
             return Ok(Some(ev));
         }
         let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(pending.by_id.get(id).map(|(_, ev, _)| (**ev).clone()))
+        Ok(pending
+            .by_id
+            .get(id)
+            .filter(|(seq, _, _)| *seq != NOT_DURABLE)
+            .map(|(_, ev, _)| (**ev).clone()))
     }
 
     /// Stops accepting submissions; the thread exits once the queue is drained.
@@ -197,7 +204,7 @@ impl Worker {
                     self.resolve(c, &pending, &resolved).inspect(|o| {
                         if let Outcome::Accepted(_) = o {
                             // Later items of the same submission see earlier ones.
-                            resolved.add(Seq::MAX, c);
+                            resolved.add(NOT_DURABLE, c);
                         }
                     })
                 })
@@ -207,18 +214,22 @@ impl Worker {
                     if let Outcome::Accepted(_) = o {
                         record.push(c.entry.clone());
                         // Visible to the next submissions of this group at once.
-                        pending.add(Seq::MAX, c);
+                        pending.add(NOT_DURABLE, c);
                         added.push(c.clone());
                     }
                 }
             }
             answers.push((sub.reply, result));
         }
+        // Readers must not wait for the flush: let go of the view while appending. What this
+        // group added is marked NOT_DURABLE, which readers skip.
+        drop(pending);
         let appended = if record.is_empty() {
             Ok(None)
         } else {
             self.store.append(&record).map(Some)
         };
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         // Re-key what was added with its real position, or forget it if the write failed.
         for c in &added {
             pending.by_id.remove(&c.entry.event.id);
