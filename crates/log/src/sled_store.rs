@@ -14,7 +14,7 @@
 //! | `a` delivery(16) attempt(4) | [`Attempt`] |
 //! | `s` due_ms(8) delivery(16) | endpoint(16): durable deadlines, in time order |
 //! | `p` endpoint(16) | [`Endpoint`] |
-//! | `c` endpoint(16) counter(1) | i64 LE, merged (stats) |
+//! | `c` endpoint(16) | stats: 4 x i64 LE (delivered, failed, retrying, last delivery ms), merged |
 //!
 //! # Invariants and recovery
 //! - Integers in keys are big-endian so byte order is numeric order.
@@ -60,10 +60,14 @@ impl std::fmt::Debug for SledStore {
 }
 
 const CURSOR: &[u8] = b"mcursor";
-const STAT_DELIVERED: u8 = 0;
-const STAT_FAILED: u8 = 1;
-const STAT_RETRYING: u8 = 2;
-const STAT_LAST: u8 = 3;
+/// Endpoint stats are one record of four i64 (LE): delivered, failed (dead-lettered),
+/// retrying, last delivery time. A merge adds the first three and keeps the larger time, so one
+/// status change is one merge.
+const STAT_DELIVERED: usize = 0;
+const STAT_FAILED: usize = 1;
+const STAT_RETRYING: usize = 2;
+const STAT_LAST: usize = 3;
+type Stats = [i64; 4];
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     bincode::serde::encode_to_vec(v, bincode::config::standard())
@@ -99,30 +103,38 @@ fn due_key(due: u64, id: DeliveryId) -> Vec<u8> {
 fn endpoint_key(id: EndpointId) -> Vec<u8> {
     key(&[b"p", &id.to_bytes()])
 }
-fn stat_key(id: EndpointId, which: u8) -> Vec<u8> {
-    key(&[b"c", &id.to_bytes(), &[which]])
+fn stat_key(id: EndpointId) -> Vec<u8> {
+    key(&[b"c", &id.to_bytes()])
+}
+
+fn read_stats(bytes: Option<&[u8]>) -> Stats {
+    let mut out = [0i64; 4];
+    if let Some(b) = bytes.filter(|b| b.len() == 32) {
+        for (i, chunk) in b.chunks_exact(8).enumerate() {
+            out[i] = i64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        }
+    }
+    out
+}
+
+fn write_stats(s: &Stats) -> Vec<u8> {
+    s.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 fn attempt_key(id: DeliveryId, n: u32) -> Vec<u8> {
     key(&[b"a", &id.to_bytes(), &n.to_be_bytes()])
 }
 
 /// Counters add; the last-delivery time keeps the maximum.
-fn merge_stat(key: &[u8], old: Option<&[u8]>, delta: &[u8]) -> Option<Vec<u8>> {
-    let read = |b: Option<&[u8]>| {
-        b.and_then(|b| b.try_into().ok())
-            .map(i64::from_le_bytes)
-            .unwrap_or(0)
-    };
-    let (old, delta) = (read(old), read(Some(delta)));
-    let new = if key.last() == Some(&STAT_LAST) {
-        old.max(delta)
-    } else {
-        old.saturating_add(delta)
-    };
-    Some(new.to_le_bytes().to_vec())
+fn merge_stat(_key: &[u8], old: Option<&[u8]>, delta: &[u8]) -> Option<Vec<u8>> {
+    let (mut acc, delta) = (read_stats(old), read_stats(Some(delta)));
+    for i in [STAT_DELIVERED, STAT_FAILED, STAT_RETRYING] {
+        acc[i] = acc[i].saturating_add(delta[i]);
+    }
+    acc[STAT_LAST] = acc[STAT_LAST].max(delta[STAT_LAST]);
+    Some(write_stats(&acc))
 }
 
-fn stat_slot(status: DeliveryStatus) -> Option<u8> {
+fn stat_slot(status: DeliveryStatus) -> Option<usize> {
     match status {
         DeliveryStatus::Delivered => Some(STAT_DELIVERED),
         DeliveryStatus::DeadLettered => Some(STAT_FAILED),
@@ -183,17 +195,18 @@ impl SledStore {
         if before.status == after.status {
             return Ok(());
         }
-        let ep = after.endpoint_id;
+        let mut delta: Stats = [0; 4];
         if let Some(slot) = stat_slot(before.status) {
-            self.db.merge(stat_key(ep, slot), (-1i64).to_le_bytes())?;
+            delta[slot] -= 1;
         }
         if let Some(slot) = stat_slot(after.status) {
-            self.db.merge(stat_key(ep, slot), 1i64.to_le_bytes())?;
+            delta[slot] += 1;
         }
         if after.status == DeliveryStatus::Delivered {
-            let at = after.last_attempt_ms.unwrap_or(after.updated_at_ms) as i64;
-            self.db.merge(stat_key(ep, STAT_LAST), at.to_le_bytes())?;
+            delta[STAT_LAST] = after.last_attempt_ms.unwrap_or(after.updated_at_ms) as i64;
         }
+        self.db
+            .merge(stat_key(after.endpoint_id), write_stats(&delta))?;
         Ok(())
     }
 }
@@ -295,20 +308,12 @@ impl Store for SledStore {
     }
 
     fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats> {
-        let read = |which| -> Result<i64> {
-            Ok(self
-                .db
-                .get(stat_key(id, which))?
-                .and_then(|v| v.as_ref().try_into().ok())
-                .map(i64::from_le_bytes)
-                .unwrap_or(0))
-        };
-        let last = read(STAT_LAST)?;
+        let s = read_stats(self.db.get(stat_key(id))?.as_deref());
         Ok(EndpointStats {
-            delivered: read(STAT_DELIVERED)?.max(0) as u64,
-            failed: read(STAT_FAILED)?.max(0) as u64,
-            retrying: read(STAT_RETRYING)?.max(0) as u64,
-            last_delivery_ms: (last > 0).then_some(last as u64),
+            delivered: s[STAT_DELIVERED].max(0) as u64,
+            failed: s[STAT_FAILED].max(0) as u64,
+            retrying: s[STAT_RETRYING].max(0) as u64,
+            last_delivery_ms: (s[STAT_LAST] > 0).then_some(s[STAT_LAST] as u64),
         })
     }
 

@@ -165,3 +165,53 @@ fn endpoint_delivery_pages() {
         .unwrap();
     assert_eq!(recent.items.len(), 2);
 }
+
+#[test]
+fn stats_follow_dead_letter_and_manual_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let ep = EndpointId::generate();
+    let d0 = delivery("e1", ep, 10);
+    s.commit_fanout(0, &vec![entry("e1", None)], std::slice::from_ref(&d0))
+        .unwrap();
+    let failed = Attempt {
+        number: 1,
+        at_ms: 10,
+        status_code: None,
+        latency_ms: 1,
+        error: Some(ErrorKind::Connect),
+        error_detail: "refused".into(),
+        response_body: String::new(),
+    };
+    let mut dead = d0.clone();
+    dead.status = DeliveryStatus::DeadLettered;
+    dead.attempts = 1;
+    dead.next_attempt_ms = None;
+    s.record_attempt(&d0, &dead, &failed).unwrap();
+    let st = s.endpoint_stats(ep).unwrap();
+    assert_eq!((st.delivered, st.failed, st.retrying), (0, 1, 0));
+    // A manual retry moves the deadline only; the status changes with the attempt.
+    let mut retried = dead.clone();
+    retried.next_attempt_ms = Some(20);
+    s.reschedule(&dead, &retried).unwrap();
+    assert_eq!(s.endpoint_stats(ep).unwrap().failed, 1);
+    assert_eq!(s.scheduled().unwrap()[0].due_ms, 20);
+    let mut done = retried.clone();
+    done.status = DeliveryStatus::Delivered;
+    done.attempts = 2;
+    done.next_attempt_ms = None;
+    done.last_attempt_ms = Some(21);
+    let ok = Attempt {
+        number: 2,
+        at_ms: 21,
+        status_code: Some(200),
+        error: None,
+        error_detail: String::new(),
+        ..failed
+    };
+    s.record_attempt(&retried, &done, &ok).unwrap();
+    let st = s.endpoint_stats(ep).unwrap();
+    assert_eq!((st.delivered, st.failed, st.retrying), (1, 0, 0));
+    assert_eq!(st.last_delivery_ms, Some(21));
+    assert!(s.scheduled().unwrap().is_empty());
+}
