@@ -20,9 +20,9 @@ fn hold_config(dir: &std::path::Path) -> Config {
     Config::new(dir).set("sender", "timeout", "\"30s\"")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill9_after_ack_delivers_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
+/// A receiver whose `HOLD` path never answers in time, a daemon, and an endpoint for every
+/// event type pointing there: (receiver, daemon, endpoint id, secret).
+async fn start_holding(dir: &std::path::Path) -> (Receiver, Daemon, String, String) {
     let rx = Receiver::start().await;
     rx.script(
         HOLD,
@@ -31,11 +31,18 @@ async fn kill9_after_ack_delivers_after_restart() {
             status: 200,
         },
     );
-    let mut d = Daemon::start(dir.path(), &hold_config(dir.path())).await;
-    let (_ep, secret, _) = d
+    let d = Daemon::start(dir, &hold_config(dir)).await;
+    let (ep, secret, _) = d
         .api
         .create_endpoint(json!({"name": "hold", "url": rx.url(HOLD), "event_types": ["*"]}))
         .await;
+    (rx, d, ep, secret)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill9_after_ack_delivers_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rx, mut d, _ep, secret) = start_holding(dir.path()).await;
     let ev = d
         .api
         .post_event(json!({"type": "instance.running", "id": "survivor", "data": {"k": [1, 2]}}))
@@ -74,19 +81,7 @@ async fn kill9_after_ack_delivers_after_restart() {
 async fn kill9_during_concurrent_ingest_loses_no_acked_event() {
     const N: usize = 50;
     let dir = tempfile::tempdir().unwrap();
-    let rx = Receiver::start().await;
-    rx.script(
-        HOLD,
-        Reply::Slow {
-            delay: secs(120),
-            status: 200,
-        },
-    );
-    let mut d = Daemon::start(dir.path(), &hold_config(dir.path())).await;
-    let (ep_id, secret, _) = d
-        .api
-        .create_endpoint(json!({"name": "hold", "url": rx.url(HOLD), "event_types": ["*"]}))
-        .await;
+    let (rx, mut d, ep_id, secret) = start_holding(dir.path()).await;
 
     // Post N events concurrently; kill -9 as soon as most have been acknowledged, while the
     // rest may still be in flight.

@@ -511,9 +511,9 @@ mod tests {
         assert!(e.latency < Duration::from_secs(2), "{e:?}");
     }
 
-    #[tokio::test]
-    async fn slow_body_times_out() {
-        // Headers at once, then a body that never ends: reading the excerpt is bounded too.
+    /// Answers one request with headers promising 100 bytes and only 3 of them, then either
+    /// stalls for `stall` or closes the connection.
+    async fn truncated_body_server(stall: Option<Duration>) -> Uri {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -523,10 +523,21 @@ mod tests {
             let _ = s
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc")
                 .await;
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            match stall {
+                Some(d) => tokio::time::sleep(d).await,
+                None => {
+                    let _ = s.shutdown().await;
+                }
+            }
         });
+        format!("http://{addr}/").parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn slow_body_times_out() {
+        // Headers at once, then a body that never ends: reading the excerpt is bounded too.
+        let uri = truncated_body_server(Some(Duration::from_secs(3))).await;
         let c = client(OPEN, Duration::from_millis(200));
-        let uri: Uri = format!("http://{addr}/").parse().unwrap();
         let e = c
             .post(&uri, HeaderMap::new(), Bytes::new())
             .await
@@ -536,19 +547,8 @@ mod tests {
 
     #[tokio::test]
     async fn body_cut_short_is_io() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc")
-                .await;
-            let _ = s.shutdown().await;
-        });
+        let uri = truncated_body_server(None).await;
         let c = client(OPEN, Duration::from_secs(5));
-        let uri: Uri = format!("http://{addr}/").parse().unwrap();
         let e = c
             .post(&uri, HeaderMap::new(), Bytes::new())
             .await
