@@ -8,7 +8,7 @@
 //! found in the store; those still in the log (written, not yet indexed by fan-out) are in the
 //! `pending` view, which is rebuilt from the log on start.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -54,28 +54,61 @@ struct Submission {
 /// Position of events accepted into the group being written: not acknowledged, not readable.
 const NOT_DURABLE: Seq = Seq::MAX;
 
+/// `(tenant, Idempotency-Key)`
+type KeyOf = (String, String);
+
 /// Events written to the log but not yet indexed by fan-out, by id and by idempotency key.
 #[derive(Default)]
 struct Pending {
     by_id: HashMap<String, (Seq, Arc<Event>, u64)>,
-    by_key: HashMap<(String, String), (Seq, Arc<Event>, u64)>,
+    by_key: HashMap<KeyOf, (Seq, Arc<Event>, u64)>,
+    /// Durable entries in log order, so pruning pops from the front instead of scanning all.
+    order: VecDeque<(Seq, String, Option<KeyOf>)>,
 }
 
 impl Pending {
     fn add(&mut self, seq: Seq, c: &Candidate) {
         let ev = Arc::new(c.entry.event.clone());
         let hash = c.entry.request_hash;
+        let key = c
+            .entry
+            .idempotency_key
+            .as_ref()
+            .map(|k| (ev.tenant.clone(), k.clone()));
         self.by_id.insert(ev.id.clone(), (seq, ev.clone(), hash));
+        if let Some(k) = &key {
+            self.by_key.insert(k.clone(), (seq, ev.clone(), hash));
+        }
+        if seq != NOT_DURABLE {
+            self.order.push_back((seq, ev.id.clone(), key));
+        }
+    }
+
+    /// Drops a not-yet-durable entry (its group is being re-keyed or failed).
+    fn forget(&mut self, c: &Candidate) {
+        self.by_id.remove(&c.entry.event.id);
         if let Some(k) = &c.entry.idempotency_key {
             self.by_key
-                .insert((ev.tenant.clone(), k.clone()), (seq, ev, hash));
+                .remove(&(c.entry.event.tenant.clone(), k.clone()));
         }
     }
 
     /// Forgets what fan-out has indexed (positions below `cursor`).
     fn prune(&mut self, cursor: Seq) {
-        self.by_id.retain(|_, (seq, _, _)| *seq >= cursor);
-        self.by_key.retain(|_, (seq, _, _)| *seq >= cursor);
+        while let Some((seq, id, key)) = self.order.front() {
+            if *seq >= cursor {
+                break;
+            }
+            if self.by_id.get(id).is_some_and(|(s, _, _)| s == seq) {
+                self.by_id.remove(id);
+            }
+            if let Some(k) = key {
+                if self.by_key.get(k).is_some_and(|(s, _, _)| s == seq) {
+                    self.by_key.remove(k);
+                }
+            }
+            self.order.pop_front();
+        }
     }
 }
 
@@ -232,12 +265,7 @@ impl Worker {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         // Re-key what was added with its real position, or forget it if the write failed.
         for c in &added {
-            pending.by_id.remove(&c.entry.event.id);
-            if let Some(k) = &c.entry.idempotency_key {
-                pending
-                    .by_key
-                    .remove(&(c.entry.event.tenant.clone(), k.clone()));
-            }
+            pending.forget(c);
             if let Ok(Some(seq)) = appended {
                 pending.add(seq, c);
             }

@@ -118,3 +118,24 @@ async fn pending_view_survives_restart() {
         .unwrap();
     assert!(matches!(out[0], Outcome::Replayed(_)));
 }
+
+#[test]
+fn prune_pops_only_what_fan_out_indexed() {
+    let mut p = Pending::default();
+    let c = |id: &str, key: Option<&str>| {
+        cand(
+            &format!(r#"{{"type":"job.completed","id":"{id}","data":{{}}}}"#),
+            key,
+        )
+    };
+    p.add(0, &c("a", Some("ka")));
+    p.add(1, &c("b", None));
+    p.add(NOT_DURABLE, &c("c", None));
+    p.prune(1);
+    assert!(!p.by_id.contains_key("a") && p.by_key.is_empty());
+    assert!(p.by_id.contains_key("b"));
+    // Not-yet-durable entries are never pruned by position.
+    p.prune(u64::MAX - 1);
+    assert_eq!(p.by_id.keys().collect::<Vec<_>>(), vec!["c"]);
+    assert!(p.order.is_empty());
+}
