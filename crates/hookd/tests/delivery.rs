@@ -913,3 +913,63 @@ async fn delivery_listing_pagination_and_time_filters() {
         .clone();
     assert_eq!(all["data"].as_array().unwrap().len(), 5, "{all}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_an_endpoint_dead_letters_its_scheduled_deliveries() {
+    // A long retry delay: the delivery is still waiting when the endpoint is disabled.
+    let (_dir, rx, d) = setup(|c| c.set("retry", "schedule", "[\"1500ms\", \"1500ms\"]")).await;
+    let api = &d.api;
+    rx.script("/flaky", Reply::Status(503));
+    let (ep_id, _, _) = api
+        .create_endpoint(json!({"name": "flaky", "url": rx.url("/flaky"), "event_types": ["*"]}))
+        .await;
+    let ev = api
+        .post_event(json!({"type": "job.failed", "data": {"job": 7}}))
+        .await;
+    let ev_id = ev["id"].as_str().unwrap().to_string();
+    let ds = api.wait_event_deliveries(&ev_id, 1, secs(5)).await;
+    let dlv_id = ds[0]["id"].as_str().unwrap().to_string();
+    api.wait_delivery_status(&dlv_id, "retrying", secs(5)).await;
+
+    let r = api
+        .patch(
+            &format!("/v1/endpoints/{ep_id}"),
+            &json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(r.expect(200)["enabled"], false);
+    let dv = api
+        .wait_delivery_status(&dlv_id, "dead_lettered", secs(5))
+        .await;
+    let attempts = dv["attempts"].as_array().expect("attempts list").clone();
+    assert_eq!(attempts.len(), 2, "{dv}");
+    assert_eq!(attempts[1]["error"], "endpoint_disabled", "{dv}");
+    assert_eq!(attempts[1]["status_code"], Value::Null, "{dv}");
+    assert_eq!(
+        rx.requests_to("/flaky").len(),
+        1,
+        "nothing is sent while disabled"
+    );
+
+    // New events skip the disabled endpoint entirely.
+    let ev2 = api
+        .post_event(json!({"type": "job.failed", "data": {"job": 8}}))
+        .await;
+    settle(millis(300)).await;
+    let got = api.event(ev2["id"].as_str().unwrap()).await;
+    assert_eq!(got["deliveries"], json!([]), "{got}");
+
+    // Re-enabled and recovered: a manual retry delivers.
+    rx.script("/flaky", Reply::Status(200));
+    api.patch(&format!("/v1/endpoints/{ep_id}"), &json!({"enabled": true}))
+        .await
+        .expect(200);
+    api.post(&format!("/v1/deliveries/{dlv_id}/retry"), &json!({}))
+        .await
+        .expect(202);
+    let dv = api
+        .wait_delivery_status(&dlv_id, "delivered", secs(5))
+        .await;
+    assert_eq!(dv["attempts"].as_array().unwrap().len(), 3, "{dv}");
+    assert_eq!(rx.requests_to("/flaky").len(), 2);
+}
