@@ -1,9 +1,10 @@
-//! [`Store`] on sled 0.34: one tree, keys prefixed by record kind, values in bincode.
+//! [`Store`] on sled 0.34: the log in a tree of its own, all other state in the default tree
+//! with keys prefixed by record kind; values in bincode.
 //!
 //! # Key layout
 //! | key | value |
 //! |---|---|
-//! | `l` seq(8) | [`LogRecord`]: every event of one group commit (one record, one flush) |
+//! | tree `log`: seq(8) | [`LogRecord`]: every event of one group commit (one record, one flush) |
 //! | `m` `cursor` | first log seq not yet fanned out (u64 BE) |
 //! | `m` name | daemon metadata (e.g. the admin key hash) |
 //! | `e` event id | [`Event`] |
@@ -19,9 +20,11 @@
 //! # Invariants and recovery
 //! - Integers in keys are big-endian so byte order is numeric order.
 //! - A delivery has a deadline key `s` exactly when `next_attempt_ms` is set, and both change in
-//!   one atomic batch. One tree makes every batch atomic across all record kinds.
-//! - Log records below the cursor are gone: their effects were committed in the same batch that
-//!   removed them. On open, the next seq is one past the highest log record (or the cursor).
+//!   one atomic batch. One state tree makes every batch atomic across all state record kinds.
+//! - The cursor is committed in the same batch as the effects of fanning out a record, so it
+//!   alone says what is done. Log records below it are garbage: removed right after, or on open
+//!   if a crash came between. On open, the next seq is one past the highest record (or the
+//!   cursor). The log tree holds only large records, so state updates never copy them.
 //! - sled recovers a prefix of its writes, so a buffered fan-out or attempt lost in a crash
 //!   leaves the log record or the deadline in place, and the work is redone.
 
@@ -46,6 +49,9 @@ pub struct SledConfig {
 
 pub struct SledStore {
     db: sled::Db,
+    /// The log records, apart from the state: sled rewrites whole leaves, and the large log
+    /// records must not be copied along with every small state update.
+    log: sled::Tree,
     next_seq: AtomicU64,
     cursor: AtomicU64,
 }
@@ -91,8 +97,12 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-fn log_key(seq: Seq) -> Vec<u8> {
-    key(&[b"l", &seq.to_be_bytes()])
+fn log_key(seq: Seq) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+fn seq_of(k: &[u8]) -> Seq {
+    u64::from_be_bytes(k.try_into().unwrap_or_default())
 }
 fn delivery_key(id: DeliveryId) -> Vec<u8> {
     key(&[b"d", &id.to_bytes()])
@@ -161,12 +171,18 @@ impl SledStore {
             }
             None => 0,
         };
-        let next_seq = match db.scan_prefix(b"l").next_back().transpose()? {
-            Some((k, _)) => u64::from_be_bytes(k[1..9].try_into().unwrap_or_default()) + 1,
+        let log = db.open_tree("log")?;
+        // Records below the cursor are fanned out; a crash may have left some behind.
+        for k in log.range(..log_key(cursor)).keys() {
+            log.remove(k?)?;
+        }
+        let next_seq = match log.last()? {
+            Some((k, _)) => seq_of(&k) + 1,
             None => cursor,
         };
         Ok(Self {
             db,
+            log,
             next_seq: AtomicU64::new(next_seq.max(cursor)),
             cursor: AtomicU64::new(cursor),
         })
@@ -214,17 +230,16 @@ impl SledStore {
 impl Store for SledStore {
     fn append(&self, record: &LogRecord) -> Result<Seq> {
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
-        self.db.insert(log_key(seq), enc(record)?)?;
+        self.log.insert(log_key(seq), enc(record)?)?;
         self.db.flush()?;
         Ok(seq)
     }
 
     fn read_log(&self, from: Seq, max: usize) -> Result<Vec<(Seq, LogRecord)>> {
         let mut out = Vec::new();
-        for kv in self.db.range(log_key(from)..log_key(u64::MAX)).take(max) {
+        for kv in self.log.range(log_key(from)..).take(max) {
             let (k, v) = kv?;
-            let seq = u64::from_be_bytes(k[1..9].try_into().unwrap_or_default());
-            out.push((seq, dec(&k, &v)?));
+            out.push((seq_of(&k), dec(&k, &v)?));
         }
         Ok(out)
     }
@@ -258,10 +273,12 @@ impl Store for SledStore {
                 batch.insert(due_key(due, d.id), &d.endpoint_id.to_bytes()[..]);
             }
         }
-        batch.remove(log_key(seq));
         batch.insert(CURSOR, &(seq + 1).to_be_bytes()[..]);
         self.db.apply_batch(batch)?;
         self.cursor.fetch_max(seq + 1, Ordering::SeqCst);
+        // The cursor, committed with the state, is what counts; dropping the record is garbage
+        // collection (redone on open if a crash comes first).
+        self.log.remove(log_key(seq))?;
         Ok(())
     }
 

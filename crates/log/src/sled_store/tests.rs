@@ -215,3 +215,24 @@ fn stats_follow_dead_letter_and_manual_retry() {
     assert_eq!(st.last_delivery_ms, Some(21));
     assert!(s.scheduled().unwrap().is_empty());
 }
+
+#[test]
+fn records_left_below_the_cursor_are_collected_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(&dir);
+        let rec = vec![entry("e1", None)];
+        s.append(&rec).unwrap();
+        s.append(&vec![entry("e2", None)]).unwrap();
+        s.commit_fanout(0, &rec, &[]).unwrap();
+        // A crash between the state batch and the removal leaves the record behind.
+        s.log.insert(log_key(0), enc(&rec).unwrap()).unwrap();
+        s.flush().unwrap();
+    }
+    let s = open(&dir);
+    assert_eq!(s.fanout_cursor(), 1);
+    assert!(s.log.get(log_key(0)).unwrap().is_none());
+    let pending: Vec<Seq> = s.read_log(0, 10).unwrap().iter().map(|(q, _)| *q).collect();
+    assert_eq!(pending, vec![1]);
+    assert_eq!(s.append(&vec![entry("e3", None)]).unwrap(), 2);
+}
