@@ -15,6 +15,7 @@ macro_rules! out {
 mod client;
 mod cpu;
 mod receiver;
+mod seed;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -53,6 +54,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Fill a STOPPED daemon's data directory with N deliveries waiting for a retry (due in 1-2 h),
+    /// to measure the memory of a daemon holding them.
+    SeedRetries {
+        /// hookd's data_dir (the store is `<data_dir>/db`).
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        #[arg(long, default_value_t = 100)]
+        endpoints: u32,
+    },
     /// Run a webhook receiver: answers every POST, counts requests and distinct webhook-ids.
     Receiver {
         /// Address to listen on (127.0.0.1 only; port 0 picks a free one).
@@ -230,6 +242,14 @@ fn run(cli: Cli) -> Result<bool> {
         })
     };
     let done = match cli.cmd {
+        Cmd::SeedRetries {
+            data_dir,
+            count,
+            endpoints,
+        } => {
+            seed::seed_retries(&data_dir, count, endpoints)?;
+            true
+        }
         Cmd::Receiver {
             listen,
             status,
