@@ -60,9 +60,6 @@ impl IngestState {
         }
     }
 
-    pub fn knows_type(&self, t: &str) -> bool {
-        self.inner.types.contains(t)
-    }
 }
 
 impl std::fmt::Debug for IngestState {

@@ -37,10 +37,6 @@ impl DeliveryStatus {
         })
     }
 
-    /// Scheduled for an attempt (it has a durable deadline).
-    pub fn is_scheduled(self) -> bool {
-        matches!(self, Self::Pending | Self::Retrying)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
