@@ -59,7 +59,6 @@ impl IngestState {
             }),
         }
     }
-
 }
 
 impl std::fmt::Debug for IngestState {

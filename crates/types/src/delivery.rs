@@ -36,7 +36,6 @@ impl DeliveryStatus {
             _ => return None,
         })
     }
-
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
