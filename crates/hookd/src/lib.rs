@@ -32,6 +32,11 @@ pub use config::Config;
 
 const ADMIN_KEY_META: &str = "admin_key_sha256";
 
+/// Attempt outcomes are flushed at most this often. Nothing is delivered later for it (the
+/// endpoint's slot is free once its response is in); only a retry's deadline reaches its shard
+/// up to this much later, while concurrent outcomes share one fsync.
+const OUTCOME_FLUSH_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// The scheduler asks, the sender attempts.
 struct SendDispatch(Arc<Sender>);
 
@@ -97,7 +102,7 @@ pub async fn run(
         store.clone(),
         registry.clone(),
         cfg.retry.clone(),
-        Syncer::start(store.clone())?,
+        Syncer::start(store.clone(), OUTCOME_FLUSH_WINDOW)?,
     ));
 
     let scheduler = Scheduler::start(

@@ -5,6 +5,9 @@
 
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
+
+use hookd_types::metrics::{inc, METRICS};
 
 use crossbeam_channel::Sender;
 use tokio::sync::oneshot;
@@ -26,16 +29,26 @@ impl std::fmt::Debug for Syncer {
 }
 
 impl Syncer {
-    /// Starts the syncer thread; it stops when the last handle is dropped.
-    pub fn start(store: Arc<dyn Store>) -> Result<Self> {
+    /// Starts the syncer thread; it stops when the last handle is dropped. Flushes are at least
+    /// `window` apart: a request arriving sooner waits for the window to pass, gathering the
+    /// requests behind it into the same flush.
+    pub fn start(store: Arc<dyn Store>, window: Duration) -> Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded::<Waiter>();
         thread::Builder::new()
             .name("hookd-syncer".into())
             .spawn(move || {
+                let mut last = Instant::now() - window;
                 while let Ok(first) = rx.recv() {
+                    let next = last + window;
+                    let now = Instant::now();
+                    if next > now {
+                        thread::sleep(next - now);
+                    }
                     let mut waiters = vec![first];
                     waiters.extend(rx.try_iter());
                     let result = store.flush().map_err(|e| e.to_string());
+                    last = Instant::now();
+                    inc(&METRICS.outcome_flushes_total, 1);
                     for w in waiters {
                         let _ = w.send(result.clone());
                     }
@@ -69,7 +82,7 @@ mod tests {
             })
             .unwrap(),
         );
-        let s = Syncer::start(store).unwrap();
+        let s = Syncer::start(store, Duration::from_millis(2)).unwrap();
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let s = s.clone();

@@ -28,6 +28,7 @@ macro_rules! counters {
 counters! {
     events_ingested_total: "Events durably appended to the log.",
     log_flushes_total: "Group-commit flushes of the log (events per flush = events / flushes).",
+    outcome_flushes_total: "Group flushes making attempt outcomes durable.",
     deliveries_created_total: "Deliveries created by fan-out.",
     attempts_total: "Delivery attempts made.",
     deliveries_succeeded_total: "Deliveries that got a 2xx.",
