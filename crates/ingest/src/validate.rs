@@ -158,3 +158,62 @@ mod tests {
         assert!(check_idempotency_key("a b").is_err());
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn types() -> HashSet<String> {
+        ["job.completed".to_owned()].into_iter().collect()
+    }
+
+    /// JSON-ish objects with the event's field names and arbitrary values.
+    fn event_json() -> impl Strategy<Value = String> {
+        let value = prop_oneof![
+            any::<String>().prop_map(|s| serde_json::Value::String(s).to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just("null".to_owned()),
+            Just("{}".to_owned()),
+            Just("[1,2]".to_owned()),
+            Just("{\"a\":{\"b\":[true]}}".to_owned()),
+        ];
+        let field = prop_oneof![
+            Just("type"),
+            Just("data"),
+            Just("tenant"),
+            Just("id"),
+            Just("other")
+        ];
+        proptest::collection::vec((field, value), 0..6).prop_map(|fields| {
+            let body: Vec<String> = fields
+                .into_iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_are_rejected_not_panicked(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(input) = serde_json::from_slice::<EventIn>(&bytes) {
+                let _ = candidate(input, &types(), None);
+            }
+        }
+
+        #[test]
+        fn arbitrary_events_validate_or_fail_cleanly(body in event_json(), key in any::<String>()) {
+            let _ = check_idempotency_key(&key);
+            if let Ok(input) = serde_json::from_str::<EventIn>(&body) {
+                if let Ok(c) = candidate(input, &types(), Some(&key)) {
+                    // What is accepted is what the rules say.
+                    prop_assert!(types().contains(&c.entry.event.event_type));
+                    prop_assert!(c.entry.event.data.trim_start().starts_with('{'), "data must be an object");
+                    prop_assert!(hookd_types::id::is_valid_token(&c.entry.event.tenant));
+                    prop_assert!(hookd_types::id::is_valid_token(&c.entry.event.id));
+                }
+            }
+        }
+    }
+}

@@ -401,3 +401,25 @@ mod tests {
         assert!(!is_localhost_name(""));
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_url_is_checked_without_panicking(url in any::<String>(), allow in any::<bool>(), https in any::<bool>()) {
+            let policy = TargetPolicy { allow_private: allow, require_https: https };
+            let _ = policy.check_url(&url);
+            let _ = policy.check_url(&format!("http://{url}"));
+            let _ = policy.check_url(&format!("https://{url}/x"));
+        }
+
+        #[test]
+        fn any_secret_is_checked_without_panicking(s in any::<String>()) {
+            let _ = crate::sign::SigningKey::from_secret(&s);
+            let _ = crate::sign::SigningKey::from_secret(&format!("whsec_{s}"));
+        }
+    }
+}

@@ -24,3 +24,22 @@ pub use delivery::{Attempt, Delivery, DeliveryStatus, ErrorKind, RESPONSE_EXCERP
 pub use endpoint::{Endpoint, EventFilter};
 pub use event::Event;
 pub use id::{DeliveryId, EndpointId};
+
+#[cfg(test)]
+mod never_panics {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsers_take_any_string(s in any::<String>()) {
+            let _ = s.parse::<crate::DeliveryId>();
+            let _ = s.parse::<crate::EndpointId>();
+            let _ = crate::time::parse_time(&s);
+            let _ = crate::DeliveryStatus::parse(&s);
+            let _ = crate::event::is_valid_type_name(&s);
+            if let Some(f) = crate::EventFilter::parse(&s) {
+                let _ = f.matches(&s);
+            }
+        }
+    }
+}
