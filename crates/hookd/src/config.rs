@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use hookd_sender::rustls::pki_types::pem::PemObject;
+use hookd_sender::rustls::pki_types::CertificateDer;
 use hookd_types::event::is_valid_type_name;
 use hookd_types::retry::RetryPolicy;
 
@@ -65,6 +67,7 @@ struct Sender {
     require_https: bool,
     per_endpoint_concurrency: usize,
     max_in_flight: usize,
+    ca_file: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +111,8 @@ pub struct Config {
     pub require_https: bool,
     pub per_endpoint_concurrency: usize,
     pub max_in_flight: usize,
+    /// Extra trusted certificate authorities for https endpoints (`[sender] ca_file`).
+    pub extra_roots: Vec<CertificateDer<'static>>,
     pub retry: RetryPolicy,
     pub shards: usize,
     pub cache_bytes: u64,
@@ -236,6 +241,20 @@ fn validate(f: File) -> Result<Config, ConfigError> {
     if !(0.0..1.0).contains(&f.retry.jitter) {
         return Err(err("retry.jitter must be in 0.0..1.0"));
     }
+    let extra_roots = match f.sender.ca_file.trim() {
+        "" => Vec::new(),
+        path => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| err(format!("sender.ca_file: {path:?}: {e}")))?;
+            if certs.is_empty() {
+                return Err(err(format!(
+                    "sender.ca_file: {path:?} holds no certificate"
+                )));
+            }
+            certs
+        }
+    };
     let shards = match f.scheduler.shards {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n if n > 1024 => return Err(err("scheduler.shards: at most 1024")),
@@ -258,6 +277,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         require_https: f.sender.require_https,
         per_endpoint_concurrency: f.sender.per_endpoint_concurrency,
         max_in_flight: f.sender.max_in_flight,
+        extra_roots,
         retry: RetryPolicy {
             schedule,
             jitter: f.retry.jitter,
@@ -319,6 +339,10 @@ mod tests {
             ("[sender]\ntimout = \"1s\"", "timout"),
             ("[retry]\njitter = 2.0", "jitter"),
             ("[events]\ntypes = [\"Bad Type\"]", "events.types"),
+            (
+                "[sender]\nca_file = \"/nonexistent/ca.pem\"",
+                "sender.ca_file",
+            ),
             ("listen = ", "hookd"),
         ] {
             let e = with_file(text).err().unwrap().to_string();

@@ -96,6 +96,7 @@ pub async fn run(
         timeout: cfg.timeout,
         policy,
         pool_idle_per_host: 64,
+        extra_roots: cfg.extra_roots.clone(),
     });
     let sender = Arc::new(Sender::new(
         client,

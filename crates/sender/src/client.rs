@@ -48,6 +48,8 @@ pub struct ClientConfig {
     pub policy: TargetPolicy,
     /// Most idle keep-alive connections kept per host.
     pub pool_idle_per_host: usize,
+    /// Certificate authorities trusted besides the public (webpki) roots, e.g. a company CA.
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Default for ClientConfig {
@@ -59,6 +61,7 @@ impl Default for ClientConfig {
                 require_https: false,
             },
             pool_idle_per_host: 64,
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -117,10 +120,19 @@ impl HttpClient {
         http.set_keepalive(Some(TCP_KEEPALIVE));
         http.set_connect_timeout(Some(cfg.timeout));
 
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots =
+            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        // Invalid extra roots were refused when the configuration was read.
+        let (_added, _ignored) = roots.add_parsable_certificates(cfg.extra_roots.iter().cloned());
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("rustls' ring provider supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let https = HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
-            .expect("rustls' ring provider supports the default protocol versions")
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -370,7 +382,7 @@ mod tests {
         HttpClient::new(ClientConfig {
             timeout,
             policy,
-            pool_idle_per_host: 64,
+            ..ClientConfig::default()
         })
     }
 
@@ -531,6 +543,93 @@ mod tests {
             }
         });
         format!("http://{addr}/").parse().unwrap()
+    }
+
+    /// An https server on 127.0.0.1 with a fresh self-signed certificate, offering h2 and
+    /// http/1.1 by ALPN. Returns its URL, its certificate and the HTTP version of each request.
+    async fn tls_server() -> (
+        Uri,
+        rustls::pki_types::CertificateDer<'static>,
+        Arc<std::sync::Mutex<Vec<http::Version>>>,
+    ) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let cert_der = cert.der().clone();
+        let key_der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+        let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der.clone()], key_der.into())
+        .unwrap();
+        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let versions = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = versions.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, seen) = (acceptor.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        seen.lock().unwrap().push(req.version());
+                        async {
+                            Ok::<_, Infallible>(hyper::Response::new(Full::new(
+                                Bytes::from_static(b"secure"),
+                            )))
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        (
+            format!("https://{addr}/hook").parse().unwrap(),
+            cert_der,
+            versions,
+        )
+    }
+
+    #[tokio::test]
+    async fn https_with_a_trusted_ca_speaks_h2() {
+        let (uri, cert, versions) = tls_server().await;
+        let c = HttpClient::new(ClientConfig {
+            timeout: Duration::from_secs(5),
+            policy: OPEN,
+            extra_roots: vec![cert],
+            ..ClientConfig::default()
+        });
+        for _ in 0..2 {
+            let r = c
+                .post(&uri, HeaderMap::new(), Bytes::from_static(b"{}"))
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200);
+            assert_eq!(&r.body_excerpt[..], b"secure");
+        }
+        assert_eq!(*versions.lock().unwrap(), vec![http::Version::HTTP_2; 2]);
+    }
+
+    #[tokio::test]
+    async fn https_with_an_unknown_ca_is_a_tls_error() {
+        let (uri, _cert, versions) = tls_server().await;
+        let e = client(OPEN, Duration::from_secs(5))
+            .post(&uri, HeaderMap::new(), Bytes::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Tls, "{e}");
+        assert!(versions.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -17,3 +17,5 @@ pub mod sign;
 
 pub use client::{ClientConfig, HttpClient};
 pub use deliver::{Sender, TestOutcome};
+/// Re-exported so callers name certificates with the same types the client takes.
+pub use rustls;
