@@ -194,6 +194,7 @@ fn bench_send(c: &mut Criterion) {
                 require_https: false,
             },
             pool_idle_per_host: BATCH,
+            extra_roots: Vec::new(),
         })
     };
 
