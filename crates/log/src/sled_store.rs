@@ -7,11 +7,10 @@
 //! | tree `log`: seq(8) | [`LogRecord`]: every event of one group commit (one record, one flush) |
 //! | `m` `cursor` | first log seq not yet fanned out (u64 BE) |
 //! | `m` name | daemon metadata (e.g. the admin key hash) |
-//! | `e` event id | [`Event`] |
+//! | `e` event id | the [`Event`] and the ids of the deliveries fan-out made of it |
 //! | `k` tenant `\0` key | [`IdemRecord`] |
 //! | `d` delivery(16) | [`Delivery`] |
 //! | `x` endpoint(16) delivery(16) | `()`: deliveries of an endpoint (ids sort by creation time) |
-//! | `v` event id `\0` delivery(16) | `()`: deliveries of an event |
 //! | `a` delivery(16) attempt(4) | [`Attempt`] |
 //! | `s` due_ms(8) delivery(16) | endpoint(16): durable deadlines, in time order |
 //! | `p` endpoint(16) | [`Endpoint`] |
@@ -31,8 +30,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::collections::HashMap;
+
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use hookd_types::{Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
 
@@ -74,6 +75,20 @@ const STAT_FAILED: usize = 1;
 const STAT_RETRYING: usize = 2;
 const STAT_LAST: usize = 3;
 type Stats = [i64; 4];
+
+/// An event as stored once fanned out: the event and the deliveries made of it.
+#[derive(Deserialize)]
+struct StoredEvent {
+    event: Event,
+    deliveries: Vec<DeliveryId>,
+}
+
+/// The borrowing twin of [`StoredEvent`], for writing (same fields, same order).
+#[derive(Serialize)]
+struct StoredEventRef<'a> {
+    event: &'a Event,
+    deliveries: &'a [DeliveryId],
+}
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     bincode::serde::encode_to_vec(v, bincode::config::standard())
@@ -188,6 +203,10 @@ impl SledStore {
         })
     }
 
+    fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>> {
+        self.get_decoded(&key(&[b"e", id.as_bytes()]))
+    }
+
     fn get_decoded<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>> {
         match self.db.get(k)? {
             Some(v) => dec(k, &v).map(Some),
@@ -250,9 +269,19 @@ impl Store for SledStore {
 
     fn commit_fanout(&self, seq: Seq, record: &LogRecord, deliveries: &[Delivery]) -> Result<()> {
         let mut batch = sled::Batch::default();
+        // Fan-out makes all of an event's deliveries at once: their ids live in the event's
+        // record, one write per event instead of an index key per delivery.
+        let mut by_event: HashMap<&str, Vec<DeliveryId>> = HashMap::new();
+        for d in deliveries {
+            by_event.entry(&d.event_id).or_default().push(d.id);
+        }
         for entry in record {
             let ev = &entry.event;
-            batch.insert(key(&[b"e", ev.id.as_bytes()]), enc(ev)?);
+            let stored = StoredEventRef {
+                event: ev,
+                deliveries: by_event.get(ev.id.as_str()).map_or(&[], Vec::as_slice),
+            };
+            batch.insert(key(&[b"e", ev.id.as_bytes()]), enc(&stored)?);
             if let Some(k) = &entry.idempotency_key {
                 let rec = IdemRecord {
                     event_id: ev.id.clone(),
@@ -268,7 +297,6 @@ impl Store for SledStore {
             let id = d.id.to_bytes();
             batch.insert(delivery_key(d.id), enc(d)?);
             batch.insert(key(&[b"x", &d.endpoint_id.to_bytes(), &id]), &[][..]);
-            batch.insert(key(&[b"v", d.event_id.as_bytes(), b"\0", &id]), &[][..]);
             if let Some(due) = d.next_attempt_ms {
                 batch.insert(due_key(due, d.id), &d.endpoint_id.to_bytes()[..]);
             }
@@ -283,7 +311,7 @@ impl Store for SledStore {
     }
 
     fn get_event(&self, id: &str) -> Result<Option<Event>> {
-        self.get_decoded(&key(&[b"e", id.as_bytes()]))
+        Ok(self.stored_event(id)?.map(|s| s.event))
     }
 
     fn get_idempotency(&self, tenant: &str, k: &str) -> Result<Option<IdemRecord>> {
@@ -291,13 +319,12 @@ impl Store for SledStore {
     }
 
     fn event_deliveries(&self, event_id: &str) -> Result<Vec<Delivery>> {
-        let prefix = key(&[b"v", event_id.as_bytes(), b"\0"]);
-        let mut out = Vec::new();
-        for kv in self.db.scan_prefix(&prefix) {
-            let (k, _) = kv?;
-            if let Some(id) = DeliveryId::from_bytes(&k[prefix.len()..]) {
-                out.extend(self.get_delivery(id)?);
-            }
+        let Some(stored) = self.stored_event(event_id)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(stored.deliveries.len());
+        for id in stored.deliveries {
+            out.extend(self.get_delivery(id)?);
         }
         Ok(out)
     }
