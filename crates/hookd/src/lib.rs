@@ -20,7 +20,7 @@ use tokio::sync::{watch, Notify};
 
 use hookd_api::ApiState;
 use hookd_http::auth::{refuse_when_draining, require_admin, sha256};
-use hookd_http::error::not_found_route;
+use hookd_http::error::{envelope_errors, not_found_route};
 use hookd_http::{AdminKey, Draining};
 use hookd_ingest::{Committer, CommitterConfig, IngestConfig, IngestState};
 use hookd_log::{EndpointRegistry, SledConfig, SledStore, Store, Syncer};
@@ -160,7 +160,8 @@ pub async fn run(
         )
         .merge(hookd_api::ops::router(draining.clone()))
         .fallback(not_found_route)
-        .layer(DefaultBodyLimit::max(cfg.max_body_bytes));
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(axum::middleware::from_fn(envelope_errors));
 
     let addr = listener.local_addr()?;
     let (server_stop, mut server_stop_rx) = watch::channel(false);

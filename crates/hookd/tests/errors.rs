@@ -309,6 +309,9 @@ async fn not_found() {
         (Method::GET, "/v1/no-such-route", None),
         (Method::POST, "/v1/no-such-route", Some(json!({}))),
         (Method::GET, "/no-such-route", None),
+        // A known route, a method it does not have: no such route either, in the envelope.
+        (Method::PUT, "/v1/endpoints", Some(json!({}))),
+        (Method::DELETE, "/v1/events/evt_nope", None),
     ];
     for (m, p, b) in cases {
         let body = b.map(|v| serde_json::to_vec(&v).unwrap());
@@ -316,6 +319,10 @@ async fn not_found() {
         assert_eq!(r.status, 404, "{m} {p} -> {} {}", r.status, r.text);
         r.expect_error(404, "NOT_FOUND");
     }
+    // A path that is not UTF-8 is bad input, in the envelope too.
+    api.get("/v1/events/%FF%FE")
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
     // A deleted endpoint is gone.
     let (id, _, _) = api
         .create_endpoint(json!({"name": "x", "url": "http://127.0.0.1:9/x", "event_types": ["*"]}))

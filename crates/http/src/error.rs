@@ -157,3 +157,52 @@ mod tests {
         }
     }
 }
+
+/// The code a bare status maps to when something below the handlers (a routing miss, an
+/// extractor's rejection) answered without the envelope.
+fn code_for(status: http::StatusCode) -> (http::StatusCode, ErrorCode) {
+    use http::StatusCode as S;
+    match status {
+        // A known route without this method: there is no such route for the request.
+        S::NOT_FOUND | S::METHOD_NOT_ALLOWED => (S::NOT_FOUND, ErrorCode::NotFound),
+        S::UNAUTHORIZED => (status, ErrorCode::Unauthorized),
+        S::FORBIDDEN => (status, ErrorCode::Forbidden),
+        S::CONFLICT => (status, ErrorCode::Conflict),
+        S::PAYLOAD_TOO_LARGE => (status, ErrorCode::PayloadTooLarge),
+        S::TOO_MANY_REQUESTS => (status, ErrorCode::RateLimited),
+        S::SERVICE_UNAVAILABLE => (status, ErrorCode::Unavailable),
+        s if s.is_client_error() => (S::BAD_REQUEST, ErrorCode::ValidationError),
+        _ => (S::INTERNAL_SERVER_ERROR, ErrorCode::InternalError),
+    }
+}
+
+/// Middleware, outermost: every error answer leaves in the envelope. Answers already in JSON
+/// (the handlers' own) pass untouched; bare ones from axum get a code by status and keep their
+/// text as the message.
+pub async fn envelope_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
+    let (new_status, code) = code_for(status);
+    let message = match String::from_utf8_lossy(&text).trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_owned(),
+        t => t.to_owned(),
+    };
+    let mut out = ApiError::new(code, message).into_response();
+    *out.status_mut() = new_status;
+    if let Some(allow) = parts.headers.get(http::header::ALLOW) {
+        out.headers_mut().insert(http::header::ALLOW, allow.clone());
+    }
+    out
+}
