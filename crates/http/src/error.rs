@@ -109,55 +109,6 @@ pub async fn not_found_route() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such route")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http_body_util::BodyExt;
-
-    async fn body_of(e: ApiError) -> (StatusCode, serde_json::Value, Option<String>) {
-        let resp = e.into_response();
-        let status = resp.status();
-        let retry = resp
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap(), retry)
-    }
-
-    #[tokio::test]
-    async fn storage_failure_is_internal_error() {
-        let err: ApiError = hookd_log::LogError::Encode("disk on fire".into()).into();
-        let (status, body, _) = body_of(err).await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
-        // The detail is logged, never sent.
-        assert!(!body.to_string().contains("disk on fire"));
-    }
-
-    #[tokio::test]
-    async fn every_code_has_its_status_and_shape() {
-        use ErrorCode::*;
-        for (code, status) in [
-            (ValidationError, 400),
-            (Unauthorized, 401),
-            (Forbidden, 403),
-            (NotFound, 404),
-            (Conflict, 409),
-            (PayloadTooLarge, 413),
-            (RateLimited, 429),
-            (Unavailable, 503),
-            (InternalError, 500),
-        ] {
-            let (s, body, retry) = body_of(ApiError::new(code, "m").with_retry_after(2)).await;
-            assert_eq!(s.as_u16(), status);
-            assert_eq!(body["error"]["code"], code.as_str());
-            assert_eq!(body["error"]["message"], "m");
-            assert_eq!(retry.as_deref(), Some("2"));
-        }
-    }
-}
-
 /// The code a bare status maps to when something below the handlers (a routing miss, an
 /// extractor's rejection) answered without the envelope.
 fn code_for(status: http::StatusCode) -> (http::StatusCode, ErrorCode) {
@@ -205,4 +156,53 @@ pub async fn envelope_errors(
         out.headers_mut().insert(http::header::ALLOW, allow.clone());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(e: ApiError) -> (StatusCode, serde_json::Value, Option<String>) {
+        let resp = e.into_response();
+        let status = resp.status();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap(), retry)
+    }
+
+    #[tokio::test]
+    async fn storage_failure_is_internal_error() {
+        let err: ApiError = hookd_log::LogError::Encode("disk on fire".into()).into();
+        let (status, body, _) = body_of(err).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
+        // The detail is logged, never sent.
+        assert!(!body.to_string().contains("disk on fire"));
+    }
+
+    #[tokio::test]
+    async fn every_code_has_its_status_and_shape() {
+        use ErrorCode::*;
+        for (code, status) in [
+            (ValidationError, 400),
+            (Unauthorized, 401),
+            (Forbidden, 403),
+            (NotFound, 404),
+            (Conflict, 409),
+            (PayloadTooLarge, 413),
+            (RateLimited, 429),
+            (Unavailable, 503),
+            (InternalError, 500),
+        ] {
+            let (s, body, retry) = body_of(ApiError::new(code, "m").with_retry_after(2)).await;
+            assert_eq!(s.as_u16(), status);
+            assert_eq!(body["error"]["code"], code.as_str());
+            assert_eq!(body["error"]["message"], "m");
+            assert_eq!(retry.as_deref(), Some("2"));
+        }
+    }
 }
