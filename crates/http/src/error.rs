@@ -164,7 +164,10 @@ mod tests {
     use http_body_util::BodyExt;
 
     async fn body_of(e: ApiError) -> (StatusCode, serde_json::Value, Option<String>) {
-        let resp = e.into_response();
+        body_of_response(e.into_response()).await
+    }
+
+    async fn body_of_response(resp: Response) -> (StatusCode, serde_json::Value, Option<String>) {
         let status = resp.status();
         let retry = resp
             .headers()
@@ -204,5 +207,33 @@ mod tests {
             assert_eq!(body["error"]["message"], "m");
             assert_eq!(retry.as_deref(), Some("2"));
         }
+    }
+
+    #[tokio::test]
+    async fn bare_errors_get_the_envelope_json_ones_pass() {
+        use axum::routing::get;
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route("/ok", get(|| async { "fine" }))
+            .route("/own", get(|| async { ApiError::conflict("mine") }))
+            .layer(axum::middleware::from_fn(envelope_errors));
+        let call = |method: &str, uri: &str| {
+            http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let resp = app.clone().oneshot(call("POST", "/ok")).await.unwrap();
+        assert_eq!(resp.headers()["allow"], "GET,HEAD");
+        let (status, body, _) = body_of_response(resp).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["code"], "NOT_FOUND");
+        let resp = app.clone().oneshot(call("GET", "/own")).await.unwrap();
+        let (status, body, _) = body_of_response(resp).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["error"]["message"], "mine");
+        let resp = app.oneshot(call("GET", "/ok")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
     }
 }
