@@ -106,15 +106,16 @@ pub async fn run(
         Syncer::start(store.clone(), OUTCOME_FLUSH_WINDOW)?,
     ));
 
-    let scheduler = Scheduler::start(
+    let mut loader = Scheduler::prepare(
         &SchedulerConfig {
             shards: cfg.shards,
             per_endpoint_concurrency: cfg.per_endpoint_concurrency,
             max_in_flight: cfg.max_in_flight,
         },
         Arc::new(SendDispatch(sender.clone())),
-        store.scheduled()?,
     );
+    store.for_each_scheduled(&mut |entry| loader.add(entry))?;
+    let scheduler = loader.start();
     let appended = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let fanout = Fanout::new(

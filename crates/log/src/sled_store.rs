@@ -435,8 +435,7 @@ impl Store for SledStore {
         self.merge_stats(before, after)
     }
 
-    fn scheduled(&self) -> Result<Vec<ScheduleEntry>> {
-        let mut out = Vec::new();
+    fn for_each_scheduled(&self, visit: &mut dyn FnMut(ScheduleEntry)) -> Result<()> {
         for kv in self.db.scan_prefix(b"s") {
             let (k, v) = kv?;
             let (Some(delivery), Some(endpoint)) = (
@@ -448,14 +447,13 @@ impl Store for SledStore {
                     detail: "bad deadline record".into(),
                 });
             };
-            let due_ms = u64::from_be_bytes(k[1..9].try_into().unwrap_or_default());
-            out.push(ScheduleEntry {
-                due_ms,
+            visit(ScheduleEntry {
+                due_ms: u64::from_be_bytes(k[1..9].try_into().unwrap_or_default()),
                 delivery,
                 endpoint,
             });
         }
-        Ok(out)
+        Ok(())
     }
 
     fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {

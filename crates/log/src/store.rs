@@ -105,8 +105,16 @@ pub trait Store: Send + Sync + 'static {
     fn record_attempt(&self, before: &Delivery, after: &Delivery, attempt: &Attempt) -> Result<()>;
     /// Atomically replace `before` by `after` and move its deadline (a manual retry).
     fn reschedule(&self, before: &Delivery, after: &Delivery) -> Result<()>;
-    /// Every durable deadline, earliest first: the wheels are rebuilt from this on start.
-    fn scheduled(&self) -> Result<Vec<ScheduleEntry>>;
+    /// Visits every durable deadline, earliest first, without collecting them: the wheels are
+    /// rebuilt from this on start (a million pending retries must not need a second copy).
+    fn for_each_scheduled(&self, visit: &mut dyn FnMut(ScheduleEntry)) -> Result<()>;
+
+    /// Every durable deadline, earliest first, collected (for tests and tools).
+    fn scheduled(&self) -> Result<Vec<ScheduleEntry>> {
+        let mut out = Vec::new();
+        self.for_each_scheduled(&mut |e| out.push(e))?;
+        Ok(out)
+    }
 
     // ---- daemon metadata (durable on return) --------------------------------------------
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;

@@ -7,7 +7,7 @@
 //! - [`wheel`]: the hierarchical timing wheel (64-slot levels, occupancy bitmaps).
 //!
 //! Deadlines are durable in the store (the log crate); the wheels are only an in-memory index of
-//! them, rebuilt from [`hookd_log::Store::scheduled`] on start. This crate must not send HTTP or
+//! them, rebuilt from [`hookd_log::Store::for_each_scheduled`] on start. This crate must not send HTTP or
 //! write attempt outcomes: the dispatcher (the sender) does, and reports the next deadline back.
 
 pub mod fanout;
@@ -15,4 +15,4 @@ pub mod shard;
 pub mod wheel;
 
 pub use fanout::Fanout;
-pub use shard::{Dispatch, Job, Scheduler, SchedulerConfig, SchedulerHandle, Slot};
+pub use shard::{Dispatch, Job, Loader, Scheduler, SchedulerConfig, SchedulerHandle, Slot};

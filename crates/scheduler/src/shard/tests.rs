@@ -169,3 +169,14 @@ async fn shutdown_waits_for_in_flight_within_grace() {
     assert!(s.shutdown(Duration::from_secs(2)).await);
     assert!(fake2.in_flight.lock().unwrap().values().all(|n| *n == 0));
 }
+
+#[test]
+fn parked_jobs_are_compact_and_round_trip() {
+    assert_eq!(std::mem::size_of::<Parked>(), 40);
+    let j = Job {
+        delivery: DeliveryId(u128::MAX - 7),
+        endpoint: EndpointId(1 << 100),
+        due_ms: 1_746_723_690_123,
+    };
+    assert_eq!(Job::from(Parked::from(j)), j);
+}
