@@ -5,6 +5,8 @@
 //! - [`store`]: the [`Store`] trait, its record types and the durability each call promises.
 //! - [`sled_store`]: the sled implementation, its key layout and recovery rules.
 //! - [`registry`]: the in-memory read model of endpoints, written through to the store.
+//! - [`sync`]: group flush for buffered writes (attempt outcomes), as the committer does for
+//!   the log.
 //!
 //! This crate owns *what is on disk*. It must not know about HTTP, signing or timers; callers
 //! (ingest, scheduler, sender, api) decide *when* to write, the store decides *how*.

@@ -3,8 +3,10 @@
 //! `per_endpoint_concurrency` attempts per endpoint and `max_in_flight / shards` in all, taking
 //! endpoints round-robin so one slow endpoint cannot starve the others.
 //!
-//! Everyone else talks to a shard through its command channel: new jobs (fan-out, manual retry)
-//! and finished attempts (with the next deadline, if any).
+//! Everyone else talks to a shard through its command channel: new jobs (fan-out, manual retry),
+//! released slots (an attempt is done with its endpoint) and finished attempts (outcome durable,
+//! with the next deadline, if any). At start, [`Scheduler::prepare`] builds the shards and the
+//! durable deadlines are streamed into them before they run.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
