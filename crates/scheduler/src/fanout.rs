@@ -134,6 +134,9 @@ impl Fanout {
                 due_ms: d.created_at_ms,
             });
         }
+        // Counted last: once a reader sees it, the event's deliveries are stored and handed to
+        // the shards (tests use it as the barrier before asserting that nothing was delivered).
+        inc(&METRICS.events_fanned_out_total, record.len() as u64);
         tracing::debug!(
             seq,
             events = record.len(),
