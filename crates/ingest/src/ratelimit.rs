@@ -1,4 +1,6 @@
-//! Per-tenant token buckets: `rate` events per second, bursts up to one second's worth.
+//! Per-tenant token buckets: `rate` events per second, bursts up to one second's worth. A
+//! request of more than a second's worth (a large batch) is let in when the bucket is full and
+//! leaves it in debt, so every batch the API accepts can get through and `Retry-After` is true.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,7 +21,7 @@ impl RateLimiter {
         }
     }
 
-    /// Takes `n` tokens, or answers how many whole seconds until they would be there.
+    /// Takes `n` tokens, or answers how many whole seconds until the request would be let in.
     pub fn take(&self, tenant: &str, n: usize) -> Result<(), u64> {
         self.take_at(tenant, n, Instant::now())
     }
@@ -33,11 +35,13 @@ impl RateLimiter {
         let (tokens, last) = buckets.entry(tenant.to_owned()).or_insert((self.rate, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.rate);
         *last = now;
-        if *tokens >= n {
+        // The bucket never holds more than `rate`: wanting more than that means wanting it full.
+        let need = n.min(self.rate);
+        if *tokens >= need {
             *tokens -= n;
             Ok(())
         } else {
-            Err(((n - *tokens) / self.rate).ceil().max(1.0) as u64)
+            Err(((need - *tokens) / self.rate).ceil().max(1.0) as u64)
         }
     }
 }
