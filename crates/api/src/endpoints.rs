@@ -311,7 +311,7 @@ async fn test(
         .ok_or_else(|| ApiError::validation("`event_type` is required"))?;
     if !state.event_types.contains(&event_type) {
         return Err(ApiError::validation(format!(
-            "unknown event type {event_type:?} (see GET /v1/event-types)"
+            "`event_type` {event_type:?} is not a known event type (see GET /v1/event-types)"
         )));
     }
     let out = state.sender.send_test(&ep, &event_type).await;

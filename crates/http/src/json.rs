@@ -1,5 +1,6 @@
 //! A JSON body extractor whose every failure is a `VALIDATION_ERROR` or `PAYLOAD_TOO_LARGE` in the
-//! envelope, with serde's message (which names the field and position).
+//! envelope, with serde's message (which names the position) after the path of the offending
+//! field (which serde's message alone does not name for a value of the wrong type).
 
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
@@ -22,7 +23,18 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
 }
 
 pub fn parse_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::validation(format!("invalid JSON: {e}")))
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        if e.path().iter().next().is_none() {
+            ApiError::validation(format!("invalid JSON: {}", e.inner()))
+        } else {
+            ApiError::validation(format!("`{}`: {}", e.path(), e.inner()))
+        }
+    })?;
+    // Trailing characters after the value are an error, as in `serde_json::from_slice`.
+    de.end()
+        .map_err(|e| ApiError::validation(format!("invalid JSON: {e}")))?;
+    Ok(value)
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {

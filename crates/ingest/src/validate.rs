@@ -59,7 +59,7 @@ pub fn candidate(
     }
     if !known_types.contains(&event_type) {
         return Err(ApiError::validation(format!(
-            "unknown event type {event_type:?} (see GET /v1/event-types)"
+            "`type` {event_type:?} is not a known event type (see GET /v1/event-types)"
         )));
     }
     let data = match input.data {
