@@ -2,12 +2,17 @@
 """Verify hookd webhook signatures with the public Standard Webhooks library.
 
 Reads a JSON array from stdin:
-    [{"secret": "whsec_...", "headers": {"webhook-id": ..., ...}, "body": "<raw body>"}, ...]
+    [{"secret": "whsec_...", "headers": {"webhook-id": ..., ...}, "body": "<raw body>",
+      "expect": "ok"}, ...]
 and checks every item with ``standardwebhooks.webhooks.Webhook(secret).verify(body, headers)``,
 the library's own, unchanged behaviour (including its 5-minute timestamp tolerance).
 
-Prints ``ok N`` and exits 0 when all N items verify; otherwise prints each failure and exits 1.
-Exits 2 on unusable input or a missing library.
+``expect`` is optional: ``"ok"`` (the default) wants the item verified, ``"fail"`` wants the
+library to reject it (a tampered body, a wrong secret, ...). Each expected rejection prints
+``rejected I: <error type>: <message>`` so the caller can check why it was rejected.
+
+Prints ``ok N`` last and exits 0 when all N items met their expectation; otherwise prints each
+miss and exits 1. Exits 2 on unusable input or a missing library.
 """
 
 import json
@@ -36,14 +41,24 @@ def main() -> int:
             secret = item["secret"]
             headers = item["headers"]
             body = item["body"]
-        except (KeyError, TypeError) as e:
+            expect = item.get("expect", "ok")
+        except (KeyError, TypeError, AttributeError) as e:
             failures.append(f"item {i}: bad input item: {e!r}")
             continue
+        if expect not in ("ok", "fail"):
+            failures.append(f"item {i}: bad input item: expect must be ok or fail: {expect!r}")
+            continue
+        msg_id = headers.get("webhook-id") if isinstance(headers, dict) else None
         try:
             Webhook(secret).verify(body, headers)
         except Exception as e:  # noqa: BLE001 - report whatever the library raised
-            msg_id = headers.get("webhook-id") if isinstance(headers, dict) else None
-            failures.append(f"item {i} (webhook-id={msg_id}): {type(e).__name__}: {e}")
+            if expect == "fail":
+                print(f"rejected {i}: {type(e).__name__}: {e}")
+            else:
+                failures.append(f"item {i} (webhook-id={msg_id}): {type(e).__name__}: {e}")
+            continue
+        if expect == "fail":
+            failures.append(f"item {i} (webhook-id={msg_id}): verified, but must be rejected")
 
     if failures:
         for f in failures:
