@@ -2,8 +2,10 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use common::*;
@@ -12,8 +14,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 
-/// (version, webhook-id, body) of each request.
-type Seen = Arc<Mutex<Vec<(http::Version, String, Bytes)>>>;
+/// The HTTP version and the request, as the harness records it, of each request.
+type Seen = Arc<Mutex<Vec<(http::Version, Recorded)>>>;
 
 /// An https receiver on 127.0.0.1 with a fresh self-signed certificate, written as PEM to
 /// `ca_path`. Offers h2 and http/1.1; answers 204.
@@ -50,14 +52,30 @@ async fn tls_receiver(ca_path: &std::path::Path) -> (String, Seen) {
                     let log = log.clone();
                     async move {
                         let version = req.version();
-                        let id = req
-                            .headers()
-                            .get("webhook-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned();
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        log.lock().unwrap().push((version, id, body));
+                        let (parts, body) = req.into_parts();
+                        let headers: BTreeMap<String, String> = parts
+                            .headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.as_str().to_owned(),
+                                    v.to_str().unwrap_or_default().to_owned(),
+                                )
+                            })
+                            .collect();
+                        let body = body.collect().await.unwrap().to_bytes();
+                        let mut log = log.lock().unwrap();
+                        let rec = Recorded {
+                            method: parts.method.to_string(),
+                            path: parts.uri.path().to_owned(),
+                            query: parts.uri.query().map(str::to_owned),
+                            headers,
+                            body,
+                            at: Instant::now(),
+                            nth: log.len() + 1,
+                            status: 204,
+                        };
+                        log.push((version, rec));
                         let mut resp = http::Response::new(Full::new(Bytes::new()));
                         *resp.status_mut() = http::StatusCode::NO_CONTENT;
                         Ok::<_, Infallible>(resp)
@@ -89,7 +107,7 @@ async fn delivers_over_https_with_h2_to_a_configured_ca() {
         )
         .await
         .expect_error(400, "VALIDATION_ERROR");
-    let (_ep, _secret, _) = d
+    let (_ep, secret, _) = d
         .api
         .create_endpoint(json!({"name": "tls", "url": url, "event_types": ["*"]}))
         .await;
@@ -98,20 +116,24 @@ async fn delivers_over_https_with_h2_to_a_configured_ca() {
         .post_event(json!({"type": "instance.ready", "data": {"gpu": "h100"}}))
         .await;
     let id = ev["id"].as_str().unwrap().to_owned();
-    let ds = d.api.wait_event_deliveries(&id, 1, secs(5)).await;
+    let ds = d.api.wait_event_deliveries(&id, 1, PATIENCE).await;
     let dlv = ds[0]["id"].as_str().unwrap().to_owned();
     let dv = d
         .api
-        .wait_delivery_status(&dlv, "delivered", secs(10))
+        .wait_delivery_status(&dlv, "delivered", PATIENCE)
         .await;
     assert_eq!(dv["last_status_code"], 204, "{dv}");
     let got = seen.lock().unwrap().clone();
     assert_eq!(got.len(), 1, "{got:?}");
-    let (version, webhook_id, body) = &got[0];
+    let (version, req) = &got[0];
     assert_eq!(*version, http::Version::HTTP_2);
-    assert_eq!(webhook_id, &id);
+    assert_eq!(req.webhook_id(), id);
     assert!(
-        String::from_utf8_lossy(body).contains(r#""data":{"gpu":"h100"}"#),
-        "{body:?}"
+        req.body_str().contains(r#""data":{"gpu":"h100"}"#),
+        "{:?}",
+        req.body
     );
+    // Signed over HTTP/2 just as over HTTP/1: the public library verifies it.
+    assert_signed(req, &secret);
+    verify_with_python(&[(&secret, req)]);
 }
