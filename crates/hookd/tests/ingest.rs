@@ -104,13 +104,17 @@ async fn idempotency_key_and_client_id() {
     assert_eq!(stored["tenant"], "default");
     assert_eq!(stored["data"], json!({"v": 1}));
 
-    // Exactly one delivery per event.
+    // Three events stored (key-1, its twin in tenant "other", order-42); exactly one delivery
+    // per event of the tenant with an endpoint.
     let id1 = e1["id"].as_str().unwrap().to_string();
-    rx.wait_until("key-1 and order-42 delivered", secs(10), |r| {
+    let m = wait_fanned_out(api, 3).await;
+    assert_eq!(m.get("hookd_events_ingested_total"), 3, "{m:?}");
+    assert_eq!(m.get("hookd_deliveries_created_total"), 2, "{m:?}");
+    rx.wait_until("key-1 and order-42 delivered", PATIENCE, |r| {
         r.iter().any(|x| x.webhook_id() == id1) && r.iter().any(|x| x.webhook_id() == "order-42")
     })
     .await;
-    settle(millis(1000)).await;
+    wait_attempts(api, 2).await;
     let got = ids_delivered(&rx);
     assert_eq!(got.get(&id1), Some(&1), "{got:?}");
     assert_eq!(got.get("order-42"), Some(&1), "{got:?}");
@@ -157,28 +161,58 @@ async fn batch_ingest() {
         assert_rfc3339_ms(&e["created_at"]);
     }
 
-    let reqs = rx.wait_for(3, secs(10)).await;
+    let reqs = rx.wait_for(3, PATIENCE).await;
     let mut got: Vec<String> = reqs.iter().map(|r| r.webhook_id().to_string()).collect();
     got.sort();
     assert_eq!(got, uniq);
     let items: Vec<(&str, &Recorded)> = reqs.iter().map(|r| (secret.as_str(), r)).collect();
     verify_with_python(&items);
 
-    // All or nothing: a bad item rejects the batch, naming its index.
-    let bad = json!([
-        {"type": "job.created", "id": "bad-batch-0", "data": {}},
-        {"type": "no.such.type", "id": "bad-batch-1", "data": {}},
-        {"type": "job.created", "id": "bad-batch-2", "data": {}},
-    ]);
-    let r = api.post("/v1/events/batch", &bad).await;
-    r.expect_error(400, "VALIDATION_ERROR");
-    let msg = r.body["error"]["message"].as_str().unwrap();
-    assert!(msg.contains('1'), "message must name index 1: {msg:?}");
-    for id in ["bad-batch-0", "bad-batch-1", "bad-batch-2"] {
-        api.get(&format!("/v1/events/{id}"))
-            .await
-            .expect_error(404, "NOT_FOUND");
+    // All or nothing: a bad item rejects the batch, naming its index and field.
+    let ok = json!({"type": "job.created", "data": {}});
+    let cases = [
+        (1, json!({"type": "no.such.type", "data": {}}), "type"),
+        (2, json!({"data": {}}), "type"),
+        (0, json!({"type": 5, "data": {}}), "type"),
+        (
+            1,
+            json!({"type": "job.created", "id": "has space", "data": {}}),
+            "id",
+        ),
+        (2, json!({"type": "job.created", "data": [1]}), "data"),
+        (
+            0,
+            json!({"type": "job.created", "tenant": "", "data": {}}),
+            "tenant",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (index, bad, field) in cases {
+        let mut items = vec![ok.clone(), ok.clone(), ok.clone()];
+        for (i, item) in items.iter_mut().enumerate() {
+            item["id"] = json!(format!("bad-batch-{i}"));
+        }
+        items[index] = bad.clone();
+        let r = api.post("/v1/events/batch", &Value::Array(items)).await;
+        r.expect_error(400, "VALIDATION_ERROR");
+        let msg = r.body["error"]["message"].as_str().unwrap();
+        let prefix = format!("events[{index}]: ");
+        if !(msg.starts_with(&prefix) && msg.contains(&format!("`{field}`"))) {
+            wrong.push(format!(
+                "{bad} -> {msg:?}, want {prefix:?} naming `{field}`"
+            ));
+        }
+        for id in ["bad-batch-0", "bad-batch-1", "bad-batch-2"] {
+            api.get(&format!("/v1/events/{id}"))
+                .await
+                .expect_error(404, "NOT_FOUND");
+        }
     }
+    assert!(
+        wrong.is_empty(),
+        "messages that miss the index or the field:\n{}",
+        wrong.join("\n")
+    );
     // Empty and oversized batches, and a non-array.
     api.post("/v1/events/batch", &json!([]))
         .await
@@ -196,7 +230,10 @@ async fn batch_ingest() {
         .await
         .expect_error(400, "VALIDATION_ERROR");
 
-    settle(millis(800)).await;
+    // Only the first batch was stored.
+    let m = wait_fanned_out(api, 3).await;
+    assert_eq!(m.get("hookd_events_ingested_total"), 3, "{m:?}");
+    wait_attempts(api, 3).await;
     assert_eq!(
         rx.count(),
         3,
@@ -209,4 +246,70 @@ async fn batch_ingest() {
         .expect(200)
         .clone();
     assert_eq!(dl["data"].as_array().unwrap().len(), 3, "{dl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotent_replay_survives_kill9() {
+    let (dir, rx, mut d) = setup(|c| c).await;
+    let (ep, _, _) = d
+        .api
+        .create_endpoint(json!({"name": "all", "url": rx.url("/ok"), "event_types": ["*"]}))
+        .await;
+    let body = r#"{"type":"job.created","data":{"job":1}}"#;
+    let key = [("idempotency-key", "survives")];
+    let original = d
+        .api
+        .post_raw("/v1/events", body, &key)
+        .await
+        .expect(202)
+        .clone();
+    let client_id = d
+        .api
+        .post_event(json!({"type": "job.completed", "id": "order-7", "data": {"v": 1}}))
+        .await;
+    // Both delivered, and their outcomes flushed: a restart sends neither again.
+    rx.wait_for(2, PATIENCE).await;
+    wait_endpoint_settled(&d.api, &ep).await;
+    d.proc.kill9();
+    drop(d);
+
+    let d = Daemon::start_path(&dir.path().join("hookd.toml"), &[]).await;
+    let r = d.api.post_raw("/v1/events", body, &key).await;
+    assert_eq!(
+        r.expect(202),
+        &original,
+        "the replay returns the original event"
+    );
+    assert_eq!(r.header("idempotent-replayed").as_deref(), Some("true"));
+    let r = d
+        .api
+        .post(
+            "/v1/events",
+            &json!({"type": "job.completed", "id": "order-7", "data": {"v": 2}}),
+        )
+        .await;
+    assert_eq!(r.expect(202), &client_id);
+    assert_eq!(r.header("idempotent-replayed").as_deref(), Some("true"));
+    d.api
+        .post_raw(
+            "/v1/events",
+            r#"{"type":"job.created","data":{"job":2}}"#,
+            &key,
+        )
+        .await
+        .expect_error(409, "CONFLICT");
+
+    // Nothing new was stored or sent: a later event arrives, and only it.
+    deliver_sentinel(
+        &d.api,
+        &rx,
+        "/ok",
+        json!({"type": "job.created", "id": "sentinel", "data": {}}),
+    )
+    .await;
+    let m = wait_fanned_out(&d.api, 1).await;
+    assert_eq!(m.get("hookd_events_ingested_total"), 1, "{m:?}");
+    let reqs = rx.requests();
+    assert_eq!(reqs.len(), 3, "{}", describe(&reqs));
+    assert_eq!(reqs[2].webhook_id(), "sentinel");
 }
