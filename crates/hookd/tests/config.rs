@@ -10,7 +10,7 @@ use serde_json::json;
 /// Runs hookd on `config_path`, expects exit code 64 and exactly one line on stderr.
 async fn expect_config_error(config_path: &Path, env: &[(&str, &str)], what: &str) {
     let mut p = Proc::spawn(config_path, env);
-    let st = p.expect_exit(secs(10)).await;
+    let st = p.expect_exit(PATIENCE).await;
     assert_eq!(
         st.code(),
         Some(64),
@@ -191,7 +191,7 @@ async fn generated_admin_key_is_shown_once_and_only_its_hash_kept() {
         "the key reached the log"
     );
     d.proc.sigterm();
-    assert_eq!(d.proc.expect_exit(secs(10)).await.code(), Some(0));
+    assert_eq!(d.proc.expect_exit(PATIENCE).await.code(), Some(0));
 
     let d = Daemon::start_path(&d.config_path, &[]).await;
     assert!(
