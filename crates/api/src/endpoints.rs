@@ -185,6 +185,8 @@ async fn create(
         metadata,
         created_at_ms: now,
         updated_at_ms: now,
+        format: Default::default(),
+        previous_secrets: Vec::new(),
     };
     let ep = state.registry.upsert(ep)?;
     tracing::info!(endpoint = %ep.id, tenant = %ep.tenant, "endpoint created");

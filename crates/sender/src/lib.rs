@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod deliver;
+pub mod jsjson;
 pub mod policy;
 pub mod sign;
 
