@@ -130,8 +130,9 @@ pub enum SecretForm {
     WhsecHex,
 }
 
-/// Everything about the wire format of one endpoint's deliveries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything about the wire format of one endpoint's deliveries. Its `Debug` shows header
+/// names only: static header values may be credentials.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryFormat {
     /// The preset this format started from (informational).
     pub preset: Preset,
@@ -148,6 +149,22 @@ pub struct DeliveryFormat {
     pub secret_form: SecretForm,
     /// Seconds between attempts; `None` uses the daemon's `[retry]` schedule.
     pub retry_schedule_secs: Option<Vec<u64>>,
+}
+
+impl std::fmt::Debug for DeliveryFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryFormat")
+            .field("preset", &self.preset)
+            .field("scheme", &self.scheme)
+            .field("signature_header", &self.signature_header)
+            .field("timestamp_header", &self.timestamp_header)
+            .field("event_id_header", &self.event_id_header)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("envelope", &self.envelope)
+            .field("body_json", &self.body_json)
+            .field("retry_schedule_secs", &self.retry_schedule_secs)
+            .finish()
+    }
 }
 
 impl Default for DeliveryFormat {
@@ -323,6 +340,15 @@ mod tests {
             Preset::Coreweave.format().timestamp_header.as_deref(),
             Some("X-CoreWeave-Timestamp")
         );
+    }
+
+    #[test]
+    fn format_debug_shows_header_names_only() {
+        let mut f = Preset::Gpuai.format();
+        f.headers
+            .insert("Authorization".into(), "Bearer tok_123".into());
+        let d = format!("{f:?}");
+        assert!(d.contains("Authorization") && !d.contains("tok_123"), "{d}");
     }
 
     #[test]
