@@ -227,6 +227,15 @@ proptest! {
     fn random_json_matches_node(texts in prop::collection::vec(
         (ws(), json(), ws()).prop_map(|(a, v, b)| format!("{a}{v}{b}")), 250)) {
         check_against_node(&texts)?;
+        // What hookd sends is a fixed point: a verifier re-printing it gets the same bytes.
+        let sent: Vec<String> = texts
+            .iter()
+            .filter_map(|t| normalize(t.as_bytes()).ok())
+            .map(|b| String::from_utf8(b).unwrap())
+            .collect();
+        for (s, again) in sent.iter().zip(node_normalize(&sent)) {
+            prop_assert_eq!(Some(s), again.as_ref());
+        }
     }
 
     #[test]
