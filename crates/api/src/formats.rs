@@ -277,3 +277,6 @@ pub fn check_scheme_change(ep: &mut Endpoint) -> Result<(), ApiError> {
         .retain(|p| check_secret(scheme, &p.secret).is_ok());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
