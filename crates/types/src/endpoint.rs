@@ -49,6 +49,34 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
+    /// An enabled endpoint in the default (Standard Webhooks) format, without description or
+    /// metadata, created at `now_ms`.
+    pub fn new(
+        id: EndpointId,
+        tenant: &str,
+        name: &str,
+        url: &str,
+        event_types: Vec<String>,
+        secret: &str,
+        now_ms: u64,
+    ) -> Self {
+        Self {
+            id,
+            tenant: tenant.to_owned(),
+            name: name.to_owned(),
+            url: url.to_owned(),
+            description: String::new(),
+            event_types,
+            secret: secret.to_owned(),
+            enabled: true,
+            metadata: BTreeMap::new(),
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            format: DeliveryFormat::default(),
+            previous_secrets: Vec::new(),
+        }
+    }
+
     pub fn accepts(&self, event_type: &str) -> bool {
         self.enabled && EventFilter::matches_any(&self.event_types, event_type)
     }
@@ -107,24 +135,19 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let ep = Endpoint {
-            id: EndpointId(1),
-            tenant: "t".into(),
-            name: "n".into(),
-            url: "https://example.com".into(),
-            description: String::new(),
-            event_types: vec!["*".into()],
-            secret: "whsec_c2VjcmV0".into(),
-            enabled: true,
-            metadata: BTreeMap::new(),
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            format: DeliveryFormat::default(),
-            previous_secrets: vec![PreviousSecret {
-                secret: "whsec_b2xkc2VjcmV0".into(),
-                expires_at_ms: 10,
-            }],
-        };
+        let mut ep = Endpoint::new(
+            EndpointId(1),
+            "t",
+            "n",
+            "https://example.com",
+            vec!["*".into()],
+            "whsec_c2VjcmV0",
+            0,
+        );
+        ep.previous_secrets.push(PreviousSecret {
+            secret: "whsec_b2xkc2VjcmV0".into(),
+            expires_at_ms: 10,
+        });
         assert!(!format!("{ep:?}").contains("c2VjcmV0"));
         assert!(!format!("{ep:?}").contains("b2xkc2VjcmV0"));
         assert_eq!(ep.live_previous_secrets(9).count(), 1);

@@ -5,21 +5,9 @@ use hookd_types::EndpointId;
 use super::*;
 
 fn endpoint(format: DeliveryFormat, secret: &str) -> Endpoint {
-    Endpoint {
-        id: EndpointId(1),
-        tenant: "t".into(),
-        name: "n".into(),
-        url: "https://example.com".into(),
-        description: String::new(),
-        event_types: vec!["*".into()],
-        secret: secret.into(),
-        enabled: true,
-        metadata: BTreeMap::new(),
-        created_at_ms: 0,
-        updated_at_ms: 0,
-        format,
-        previous_secrets: Vec::new(),
-    }
+    let mut ep = Endpoint::new(EndpointId(1), "t", "n", "https://e.com", vec![], secret, 0);
+    ep.format = format;
+    ep
 }
 
 #[test]

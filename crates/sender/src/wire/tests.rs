@@ -1,5 +1,3 @@
-use std::collections::BTreeMap;
-
 use hookd_types::format::{Preset, PreviousSecret};
 use hookd_types::EndpointId;
 
@@ -16,27 +14,13 @@ fn event(data: &str) -> Event {
 }
 
 fn endpoint(preset: Preset, secret: &str, previous: Option<&str>) -> Endpoint {
-    Endpoint {
-        id: EndpointId(1),
-        tenant: "t".into(),
-        name: "n".into(),
-        url: "https://example.com".into(),
-        description: String::new(),
-        event_types: vec!["*".into()],
-        secret: secret.into(),
-        enabled: true,
-        metadata: BTreeMap::new(),
-        created_at_ms: 0,
-        updated_at_ms: 0,
-        format: preset.format(),
-        previous_secrets: previous
-            .map(|s| PreviousSecret {
-                secret: s.into(),
-                expires_at_ms: 1_000,
-            })
-            .into_iter()
-            .collect(),
-    }
+    let mut ep = Endpoint::new(EndpointId(1), "t", "n", "https://e.com", vec![], secret, 0);
+    ep.format = preset.format();
+    ep.previous_secrets.extend(previous.map(|s| PreviousSecret {
+        secret: s.into(),
+        expires_at_ms: 1_000,
+    }));
+    ep
 }
 
 fn text(b: Vec<u8>) -> String {
