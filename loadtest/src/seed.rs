@@ -46,6 +46,8 @@ pub fn seed_retries(data_dir: &Path, count: u64, endpoints: u32) -> Result<()> {
                 metadata: Default::default(),
                 created_at_ms: now,
                 updated_at_ms: now,
+                format: Default::default(),
+                previous_secrets: Vec::new(),
             };
             store.put_endpoint(&ep).map(|_| ep.id)
         })

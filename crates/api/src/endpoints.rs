@@ -12,12 +12,12 @@ use serde::Deserialize;
 use hookd_http::views::{EndpointView, Page, StatsView};
 use hookd_http::{ApiError, ErrorCode, JsonBody};
 use hookd_sender::policy::UrlError;
-use hookd_sender::sign::{generate_secret, SigningKey};
 use hookd_types::endpoint::EventFilter;
 use hookd_types::id::is_valid_token;
-use hookd_types::time::now_ms;
+use hookd_types::time::{now_ms, rfc3339};
 use hookd_types::{Endpoint, EndpointId};
 
+use crate::formats::{self, FormatIn};
 use crate::{parse_limit, ApiState};
 
 pub fn routes() -> Router<ApiState> {
@@ -39,6 +39,15 @@ struct CreateIn {
     enabled: Option<bool>,
     description: Option<String>,
     metadata: Option<BTreeMap<String, String>>,
+    preset: Option<String>,
+    signature_scheme: Option<String>,
+    signature_header: Option<String>,
+    timestamp_header: Option<String>,
+    event_id_header: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    envelope: Option<String>,
+    body_json: Option<String>,
+    retry_schedule: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +59,32 @@ struct PatchIn {
     enabled: Option<bool>,
     description: Option<String>,
     metadata: Option<BTreeMap<String, String>>,
+    preset: Option<String>,
+    signature_scheme: Option<String>,
+    signature_header: Option<String>,
+    timestamp_header: Option<String>,
+    event_id_header: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    envelope: Option<String>,
+    body_json: Option<String>,
+    retry_schedule: Option<Vec<u64>>,
+}
+
+/// Moves the format fields of a create or update body into a [`FormatIn`].
+macro_rules! format_in {
+    ($input:ident) => {
+        FormatIn {
+            preset: $input.preset.take(),
+            signature_scheme: $input.signature_scheme.take(),
+            signature_header: $input.signature_header.take(),
+            timestamp_header: $input.timestamp_header.take(),
+            event_id_header: $input.event_id_header.take(),
+            headers: $input.headers.take(),
+            envelope: $input.envelope.take(),
+            body_json: $input.body_json.take(),
+            retry_schedule: $input.retry_schedule.take(),
+        }
+    };
 }
 
 pub(crate) fn parse_id(s: &str) -> Result<EndpointId, ApiError> {
@@ -126,19 +161,6 @@ fn check_extras(description: &str, metadata: &BTreeMap<String, String>) -> Resul
     Ok(())
 }
 
-/// The caller's secret if it is a valid one, else a fresh one.
-fn secret_or_generated(given: Option<String>) -> Result<String, ApiError> {
-    let Some(secret) = given else {
-        return Ok(generate_secret());
-    };
-    SigningKey::from_secret(&secret).map_err(|e| {
-        ApiError::validation(format!(
-            "`secret` must be whsec_ + base64 of 24..=64 bytes: {e}"
-        ))
-    })?;
-    Ok(secret)
-}
-
 fn with_secret(ep: &Endpoint, status: StatusCode) -> Response {
     let mut v = serde_json::to_value(EndpointView::from(ep)).unwrap_or_default();
     v["secret"] = serde_json::Value::String(ep.secret.clone());
@@ -147,7 +169,7 @@ fn with_secret(ep: &Endpoint, status: StatusCode) -> Response {
 
 async fn create(
     State(state): State<ApiState>,
-    JsonBody(input): JsonBody<CreateIn>,
+    JsonBody(mut input): JsonBody<CreateIn>,
 ) -> Result<Response, ApiError> {
     let name = input
         .name
@@ -169,7 +191,8 @@ async fn create(
     let description = input.description.unwrap_or_default();
     let metadata = input.metadata.unwrap_or_default();
     check_extras(&description, &metadata)?;
-    let secret = secret_or_generated(input.secret)?;
+    let format = format_in!(input).apply(&Default::default(), true)?;
+    let secret = formats::secret_or_generated(&format, input.secret)?;
     // Last: a forbidden target is a 403 only for an otherwise valid request.
     check_url(&state, &url)?;
     let now = now_ms();
@@ -185,6 +208,8 @@ async fn create(
         metadata,
         created_at_ms: now,
         updated_at_ms: now,
+        format,
+        previous_secrets: Vec::new(),
     };
     let ep = state.registry.upsert(ep)?;
     tracing::info!(endpoint = %ep.id, tenant = %ep.tenant, "endpoint created");
@@ -227,9 +252,16 @@ async fn read(
 async fn update(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    JsonBody(input): JsonBody<PatchIn>,
+    JsonBody(mut input): JsonBody<PatchIn>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let mut ep = (*load(&state, &id)?).clone();
+    let format = format_in!(input).apply(&ep.format, false)?;
+    if format.scheme != ep.format.scheme {
+        ep.format = format;
+        formats::check_scheme_change(&mut ep)?;
+    } else {
+        ep.format = format;
+    }
     if let Some(name) = input.name {
         check_name(&name)?;
         ep.name = name;
@@ -273,6 +305,8 @@ async fn remove(
 #[serde(deny_unknown_fields)]
 struct RotateIn {
     secret: Option<String>,
+    /// How long the replaced secret stays valid; default 24 h.
+    overlap_seconds: Option<u64>,
 }
 
 async fn rotate(
@@ -287,11 +321,17 @@ async fn rotate(
     } else {
         hookd_http::json::parse_json(&body)?
     };
-    ep.secret = secret_or_generated(input.secret)?;
-    ep.updated_at_ms = now_ms();
+    let secret = formats::secret_or_generated(&ep.format, input.secret)?;
+    let now = now_ms();
+    formats::rotate(&mut ep, secret, input.overlap_seconds, now)?;
+    ep.updated_at_ms = now;
     let ep = state.registry.upsert(ep)?;
     tracing::info!(endpoint = %ep.id, "endpoint secret rotated");
-    Ok(Json(serde_json::json!({ "secret": ep.secret })))
+    let until = ep.previous_secrets.iter().map(|p| p.expires_at_ms).max();
+    Ok(Json(serde_json::json!({
+        "secret": ep.secret,
+        "previous_secret_valid_until": until.map(rfc3339),
+    })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,7 @@
 //! health and metrics.
 //!
 //! - [`endpoints`]: `/v1/endpoints...` and the validation of endpoint input.
+//! - [`formats`]: the wire-format fields of endpoint input, secrets by scheme, rotation overlap.
 //! - [`deliveries`]: `/v1/endpoints/{id}/deliveries` and `/v1/deliveries...`.
 //! - [`ops`]: `/health` and `/metrics`.
 //!
@@ -11,6 +12,7 @@
 
 pub mod deliveries;
 pub mod endpoints;
+pub mod formats;
 pub mod ops;
 
 use std::collections::HashSet;

@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use hookd_log::EndpointStats;
+use hookd_types::format::DeliveryFormat;
 use hookd_types::time::rfc3339;
 use hookd_types::{Attempt, Delivery, Endpoint, Event};
 
@@ -53,6 +54,40 @@ pub struct EndpointView<'a> {
     pub metadata: &'a std::collections::BTreeMap<String, String>,
     pub created_at: String,
     pub updated_at: String,
+    pub format: FormatView<'a>,
+    /// When the last secret a rotation replaced stops being signed with, if one still is.
+    pub previous_secret_valid_until: Option<String>,
+}
+
+/// An endpoint's wire format, with the field names the API takes.
+#[derive(Debug, Serialize)]
+pub struct FormatView<'a> {
+    pub preset: &'static str,
+    pub signature_scheme: &'static str,
+    pub signature_header: &'a str,
+    pub timestamp_header: Option<&'a str>,
+    pub event_id_header: Option<&'a str>,
+    pub headers: &'a std::collections::BTreeMap<String, String>,
+    pub envelope: &'static str,
+    pub body_json: &'static str,
+    /// Seconds; `null` follows the daemon's `[retry]` schedule.
+    pub retry_schedule: Option<&'a [u64]>,
+}
+
+impl<'a> From<&'a DeliveryFormat> for FormatView<'a> {
+    fn from(f: &'a DeliveryFormat) -> Self {
+        Self {
+            preset: f.preset.as_str(),
+            signature_scheme: f.scheme.as_str(),
+            signature_header: &f.signature_header,
+            timestamp_header: f.timestamp_header.as_deref(),
+            event_id_header: f.event_id_header.as_deref(),
+            headers: &f.headers,
+            envelope: f.envelope.as_str(),
+            body_json: f.body_json.as_str(),
+            retry_schedule: f.retry_schedule_secs.as_deref(),
+        }
+    }
 }
 
 impl<'a> From<&'a Endpoint> for EndpointView<'a> {
@@ -68,6 +103,14 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
             metadata: &e.metadata,
             created_at: rfc3339(e.created_at_ms),
             updated_at: rfc3339(e.updated_at_ms),
+            format: FormatView::from(&e.format),
+            previous_secret_valid_until: e
+                .previous_secrets
+                .iter()
+                .map(|p| p.expires_at_ms)
+                .max()
+                .filter(|t| *t > hookd_types::time::now_ms())
+                .map(rfc3339),
         }
     }
 }

@@ -104,6 +104,54 @@ fn dec<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
         })
 }
 
+/// An endpoint as stored before endpoints had a wire format and rotation overlap: same fields,
+/// same order, ending at `updated_at_ms`.
+#[derive(Deserialize)]
+struct EndpointV0 {
+    id: EndpointId,
+    tenant: String,
+    name: String,
+    url: String,
+    description: String,
+    event_types: Vec<String>,
+    secret: String,
+    enabled: bool,
+    metadata: std::collections::BTreeMap<String, String>,
+    created_at_ms: u64,
+    updated_at_ms: u64,
+}
+
+/// Reads an endpoint record of either layout. bincode is not self-describing, so the current
+/// layout is tried first and must use every byte; a record it cannot read whole is read as the
+/// older layout (whose endpoints all signed with Standard Webhooks), which must too.
+fn decode_endpoint(key: &[u8], bytes: &[u8]) -> Result<Endpoint> {
+    let cfg = bincode::config::standard();
+    if let Ok((ep, n)) = bincode::serde::decode_from_slice::<Endpoint, _>(bytes, cfg) {
+        if n == bytes.len() {
+            return Ok(ep);
+        }
+    }
+    match bincode::serde::decode_from_slice::<EndpointV0, _>(bytes, cfg) {
+        Ok((v0, n)) if n == bytes.len() => Ok(Endpoint {
+            id: v0.id,
+            tenant: v0.tenant,
+            name: v0.name,
+            url: v0.url,
+            description: v0.description,
+            event_types: v0.event_types,
+            secret: v0.secret,
+            enabled: v0.enabled,
+            metadata: v0.metadata,
+            created_at_ms: v0.created_at_ms,
+            updated_at_ms: v0.updated_at_ms,
+            format: Default::default(),
+            previous_secrets: Vec::new(),
+        }),
+        // Neither layout: report it the way every other record kind does.
+        _ => dec(key, bytes),
+    }
+}
+
 fn key(parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
     for p in parts {
@@ -346,7 +394,7 @@ impl Store for SledStore {
             .scan_prefix(b"p")
             .map(|kv| {
                 let (k, v) = kv?;
-                dec(&k, &v)
+                decode_endpoint(&k, &v)
             })
             .collect()
     }
@@ -475,5 +523,7 @@ impl Store for SledStore {
     }
 }
 
+#[cfg(test)]
+mod endpoint_compat;
 #[cfg(test)]
 mod tests;

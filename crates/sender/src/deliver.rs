@@ -19,6 +19,7 @@ use hookd_types::{
 
 use crate::client::{HttpClient, Response, SendError};
 use crate::sign::{sign, SigningKey};
+use crate::wire;
 
 /// `{"id":..,"type":..,"created_at":..,"data":<producer's bytes>}`
 pub fn envelope(event: &Event) -> Vec<u8> {
@@ -120,7 +121,7 @@ impl Sender {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Signs and POSTs `event` to `endpoint`.
+    /// Signs and POSTs `event` to `endpoint` in the endpoint's wire format.
     pub async fn send(&self, endpoint: &Endpoint, event: &Event) -> Result<Response, SendError> {
         let fail = |kind, detail: String| SendError {
             kind,
@@ -131,12 +132,10 @@ impl Sender {
             .url
             .parse()
             .map_err(|e| fail(ErrorKind::InvalidUrl, format!("{e}")))?;
-        let key = SigningKey::from_secret(&endpoint.secret)
-            .map_err(|e| fail(ErrorKind::InvalidUrl, format!("endpoint secret: {e}")))?;
-        let body = envelope(event);
-        let ts = (now_ms() / 1000) as i64;
-        let headers = signed_headers(&key, &event.id, ts, &body)
-            .map_err(|e| fail(ErrorKind::InvalidUrl, format!("header: {e}")))?;
+        let body = wire::body(&endpoint.format, event);
+        let now = now_ms();
+        let headers = wire::headers(endpoint, &event.id, (now / 1000) as i64, &body, now)
+            .map_err(|e| fail(ErrorKind::InvalidUrl, e.to_string()))?;
         self.client.post(&uri, headers, Bytes::from(body)).await
     }
 
@@ -208,7 +207,9 @@ impl Sender {
             let delay = match refused {
                 // No endpoint to send to: retrying cannot help.
                 Some(_) => None,
-                None => self.retry.delay_after(number, rand::random::<f64>()),
+                None => self
+                    .policy_for(&before.endpoint_id)
+                    .delay_after(number, rand::random::<f64>()),
             };
             match delay {
                 Some(d) => {
@@ -235,6 +236,21 @@ impl Sender {
             tracing::error!(delivery = %id, error = %e, "flushing attempt");
         }
         after.next_attempt_ms
+    }
+
+    /// The endpoint's own retry schedule (with the daemon's jitter), else the daemon's.
+    fn policy_for(&self, endpoint: &hookd_types::EndpointId) -> std::borrow::Cow<'_, RetryPolicy> {
+        let own = self
+            .registry
+            .get(*endpoint)
+            .and_then(|ep| ep.format.retry_schedule_secs.clone());
+        match own {
+            Some(secs) => std::borrow::Cow::Owned(RetryPolicy {
+                schedule: secs.into_iter().map(Duration::from_secs).collect(),
+                jitter: self.retry.jitter,
+            }),
+            None => std::borrow::Cow::Borrowed(&self.retry),
+        }
     }
 
     /// Looks up endpoint and event and sends. The second value names why nothing was sent when

@@ -12,8 +12,10 @@
 
 pub mod client;
 pub mod deliver;
+pub mod jsjson;
 pub mod policy;
 pub mod sign;
+pub mod wire;
 
 pub use client::{ClientConfig, HttpClient};
 pub use deliver::{Sender, TestOutcome};

@@ -1,5 +1,7 @@
 //! Standard Webhooks signatures: `v1,<base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))>`,
-//! where the key is the base64-decoded part of a `whsec_` secret.
+//! where the key is the base64-decoded part of a `whsec_` secret; and the hex HMAC-SHA256 of the
+//! other schemes, whose key is the secret text itself (as the reference documents' snippets use
+//! it); secret checks and generation in every form.
 //!
 //! Signing is on the hot path: it feeds the MAC incrementally (no concatenated copy of the body)
 //! and allocates only the returned header value.
@@ -8,6 +10,7 @@ use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use hookd_types::format::SecretForm;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -38,6 +41,50 @@ pub enum SecretError {
     Base64(#[from] base64::DecodeError),
     #[error("secret key is {0} bytes; it must be 24 to 64 bytes")]
     Length(usize),
+    #[error("secret must be 16 to 256 visible ASCII characters (no spaces)")]
+    Plain,
+}
+
+/// Accepted lengths of secrets used as text.
+pub const PLAIN_SECRET_LEN: std::ops::RangeInclusive<usize> = 16..=256;
+
+/// A secret whose text is the HMAC key: visible ASCII only, so it survives environment
+/// variables, config files and copy-paste unchanged.
+pub fn check_plain_secret(secret: &str) -> Result<(), SecretError> {
+    let ok =
+        PLAIN_SECRET_LEN.contains(&secret.len()) && secret.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(SecretError::Plain)
+    }
+}
+
+/// Lower-case hex of HMAC-SHA256 keyed with the bytes of `secret`, over `parts` in order.
+pub fn hex_hmac(secret: &str, parts: &[&[u8]]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let mut ctx = hmac::Context::with_key(&key);
+    for p in parts {
+        ctx.update(p);
+    }
+    hex::encode(ctx.sign().as_ref())
+}
+
+/// A new secret in `form`, from 32 bytes of the system CSPRNG.
+pub fn generate_secret_in(form: SecretForm) -> String {
+    match form {
+        SecretForm::WhsecBase64 => generate_secret(),
+        SecretForm::Hex64 => hex::encode(random_key()),
+        SecretForm::WhsecHex => format!("{SECRET_PREFIX}{}", hex::encode(random_key())),
+    }
+}
+
+fn random_key() -> [u8; GENERATED_KEY_LEN] {
+    let mut key = [0u8; GENERATED_KEY_LEN];
+    SystemRandom::new()
+        .fill(&mut key)
+        .expect("the system random number generator failed");
+    key
 }
 
 impl SigningKey {
@@ -74,10 +121,7 @@ pub fn sign(key: &SigningKey, msg_id: &str, timestamp: i64, body: &[u8]) -> Stri
 
 /// A new secret: `whsec_` + standard base64 of 32 random bytes from the system CSPRNG.
 pub fn generate_secret() -> String {
-    let mut key = [0u8; GENERATED_KEY_LEN];
-    SystemRandom::new()
-        .fill(&mut key)
-        .expect("the system random number generator failed");
+    let key = random_key();
     let mut out = String::with_capacity(SECRET_PREFIX.len() + 44);
     out.push_str(SECRET_PREFIX);
     STANDARD.encode_string(key, &mut out);
@@ -211,6 +255,47 @@ mod tests {
         for n in [24, 64] {
             SigningKey::from_secret(&format!("whsec_{}", STANDARD.encode(vec![1u8; n]))).unwrap();
         }
+    }
+
+    #[test]
+    fn hex_hmac_matches_a_known_vector() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            hex_hmac("Jefe", &[b"what do ya ", b"want for nothing?"]),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn secret_forms() {
+        let hex64 = generate_secret_in(SecretForm::Hex64);
+        assert_eq!(hex64.len(), 64);
+        assert!(hex64
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        let whsec_hex = generate_secret_in(SecretForm::WhsecHex);
+        assert!(whsec_hex.starts_with("whsec_") && whsec_hex.len() == 70);
+        SigningKey::from_secret(&generate_secret_in(SecretForm::WhsecBase64)).unwrap();
+        for ok in [
+            hex64.as_str(),
+            &whsec_hex,
+            "your-webhook-secret",
+            &"x".repeat(256),
+        ] {
+            check_plain_secret(ok).unwrap();
+        }
+        for bad in [
+            "short",
+            "has a space in it!!",
+            "tab\there-0123456789",
+            "é-0123456789abcdef",
+        ] {
+            assert_eq!(check_plain_secret(bad), Err(SecretError::Plain), "{bad:?}");
+        }
+        assert_eq!(
+            check_plain_secret(&"x".repeat(257)),
+            Err(SecretError::Plain)
+        );
     }
 
     #[test]

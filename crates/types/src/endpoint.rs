@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::is_valid_type_name;
+use crate::format::{DeliveryFormat, PreviousSecret};
 use crate::id::EndpointId;
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,12 +16,19 @@ pub struct Endpoint {
     pub url: String,
     pub description: String,
     pub event_types: Vec<String>,
-    /// `whsec_` + base64 of the signing key. Never logged, never returned after creation.
+    /// The signing secret, in the form of `format.scheme` (`whsec_` + base64 of the key for
+    /// Standard Webhooks, the HMAC key text itself for the others). Never logged, never returned
+    /// after creation.
     pub secret: String,
     pub enabled: bool,
     pub metadata: BTreeMap<String, String>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
+    /// How deliveries look on the wire. Records written before it existed read as Standard
+    /// Webhooks (see `hookd-log`).
+    pub format: DeliveryFormat,
+    /// Secrets replaced by a rotation that verifiers may still hold, until they expire.
+    pub previous_secrets: Vec<PreviousSecret>,
 }
 
 /// Everything but the secret, so a stray `{:?}` cannot leak it into logs.
@@ -33,14 +41,52 @@ impl std::fmt::Debug for Endpoint {
             .field("url", &self.url)
             .field("event_types", &self.event_types)
             .field("secret", &"<redacted>")
+            .field("previous_secrets", &self.previous_secrets.len())
             .field("enabled", &self.enabled)
+            .field("format", &self.format)
             .finish_non_exhaustive()
     }
 }
 
 impl Endpoint {
+    /// An enabled endpoint in the default (Standard Webhooks) format, without description or
+    /// metadata, created at `now_ms`.
+    pub fn new(
+        id: EndpointId,
+        tenant: &str,
+        name: &str,
+        url: &str,
+        event_types: Vec<String>,
+        secret: &str,
+        now_ms: u64,
+    ) -> Self {
+        Self {
+            id,
+            tenant: tenant.to_owned(),
+            name: name.to_owned(),
+            url: url.to_owned(),
+            description: String::new(),
+            event_types,
+            secret: secret.to_owned(),
+            enabled: true,
+            metadata: BTreeMap::new(),
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            format: DeliveryFormat::default(),
+            previous_secrets: Vec::new(),
+        }
+    }
+
     pub fn accepts(&self, event_type: &str) -> bool {
         self.enabled && EventFilter::matches_any(&self.event_types, event_type)
+    }
+
+    /// Previous secrets still valid at `now_ms`.
+    pub fn live_previous_secrets(&self, now_ms: u64) -> impl Iterator<Item = &str> {
+        self.previous_secrets
+            .iter()
+            .filter(move |p| p.expires_at_ms > now_ms)
+            .map(|p| p.secret.as_str())
     }
 }
 
@@ -89,20 +135,23 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let ep = Endpoint {
-            id: EndpointId(1),
-            tenant: "t".into(),
-            name: "n".into(),
-            url: "https://example.com".into(),
-            description: String::new(),
-            event_types: vec!["*".into()],
-            secret: "whsec_c2VjcmV0".into(),
-            enabled: true,
-            metadata: BTreeMap::new(),
-            created_at_ms: 0,
-            updated_at_ms: 0,
-        };
+        let mut ep = Endpoint::new(
+            EndpointId(1),
+            "t",
+            "n",
+            "https://example.com",
+            vec!["*".into()],
+            "whsec_c2VjcmV0",
+            0,
+        );
+        ep.previous_secrets.push(PreviousSecret {
+            secret: "whsec_b2xkc2VjcmV0".into(),
+            expires_at_ms: 10,
+        });
         assert!(!format!("{ep:?}").contains("c2VjcmV0"));
+        assert!(!format!("{ep:?}").contains("b2xkc2VjcmV0"));
+        assert_eq!(ep.live_previous_secrets(9).count(), 1);
+        assert_eq!(ep.live_previous_secrets(10).count(), 0);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`id`]: sortable unique ids (`evt_`, `ep_`, `dlv_` prefixes over ULIDs).
 //! - [`event`]: an ingested event and the validation of its type name.
 //! - [`endpoint`]: a subscription and its event-type filter.
+//! - [`format`]: an endpoint's wire format (signature scheme, headers, envelope) and presets.
 //! - [`delivery`]: one event to one endpoint, its status and its attempts.
 //! - [`retry`]: the retry schedule with jitter.
 //! - [`time`]: unix-millisecond clock and RFC 3339 formatting.
@@ -15,6 +16,7 @@
 pub mod delivery;
 pub mod endpoint;
 pub mod event;
+pub mod format;
 pub mod id;
 pub mod metrics;
 pub mod retry;

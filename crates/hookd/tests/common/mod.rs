@@ -1065,3 +1065,4 @@ pub fn millis(ms: u64) -> Duration {
 
 pub mod checks;
 pub use checks::*;
+pub mod verifiers;
