@@ -1062,3 +1062,5 @@ pub fn secs(s: u64) -> Duration {
 pub fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
+
+pub mod crash;
