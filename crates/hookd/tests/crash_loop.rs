@@ -1,10 +1,11 @@
 //! Crash loop: producers post without letting up (single events and batches, with and without
 //! `Idempotency-Key`), failed deliveries are retried by hand, endpoints are patched, created and
 //! deleted, and the daemon is killed with SIGKILL at random moments, over and over on the same
-//! data dir: right after start, in full flow (fan-out, attempts to a failing and a slow path,
-//! manual retries, endpoint changes), and in the middle of a SIGTERM drain. sled's own periodic
-//! flush is off. After a last clean start, every event acknowledged with 202 must reach every
-//! endpoint subscribed to it (at least once: duplicates are counted, not failed).
+//! data dir: during start-up, right after it, in full flow (fan-out, attempts to a failing and a
+//! slow path, manual retries, endpoint changes), and in the middle of a SIGTERM drain; every ten
+//! cycles hold each kind of kill, in random order. sled's own periodic flush is off. After a last
+//! clean start, every event acknowledged with 202 must reach every endpoint subscribed to it (at
+//! least once: duplicates are counted, not failed).
 //!
 //! `HOOKD_CRASH_CYCLES` sets the number of kills (default 20); `HOOKD_CRASH_SEED` the seed,
 //! printed at the start. The seed fixes the schedule (when and how each kill comes, what the
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use hyper::Method;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
@@ -332,16 +334,22 @@ enum Kill {
 }
 
 impl Kill {
-    fn draw(rng: &mut StdRng) -> Kill {
-        match rng.random_range(0..100) {
-            0..10 => Kill::Starting(millis(rng.random_range(0..150))),
-            10..20 => Kill::Running(millis(rng.random_range(0..100))),
-            20..45 => Kill::Draining(
-                millis(rng.random_range(150..1000)),
-                millis(rng.random_range(0..400)),
-            ),
-            _ => Kill::Running(millis(rng.random_range(150..1200))),
+    /// The next ten kills in random order: one during start-up, one just after it, three
+    /// mid-drain and five in full flow, so that every kind comes up in every ten cycles.
+    fn deck(rng: &mut StdRng) -> Vec<Kill> {
+        let mut deck = vec![
+            Kill::Starting(millis(rng.random_range(0..150))),
+            Kill::Running(millis(rng.random_range(0..100))),
+        ];
+        for _ in 0..3 {
+            let (run, then) = (rng.random_range(150..1000), rng.random_range(0..400));
+            deck.push(Kill::Draining(millis(run), millis(then)));
         }
+        for _ in 0..5 {
+            deck.push(Kill::Running(millis(rng.random_range(150..1200))));
+        }
+        deck.shuffle(rng);
+        deck
     }
 }
 
@@ -401,10 +409,10 @@ async fn acknowledged_events_survive_random_kills() {
         .set("shutdown", "grace", "\"3s\"");
     let config_path = cfg.write(dir.path());
 
-    let mut d = Daemon::start_path(&config_path, &[]).await;
+    let mut setup = Daemon::start_path(&config_path, &[]).await;
     let mut checked_endpoints = Vec::new();
     for (path, filter) in CHECKED {
-        let (id, secret, _) = d
+        let (id, secret, _) = setup
             .api
             .create_endpoint(
                 json!({"name": &path[1..], "url": rx.url(path), "event_types": filter}),
@@ -419,7 +427,10 @@ async fn acknowledged_events_survive_random_kills() {
         extra_url: rx.url(EXTRA),
         ..Ctx::default()
     });
-    ctx.set_api(Some(d.api.clone()));
+    setup.proc.sigterm();
+    let st = setup.proc.expect_exit(secs(10)).await;
+    assert_eq!(st.code(), Some(0), "exit {st}\n{}", setup.proc.dump_logs());
+    drop(setup);
     let mut workers = Vec::new();
     for (name, batch, keyed) in [
         ("single", false, false),
@@ -436,25 +447,24 @@ async fn acknowledged_events_survive_random_kills() {
     workers.push(tokio::spawn(change_endpoints(ctx.clone(), r)));
 
     let mut landed = Landed::default();
-    for cycle in 0..cycles {
-        let kill = Kill::draw(&mut rng);
-        if cycle > 0 {
-            if let Kill::Starting(after) = kill {
-                let mut p = Proc::spawn(&config_path, &[]);
-                tokio::time::sleep(after).await;
-                p.kill9();
-                landed.starting += 1;
-                continue;
-            }
-            d = Daemon::start_path(&config_path, &[]).await;
-            ctx.set_api(Some(d.api.clone()));
+    let mut deck = Vec::new();
+    for _ in 0..cycles {
+        if deck.is_empty() {
+            deck = Kill::deck(&mut rng);
         }
+        let kill = deck.pop().unwrap();
+        if let Kill::Starting(after) = kill {
+            let mut p = Proc::spawn(&config_path, &[]);
+            tokio::time::sleep(after).await;
+            p.kill9();
+            landed.starting += 1;
+            continue;
+        }
+        let mut d = Daemon::start_path(&config_path, &[]).await;
+        ctx.set_api(Some(d.api.clone()));
         match kill {
-            Kill::Starting(_) | Kill::Running(_) => {
-                let run = match kill {
-                    Kill::Running(run) => run,
-                    _ => Duration::ZERO,
-                };
+            Kill::Starting(_) => unreachable!(),
+            Kill::Running(run) => {
                 tokio::time::sleep(run).await;
                 landed.note(&ctx, &rx);
             }
@@ -514,24 +524,29 @@ async fn acknowledged_events_survive_random_kills() {
     let mut duplicates = 0;
     let mut extra_receipts = 0;
     let mut unacked = 0;
+    let mut by_path = Vec::new();
     for (path, _) in CHECKED {
+        let mut here = 0;
         for (id, n) in rx.delivered(path) {
             if n > 1 {
-                duplicates += 1;
+                here += 1;
                 extra_receipts += n as usize - 1;
             }
             unacked += usize::from(!acked.contains_key(&id));
         }
+        duplicates += here;
+        by_path.push(format!("{path} {here}"));
     }
     let lost_events: std::collections::HashSet<&str> = lost.iter().map(|(_, id)| *id).collect();
     eprintln!(
         "crash loop: cycles {cycles}, acknowledged {} events ({} deliveries owed), lost {} \
-         deliveries of {} events, duplicates {duplicates} ({extra_receipts} extra receipts); \
+         deliveries of {} events, duplicates {duplicates} ({}; {extra_receipts} extra receipts); \
          loop {loop_time:.1?}, total {:.1?}, seed {seed}",
         acked.len(),
         owed.len(),
         lost.len(),
         lost_events.len(),
+        by_path.join(", "),
         started.elapsed(),
     );
     eprintln!(
@@ -579,6 +594,19 @@ async fn acknowledged_events_survive_random_kills() {
     assert!(!acked.is_empty(), "no event was acknowledged");
     assert!(get(&ctx.retried) > 0, "no manual retry was accepted");
     assert!(get(&ctx.changed) > 0, "no endpoint change was made");
+    if cycles >= 10 {
+        // Each deck of ten has every kind of kill; check they met what they were meant to.
+        let kinds = [
+            ("during start-up", landed.starting),
+            ("with posts in flight", landed.posts),
+            ("with attempts in flight", landed.attempts),
+            ("with manual retries in flight", landed.retries),
+            ("with endpoint changes in flight", landed.changes),
+            ("mid-drain", landed.draining),
+        ];
+        let missed: Vec<&str> = kinds.iter().filter(|k| k.1 == 0).map(|k| k.0).collect();
+        assert!(missed.is_empty(), "no kill landed {missed:?}");
+    }
 
     d.proc.sigterm();
     let st = d.proc.expect_exit(secs(10)).await;
