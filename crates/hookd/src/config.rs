@@ -87,6 +87,7 @@ struct Scheduler {
 #[serde(deny_unknown_fields)]
 struct Storage {
     cache_mb: u64,
+    background_flush: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +117,8 @@ pub struct Config {
     pub retry: RetryPolicy,
     pub shards: usize,
     pub cache_bytes: u64,
+    /// sled's own periodic flush (`[storage] background_flush`); `None`: off.
+    pub background_flush: Option<Duration>,
     pub grace: Duration,
 }
 
@@ -263,6 +266,11 @@ fn validate(f: File) -> Result<Config, ConfigError> {
     if f.storage.cache_mb == 0 {
         return Err(err("storage.cache_mb must be positive"));
     }
+    let background_flush = Some(duration(
+        "storage.background_flush",
+        &f.storage.background_flush,
+    )?)
+    .filter(|d| !d.is_zero());
     Ok(Config {
         listen,
         data_dir: f.data_dir,
@@ -284,6 +292,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         },
         shards,
         cache_bytes: f.storage.cache_mb << 20,
+        background_flush,
         grace: duration("shutdown.grace", &f.shutdown.grace)?,
     })
 }
@@ -314,6 +323,17 @@ mod tests {
         assert_eq!(c.max_body_bytes, 256 * 1024);
         assert!(c.admin_key.is_none());
         assert!(c.shards >= 1);
+        assert_eq!(c.background_flush, Some(Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn zero_background_flush_turns_it_off() {
+        for zero in ["\"0\"", "\"0s\"", "\"0ms\""] {
+            let c = with_file(&format!("[storage]\nbackground_flush = {zero}")).unwrap();
+            assert_eq!(c.background_flush, None, "{zero}");
+        }
+        let c = with_file("[storage]\nbackground_flush = \"1s\"").unwrap();
+        assert_eq!(c.background_flush, Some(Duration::from_secs(1)));
     }
 
     #[test]
@@ -338,6 +358,10 @@ mod tests {
             ("[sender]\ntimeout = \"soon\"", "sender.timeout"),
             ("[sender]\ntimout = \"1s\"", "timout"),
             ("[retry]\njitter = 2.0", "jitter"),
+            (
+                "[storage]\nbackground_flush = \"often\"",
+                "storage.background_flush",
+            ),
             ("[events]\ntypes = [\"Bad Type\"]", "events.types"),
             (
                 "[sender]\nca_file = \"/nonexistent/ca.pem\"",

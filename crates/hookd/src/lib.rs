@@ -80,10 +80,13 @@ pub async fn run(
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data_dir {}", cfg.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(
-        SledStore::open(&SledConfig {
-            path: cfg.data_dir.join("db"),
-            cache_bytes: cfg.cache_bytes,
-        })
+        SledStore::open_with_background_flush(
+            &SledConfig {
+                path: cfg.data_dir.join("db"),
+                cache_bytes: cfg.cache_bytes,
+            },
+            cfg.background_flush,
+        )
         .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?,
     );
     let key = admin_key(&cfg, &*store)?;

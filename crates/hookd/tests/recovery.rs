@@ -1,5 +1,6 @@
 //! Crash and restart: everything acknowledged with 202 is delivered after kill -9; SIGTERM
-//! exits 0; scheduled retries survive a restart.
+//! exits 0; scheduled retries survive a restart. sled's own periodic flush is off in all of
+//! them ([`crash_config`]), so they prove hookd's flushes.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use common::crash::crash_config;
 use common::*;
 use hyper::Method;
 use serde_json::json;
@@ -17,7 +19,7 @@ use serde_json::json;
 const HOLD: &str = "/hold";
 
 fn hold_config(dir: &std::path::Path) -> Config {
-    Config::new(dir).set("sender", "timeout", "\"30s\"")
+    crash_config(dir).set("sender", "timeout", "\"30s\"")
 }
 
 /// A receiver whose `HOLD` path never answers in time, a daemon, and an endpoint for every
@@ -220,7 +222,7 @@ async fn scheduled_retry_survives_restart(kill9: bool) {
             ok_status: 200,
         },
     );
-    let cfg = Config::new(dir.path()).set("retry", "schedule", "[\"2500ms\", \"2500ms\"]");
+    let cfg = crash_config(dir.path()).set("retry", "schedule", "[\"2500ms\", \"2500ms\"]");
     let mut d = Daemon::start(dir.path(), &cfg).await;
     let (ep, _, _) = d
         .api
@@ -298,7 +300,7 @@ async fn sigterm_exits_zero_and_restart_keeps_state() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     // A grace far longer than the test may last: exiting in time shows it did not wait for it.
-    let cfg = Config::new(dir.path()).set("shutdown", "grace", "\"10m\"");
+    let cfg = crash_config(dir.path()).set("shutdown", "grace", "\"10m\"");
     let mut d = Daemon::start(dir.path(), &cfg).await;
     let (ep_id, _, _) = d
         .api

@@ -29,6 +29,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use std::collections::HashMap;
 
@@ -47,6 +48,9 @@ pub struct SledConfig {
     /// in memory already.
     pub cache_bytes: u64,
 }
+
+/// How often sled flushes on its own when [`SledStore::open`] is used: sled's usual setting.
+pub const DEFAULT_BACKGROUND_FLUSH: Duration = Duration::from_millis(200);
 
 pub struct SledStore {
     db: sled::Db,
@@ -217,12 +221,25 @@ fn stat_slot(status: DeliveryStatus) -> Option<usize> {
 }
 
 impl SledStore {
+    /// Opens the store with sled flushing on its own every [`DEFAULT_BACKGROUND_FLUSH`].
     pub fn open(cfg: &SledConfig) -> Result<Self> {
+        Self::open_with_background_flush(cfg, Some(DEFAULT_BACKGROUND_FLUSH))
+    }
+
+    /// Opens the store with sled's own periodic flush every `background_flush`, or never
+    /// (`None`). hookd's durability never rests on it: appends, endpoint writes and attempt
+    /// outcomes are flushed explicitly. It only bounds how long other buffered writes (fan-out)
+    /// may take to reach the disk; turned off, crash tests prove the explicit flushes alone.
+    pub fn open_with_background_flush(
+        cfg: &SledConfig,
+        background_flush: Option<Duration>,
+    ) -> Result<Self> {
+        let every_ms = background_flush.map(|d| (d.as_millis() as u64).max(1));
         let db = sled::Config::new()
             .path(&cfg.path)
             .cache_capacity(cfg.cache_bytes)
             .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(Some(200))
+            .flush_every_ms(every_ms)
             .open()?;
         db.set_merge_operator(merge_stat);
         let cursor = match db.get(CURSOR)? {

@@ -1066,4 +1066,5 @@ pub fn millis(ms: u64) -> Duration {
 pub mod checks;
 #[allow(unused_imports)] // not every test binary uses every check
 pub use checks::*;
+pub mod crash;
 pub mod verifiers;
