@@ -301,6 +301,8 @@ pub(crate) fn recover(dir: &Path, config: Config) -> Result<Recovered> {
     }
 
     let active = metas[metas.len() - 1].clone();
+    // Timestamps never go back, even if the clock did while the journal was closed.
+    let last_ts = metas.iter().map(|m| m.max_ts).max().unwrap_or(0);
     let file = OpenOptions::new()
         .append(true)
         .open(&active.path)
@@ -319,7 +321,7 @@ pub(crate) fn recover(dir: &Path, config: Config) -> Result<Recovered> {
     let writer = Writer {
         shared: shared.clone(),
         file,
-        last_ts: active.max_ts,
+        last_ts,
         active,
         visible: visible_tx,
         dirty: false,
@@ -399,6 +401,8 @@ impl Journal {
         rx.recv().map_err(|_| JournalError::Closed)?
     }
 
+    /// [`Journal::append`] for async code. Dropping the future after its first poll does not
+    /// take the record back: it may still be written.
     pub async fn append_async(&self, payload: Vec<u8>) -> Result<Seq> {
         self.append_async_with(payload, self.shared.config.durability)
             .await
