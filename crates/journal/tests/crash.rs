@@ -1,9 +1,10 @@
 //! Crash test: a child process (this test binary, re-executed) appends with `Durability::Sync`
 //! from several threads, checkpoints and removes old segments all the while, and prints every
-//! seq as soon as the journal acknowledges it. The parent kills it with SIGKILL at a random
-//! moment, reopens the journal, and checks that every acknowledged record is there intact,
-//! that the checkpoint is the last acknowledged one or newer, and that the log still takes
-//! appends. Several cycles run on the same directory.
+//! seq as soon as the journal acknowledges it. The parent kills it with SIGKILL, either at a
+//! random moment or just after the child says it begins a checkpoint or a removal, reopens the
+//! journal, and checks that every acknowledged record is there intact, that the checkpoint is
+//! the last acknowledged one or newer, and that the log still takes appends. The cycles run on
+//! one directory until kills have landed inside checkpoints and removals.
 //!
 //! SIGKILL leaves the page cache alone, so this tests the journal's recovery and ordering
 //! (torn groups, checkpoints and removals cut short), not the disk's: the `fdatasync` before
@@ -19,7 +20,10 @@ use hookd_journal::{Config, Durability, Journal, Seq};
 use rand::Rng;
 
 const CHILD_DIR: &str = "HOOKD_JOURNAL_CRASH_CHILD_DIR";
+/// Cycles at least, then more (up to `MAX_CYCLES`) until kills have landed inside a checkpoint
+/// and inside a removal at least twice each.
 const CYCLES: usize = 12;
+const MAX_CYCLES: usize = 60;
 const THREADS: u64 = 4;
 
 fn config() -> Config {
@@ -65,12 +69,15 @@ fn child(dir: &str) {
     while start.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(5));
         let seq = journal.durable_seq() - 1;
+        println!("begin checkpoint");
         journal
             .checkpoint(seq, format!("state {seq}").into_bytes())
             .unwrap();
         println!("checkpoint {seq}");
         // Keep a few segments behind the checkpoint, so removal has work most of the time.
-        journal.remove_before(seq.saturating_sub(200)).unwrap();
+        println!("begin removal");
+        let removed = journal.remove_before(seq.saturating_sub(200)).unwrap();
+        println!("removed {}", removed.segments);
     }
     for t in threads {
         t.join().unwrap();
@@ -86,9 +93,17 @@ fn crash_child_entry() {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Checkpoint,
+    Removal,
+}
+
 enum Line {
     Ack { seq: Seq, thread: u64, i: u64 },
+    Begin(Phase),
     Checkpoint(Seq),
+    Removed,
 }
 
 fn parse(line: &str) -> Option<Line> {
@@ -100,13 +115,32 @@ fn parse(line: &str) -> Option<Line> {
             i: words.next()?.parse().ok()?,
         }),
         "checkpoint" => Some(Line::Checkpoint(words.next()?.parse().ok()?)),
+        "removed" => Some(Line::Removed),
+        "begin" => match words.next()? {
+            "checkpoint" => Some(Line::Begin(Phase::Checkpoint)),
+            "removal" => Some(Line::Begin(Phase::Removal)),
+            _ => None,
+        },
         _ => None,
     }
 }
 
-/// Runs the child until it has acknowledged `at_least` records and then a random while more,
-/// kills it, and returns every whole line it printed.
-fn run_child_and_kill(dir: &std::path::Path, at_least: usize) -> Vec<Line> {
+/// Which phase the child was in when it was killed: the last one it began and did not finish.
+fn killed_inside(lines: &[Line]) -> Option<Phase> {
+    match lines
+        .iter()
+        .rev()
+        .find(|l| !matches!(l, Line::Ack { .. }))?
+    {
+        Line::Begin(phase) => Some(*phase),
+        _ => None,
+    }
+}
+
+/// Runs the child until it has acknowledged `at_least` records, then kills it: after a random
+/// while, or, with `aim`, within 3 ms of it saying it begins that phase. Returns every whole
+/// line it printed.
+fn run_child_and_kill(dir: &std::path::Path, at_least: usize, aim: Option<Phase>) -> Vec<Line> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -154,8 +188,21 @@ fn run_child_and_kill(dir: &std::path::Path, at_least: usize) -> Vec<Line> {
             panic!("the child stopped by itself: {status}");
         }
     }
-    let extra = rand::rng().random_range(0..250);
-    std::thread::sleep(Duration::from_millis(extra));
+    match aim {
+        None => std::thread::sleep(Duration::from_millis(rand::rng().random_range(0..250))),
+        Some(phase) => loop {
+            assert!(Instant::now() < deadline, "the child never began {phase:?}");
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) {
+                let begins = matches!(line, Line::Begin(p) if p == phase);
+                lines.push(line);
+                if begins {
+                    let delay = rand::rng().random_range(0..3000);
+                    std::thread::sleep(Duration::from_micros(delay));
+                    break;
+                }
+            }
+        },
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     reader.join().unwrap();
@@ -173,14 +220,24 @@ fn every_acknowledged_record_survives_sigkill() {
     let mut acked: HashMap<Seq, Vec<u8>> = HashMap::new();
     let mut last_checkpoint = None;
     let (mut truncations, mut leftovers) = (0, 0);
-    for cycle in 0..CYCLES {
-        for line in run_child_and_kill(dir.path(), 50) {
+    let (mut in_checkpoint, mut in_removal) = (0, 0);
+    let mut cycle = 0;
+    while cycle < CYCLES || (cycle < MAX_CYCLES && (in_checkpoint < 2 || in_removal < 2)) {
+        let aim = [None, Some(Phase::Checkpoint), Some(Phase::Removal)][cycle % 3];
+        let lines = run_child_and_kill(dir.path(), 50, aim);
+        match killed_inside(&lines) {
+            Some(Phase::Checkpoint) => in_checkpoint += 1,
+            Some(Phase::Removal) => in_removal += 1,
+            None => {}
+        }
+        for line in lines {
             match line {
                 Line::Ack { seq, thread, i } => {
                     let before = acked.insert(seq, payload(thread, i));
                     assert!(before.is_none(), "seq {seq} acknowledged twice");
                 }
                 Line::Checkpoint(seq) => last_checkpoint = last_checkpoint.max(Some(seq)),
+                Line::Begin(_) | Line::Removed => {}
             }
         }
 
@@ -230,10 +287,16 @@ fn every_acknowledged_record_survives_sigkill() {
         assert_eq!(seq, report.next_seq);
         acked.insert(seq, b"after the crash".to_vec());
         journal.close();
+        cycle += 1;
     }
+    assert!(
+        in_checkpoint > 0 && in_removal > 0,
+        "in {cycle} kills, {in_checkpoint} landed in a checkpoint and {in_removal} in a removal"
+    );
     eprintln!(
-        "{CYCLES} kills, {} acknowledged records, {truncations} torn tails truncated, \
-         {leftovers} segments left by a cut-short removal",
+        "{cycle} kills ({in_checkpoint} inside a checkpoint, {in_removal} inside a removal), \
+         {} acknowledged records, {truncations} torn tails truncated, {leftovers} segments left \
+         by a cut-short removal",
         acked.len()
     );
 }
