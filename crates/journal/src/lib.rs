@@ -4,7 +4,8 @@
 //! the engine encodes, the journal never looks inside. `docs/STORAGE.md` says how the engine
 //! uses it and how each part maps to NATS JetStream.
 //!
-//! - [`journal`]: [`Journal`]: open and recovery, append, sync, checkpoint, removal.
+//! - [`journal`]: [`Journal`]: open, append, sync, checkpoint, removal.
+//! - `recover` (private): what opening does: the lock, the scan, the cut of a torn tail.
 //! - `writer` (private): the one thread that writes; group commit.
 //! - [`reader`]: [`Reader`] (from any seq to the present) and [`Tail`] (follows the live log).
 //! - [`frame`]: the record format. `segment` (private): segment files, their
@@ -101,6 +102,7 @@ mod error;
 pub mod frame;
 pub mod journal;
 pub mod reader;
+mod recover;
 mod segment;
 mod writer;
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::journal::recover;
+use crate::recover::recover;
 use crate::*;
 
 fn small() -> Config {
