@@ -774,9 +774,13 @@ async fn secret_rotation_and_test_send() {
     let reqs = rx.wait_for_path("/ok", 1, PATIENCE).await;
     assert_signed(&reqs[0], &given);
 
-    // Rotation returns a new secret; later deliveries are signed with it.
+    // Rotation without an overlap returns a new secret; later deliveries are signed with it
+    // alone (the overlap window is tested with the wire formats).
     let r = api
-        .post(&format!("/v1/endpoints/{ep_id}/rotate-secret"), &json!({}))
+        .post(
+            &format!("/v1/endpoints/{ep_id}/rotate-secret"),
+            &json!({"overlap_seconds": 0}),
+        )
         .await;
     let rotated = r.expect(200)["secret"]
         .as_str()
