@@ -15,4 +15,4 @@ pub mod shard;
 pub mod wheel;
 
 pub use fanout::Fanout;
-pub use shard::{Dispatch, Job, Loader, Scheduler, SchedulerConfig, SchedulerHandle, Slot};
+pub use shard::{Clock, Dispatch, Job, Loader, Scheduler, SchedulerConfig, SchedulerHandle, Slot};
