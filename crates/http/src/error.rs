@@ -82,6 +82,13 @@ impl ApiError {
     }
 }
 
+/// A rejected field is the caller's to fix; the message names the field.
+impl From<hookd_types::check::FieldError> for ApiError {
+    fn from(e: hookd_types::check::FieldError) -> Self {
+        Self::validation(e.to_string())
+    }
+}
+
 /// Storage failures are ours, not the caller's: log the detail, answer a generic 500.
 impl From<hookd_log::LogError> for ApiError {
     fn from(e: hookd_log::LogError) -> Self {
