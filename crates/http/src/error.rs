@@ -186,7 +186,11 @@ mod tests {
 
     #[tokio::test]
     async fn storage_failure_is_internal_error() {
-        let err: ApiError = hookd_log::LogError::Encode("disk on fire".into()).into();
+        let err: ApiError = hookd_log::LogError::Corrupt {
+            key: "e1".into(),
+            detail: "disk on fire".into(),
+        }
+        .into();
         let (status, body, _) = body_of(err).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
