@@ -35,8 +35,30 @@ fn filled(ds: &[u64]) -> Wheel<Item> {
     w
 }
 
+/// What is timed is right: driven by its next deadline, the wheel hands out every entry once,
+/// exactly at its deadline (items carry their index into `ds`).
+fn check_what_is_timed(ds: &[u64]) {
+    let mut w = filled(ds);
+    let mut out = Vec::new();
+    let mut seen = vec![false; ds.len()];
+    while let Some(t) = w.next_deadline() {
+        w.advance(t, &mut out);
+        assert!(!out.is_empty(), "nothing due at the next deadline {t}");
+        for item in out.drain(..) {
+            let i = item[0] as usize;
+            assert_eq!(ds[i], t, "entry {i} fired at {t}");
+            assert!(
+                !std::mem::replace(&mut seen[i], true),
+                "entry {i} fired twice"
+            );
+        }
+    }
+    assert!(seen.iter().all(|s| *s));
+}
+
 fn bench_wheel(c: &mut Criterion) {
     let ds = deadlines(N, SPAN_MS);
+    check_what_is_timed(&ds);
     let mut g = c.benchmark_group("wheel");
     g.throughput(Throughput::Elements(N as u64));
 

@@ -90,17 +90,44 @@ pub fn alive(pid: u32) -> bool {
 mod tests {
     use super::*;
 
+    use std::time::{Duration, Instant};
+
+    /// Spins until `charged()` says CPU time was charged; fails after a generous deadline.
+    fn burn_until(charged: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut x = 0u64;
+        while !charged() {
+            assert!(Instant::now() < deadline, "no CPU time charged in 30 s");
+            for i in 0..100_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            std::hint::black_box(x);
+        }
+    }
+
     #[test]
     fn reads_own_cpu() {
-        // Burn a little CPU so the numbers are plausible, then read them.
-        let mut x = 0u64;
-        for i in 0..1_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
-        }
-        assert!(x != 1);
-        assert!(self_secs().unwrap() >= 0.0);
-        assert!(process_secs(std::process::id()).unwrap() >= 0.0);
-        assert!(threads_secs("no-such-thread-name").unwrap() == 0.0);
+        let start = self_secs().unwrap();
+        burn_until(|| self_secs().unwrap() > start);
+        let own = self_secs().unwrap();
+        assert!(own > start, "{own} <= {start}");
+        // The same counter read by pid, later, so never less.
+        let by_pid = process_secs(std::process::id()).unwrap();
+        assert!(by_pid >= own, "{by_pid} < {own}");
         assert!(alive(std::process::id()));
+        assert!(!alive(u32::MAX));
+    }
+
+    #[test]
+    fn counts_threads_by_name() {
+        assert_eq!(threads_secs("no-such-thread-name").unwrap(), 0.0);
+        let burner = std::thread::Builder::new()
+            .name("cputest-burner".into())
+            .spawn(|| {
+                burn_until(|| threads_secs("cputest-burner").unwrap() > 0.0);
+                threads_secs("cputest-burner").unwrap()
+            })
+            .unwrap();
+        assert!(burner.join().unwrap() > 0.0);
     }
 }

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use hookd_http::views::{EndpointView, Page, StatsView};
 use hookd_http::{ApiError, ErrorCode, JsonBody};
 use hookd_sender::policy::UrlError;
+use hookd_types::check::{check_event_type, tenant_or_default};
 use hookd_types::endpoint::EventFilter;
-use hookd_types::id::is_valid_token;
 use hookd_types::time::{now_ms, rfc3339};
 use hookd_types::{Endpoint, EndpointId};
 
@@ -132,10 +132,8 @@ fn check_types(state: &ApiState, types: &[String]) -> Result<(), ApiError> {
                     "`event_types`: {t:?} is not a name, a `prefix.*` or `*`"
                 )))
             }
-            Some(EventFilter::Exact(name)) if !state.event_types.contains(name) => {
-                return Err(ApiError::validation(format!(
-                    "`event_types`: unknown event type {name:?} (see GET /v1/event-types)"
-                )))
+            Some(EventFilter::Exact(name)) => {
+                check_event_type("event_types", name, &state.event_types)?
             }
             Some(_) => {}
         }
@@ -182,12 +180,7 @@ async fn create(
         .event_types
         .ok_or_else(|| ApiError::validation("`event_types` is required"))?;
     check_types(&state, &event_types)?;
-    let tenant = input.tenant.unwrap_or_else(|| "default".to_owned());
-    if !is_valid_token(&tenant) {
-        return Err(ApiError::validation(
-            "`tenant` must be 1..=128 characters of [A-Za-z0-9_.:-]",
-        ));
-    }
+    let tenant = tenant_or_default(input.tenant)?;
     let description = input.description.unwrap_or_default();
     let metadata = input.metadata.unwrap_or_default();
     check_extras(&description, &metadata)?;
@@ -349,11 +342,7 @@ async fn test(
     let event_type = input
         .event_type
         .ok_or_else(|| ApiError::validation("`event_type` is required"))?;
-    if !state.event_types.contains(&event_type) {
-        return Err(ApiError::validation(format!(
-            "`event_type` {event_type:?} is not a known event type (see GET /v1/event-types)"
-        )));
-    }
+    check_event_type("event_type", &event_type, &state.event_types)?;
     let out = state.sender.send_test(&ep, &event_type).await;
     Ok(Json(serde_json::json!({
         "event_id": out.event_id,

@@ -82,6 +82,13 @@ impl ApiError {
     }
 }
 
+/// A rejected field is the caller's to fix; the message names the field.
+impl From<hookd_types::check::FieldError> for ApiError {
+    fn from(e: hookd_types::check::FieldError) -> Self {
+        Self::validation(e.to_string())
+    }
+}
+
 /// Storage failures are ours, not the caller's: log the detail, answer a generic 500.
 impl From<hookd_log::LogError> for ApiError {
     fn from(e: hookd_log::LogError) -> Self {
@@ -179,7 +186,11 @@ mod tests {
 
     #[tokio::test]
     async fn storage_failure_is_internal_error() {
-        let err: ApiError = hookd_log::LogError::Encode("disk on fire".into()).into();
+        let err: ApiError = hookd_log::LogError::Corrupt {
+            key: "e1".into(),
+            detail: "disk on fire".into(),
+        }
+        .into();
         let (status, body, _) = body_of(err).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["code"], "INTERNAL_ERROR");

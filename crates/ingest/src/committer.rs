@@ -9,13 +9,14 @@
 //! `pending` view, which is rebuilt from the log on start.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::{oneshot, Notify};
 
-use hookd_log::{LogRecord, Seq, Store};
+use hookd_log::{LogError, LogRecord, Seq, Store};
 use hookd_types::metrics::{inc, METRICS};
 use hookd_types::Event;
 
@@ -41,7 +42,7 @@ pub enum CommitError {
     #[error("{0}")]
     Conflict(String),
     #[error(transparent)]
-    Storage(#[from] hookd_log::LogError),
+    Storage(#[from] LogError),
     #[error("the committer has stopped")]
     Stopped,
 }
@@ -118,6 +119,8 @@ pub struct Committer {
     tx: Sender<Submission>,
     pending: Arc<Mutex<Pending>>,
     store: Arc<dyn Store>,
+    /// Log records appended (one flush each) by this committer.
+    flushes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Committer {
@@ -153,18 +156,29 @@ impl Committer {
         }
         let pending = Arc::new(Mutex::new(pending));
         let (tx, rx) = crossbeam_channel::unbounded();
+        let flushes = Arc::new(AtomicU64::new(0));
         let worker = Worker {
             rx,
             store: store.clone(),
             pending: pending.clone(),
             appended,
             max_batch: cfg.max_batch.max(1),
+            flushes: flushes.clone(),
         };
         let handle = thread::Builder::new()
             .name("hookd-committer".into())
             .spawn(move || worker.run())
-            .map_err(|e| hookd_log::LogError::Encode(format!("spawning committer: {e}")))?;
-        Ok((Self { tx, pending, store }, handle))
+            .map_err(|source| LogError::Spawn {
+                thread: "committer",
+                source,
+            })?;
+        let committer = Self {
+            tx,
+            pending,
+            store,
+            flushes,
+        };
+        Ok((committer, handle))
     }
 
     /// Commits `items` all or nothing; returns once they are durable.
@@ -177,7 +191,7 @@ impl Committer {
     }
 
     /// An event by id, whether already indexed or still only in the log.
-    pub fn event(&self, id: &str) -> Result<Option<Event>, hookd_log::LogError> {
+    pub fn event(&self, id: &str) -> Result<Option<Event>, LogError> {
         if let Some(ev) = self.store.get_event(id)? {
             return Ok(Some(ev));
         }
@@ -187,6 +201,16 @@ impl Committer {
             .get(id)
             .filter(|(seq, _, _)| *seq != NOT_DURABLE)
             .map(|(_, ev, _)| (**ev).clone()))
+    }
+
+    /// Log records appended so far: one flush each.
+    pub fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Submissions waiting for the next group.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
     }
 
     /// Stops accepting submissions; the thread exits once the queue is drained.
@@ -201,6 +225,7 @@ struct Worker {
     pending: Arc<Mutex<Pending>>,
     appended: Arc<Notify>,
     max_batch: usize,
+    flushes: Arc<AtomicU64>,
 }
 
 impl Worker {
@@ -274,6 +299,7 @@ impl Worker {
         match appended {
             Ok(seq) => {
                 if seq.is_some() {
+                    self.flushes.fetch_add(1, Ordering::Relaxed);
                     inc(&METRICS.events_ingested_total, record.len() as u64);
                     inc(&METRICS.log_flushes_total, 1);
                     self.appended.notify_one();
@@ -284,11 +310,12 @@ impl Worker {
             }
             Err(e) => {
                 tracing::error!(error = %e, "log append failed");
-                let msg = e.to_string();
+                let source = Arc::new(e);
                 for (reply, _) in answers {
-                    let _ = reply.send(Err(CommitError::Storage(hookd_log::LogError::Encode(
-                        msg.clone(),
-                    ))));
+                    let _ = reply.send(Err(CommitError::Storage(LogError::Group {
+                        op: "log append",
+                        source: source.clone(),
+                    })));
                 }
             }
         }

@@ -157,11 +157,11 @@ async fn post_batch(State(s): State<IngestState>, req: Request) -> Result<Respon
     }
     let mut items = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
-        let at = |e: ApiError| ApiError::validation(format!("events[{i}]: {}", e.message));
-        let input: EventIn = parse_json(r.get().as_bytes()).map_err(at)?;
+        let at = |e: &dyn std::fmt::Display| ApiError::validation(format!("events[{i}]: {e}"));
+        let input: EventIn = parse_json(r.get().as_bytes()).map_err(|e| at(&e.message))?;
         // One key for a batch: each event gets `<key>:<index>`.
         let k = key.as_ref().map(|k| format!("{k}:{i}"));
-        items.push(candidate(input, &s.inner.types, k.as_deref()).map_err(at)?);
+        items.push(candidate(input, &s.inner.types, k.as_deref()).map_err(|e| at(&e))?);
     }
     let (outcomes, replayed) = s.inner.commit(items).await?;
     #[derive(Serialize)]

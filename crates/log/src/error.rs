@@ -1,5 +1,8 @@
 //! Storage errors. Every one of them is the daemon's fault or the disk's, never the caller's
-//! input: the HTTP layers map them to `INTERNAL_ERROR`.
+//! input: the HTTP layers map them to `INTERNAL_ERROR`. Each failure has its own variant and
+//! keeps its cause as its `source()`.
+
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -7,9 +10,25 @@ pub enum LogError {
     #[error("storage: {0}")]
     Sled(#[from] sled::Error),
     #[error("encoding a record: {0}")]
-    Encode(String),
+    Encode(#[from] bincode::error::EncodeError),
     #[error("corrupt record under {key}: {detail}")]
     Corrupt { key: String, detail: String },
+    #[error("starting the {thread} thread: {source}")]
+    Spawn {
+        thread: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// One failed write or flush made for a whole group (a group commit, a group flush), as
+    /// each waiter of the group sees it.
+    #[error("group {op} failed: {source}")]
+    Group {
+        op: &'static str,
+        #[source]
+        source: Arc<LogError>,
+    },
+    #[error("the syncer has stopped")]
+    SyncerStopped,
 }
 
 pub type Result<T, E = LogError> = std::result::Result<T, E>;

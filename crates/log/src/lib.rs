@@ -7,6 +7,8 @@
 //! - [`registry`]: the in-memory read model of endpoints, written through to the store.
 //! - [`sync`]: group flush for buffered writes (attempt outcomes), as the committer does for
 //!   the log.
+//! - `testing` (feature `test-util`): a store in a temporary directory, and a store whose
+//!   durable writes can be held back.
 //!
 //! This crate owns *what is on disk*. It must not know about HTTP, signing or timers; callers
 //! (ingest, scheduler, sender, api) decide *when* to write, the store decides *how*.
@@ -16,6 +18,8 @@ pub mod registry;
 pub mod sled_store;
 pub mod store;
 pub mod sync;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use error::LogError;
 pub use registry::EndpointRegistry;

@@ -70,7 +70,54 @@ impl std::fmt::Debug for SledStore {
     }
 }
 
-const CURSOR: &[u8] = b"mcursor";
+/// The first byte of every key in the state tree: the kind of record under it (see the key
+/// layout above). No two kinds share a byte, so a prefix scan sees one kind only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Meta,
+    Event,
+    Idempotency,
+    Delivery,
+    EndpointDelivery,
+    Attempt,
+    Deadline,
+    Endpoint,
+    Stats,
+}
+
+impl Kind {
+    #[cfg(test)]
+    const ALL: [Kind; 9] = [
+        Kind::Meta,
+        Kind::Event,
+        Kind::Idempotency,
+        Kind::Delivery,
+        Kind::EndpointDelivery,
+        Kind::Attempt,
+        Kind::Deadline,
+        Kind::Endpoint,
+        Kind::Stats,
+    ];
+
+    const fn prefix(self) -> &'static [u8] {
+        match self {
+            Kind::Meta => b"m",
+            Kind::Event => b"e",
+            Kind::Idempotency => b"k",
+            Kind::Delivery => b"d",
+            Kind::EndpointDelivery => b"x",
+            Kind::Attempt => b"a",
+            Kind::Deadline => b"s",
+            Kind::Endpoint => b"p",
+            Kind::Stats => b"c",
+        }
+    }
+}
+
+/// Ends the tenant in an idempotency key, which tokens never contain.
+const TENANT_END: &[u8] = b"\0";
+/// The fan-out cursor's name among the metadata.
+const CURSOR: &str = "cursor";
 /// Endpoint stats are one record of four i64 (LE): delivered, failed (dead-lettered),
 /// retrying, last delivery time. A merge adds the first three and keeps the larger time, so one
 /// status change is one merge.
@@ -95,8 +142,7 @@ struct StoredEventRef<'a> {
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(v, bincode::config::standard())
-        .map_err(|e| LogError::Encode(e.to_string()))
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).map_err(LogError::from)
 }
 
 fn dec<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
@@ -172,16 +218,30 @@ fn seq_of(k: &[u8]) -> Seq {
     u64::from_be_bytes(k.try_into().unwrap_or_default())
 }
 fn delivery_key(id: DeliveryId) -> Vec<u8> {
-    key(&[b"d", &id.to_bytes()])
+    key(&[Kind::Delivery.prefix(), &id.to_bytes()])
 }
 fn due_key(due: u64, id: DeliveryId) -> Vec<u8> {
-    key(&[b"s", &due.to_be_bytes(), &id.to_bytes()])
+    key(&[Kind::Deadline.prefix(), &due.to_be_bytes(), &id.to_bytes()])
 }
 fn endpoint_key(id: EndpointId) -> Vec<u8> {
-    key(&[b"p", &id.to_bytes()])
+    key(&[Kind::Endpoint.prefix(), &id.to_bytes()])
 }
 fn stat_key(id: EndpointId) -> Vec<u8> {
-    key(&[b"c", &id.to_bytes()])
+    key(&[Kind::Stats.prefix(), &id.to_bytes()])
+}
+fn event_key(id: &str) -> Vec<u8> {
+    key(&[Kind::Event.prefix(), id.as_bytes()])
+}
+fn idempotency_key(tenant: &str, k: &str) -> Vec<u8> {
+    key(&[
+        Kind::Idempotency.prefix(),
+        tenant.as_bytes(),
+        TENANT_END,
+        k.as_bytes(),
+    ])
+}
+fn meta_key(name: &str) -> Vec<u8> {
+    key(&[Kind::Meta.prefix(), name.as_bytes()])
 }
 
 fn read_stats(bytes: Option<&[u8]>) -> Stats {
@@ -198,7 +258,7 @@ fn write_stats(s: &Stats) -> Vec<u8> {
     s.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 fn attempt_key(id: DeliveryId, n: u32) -> Vec<u8> {
-    key(&[b"a", &id.to_bytes(), &n.to_be_bytes()])
+    key(&[Kind::Attempt.prefix(), &id.to_bytes(), &n.to_be_bytes()])
 }
 
 /// Counters add; the last-delivery time keeps the maximum.
@@ -242,7 +302,7 @@ impl SledStore {
             .flush_every_ms(every_ms)
             .open()?;
         db.set_merge_operator(merge_stat);
-        let cursor = match db.get(CURSOR)? {
+        let cursor = match db.get(meta_key(CURSOR))? {
             Some(v) => {
                 u64::from_be_bytes(v.as_ref().try_into().map_err(|_| LogError::Corrupt {
                     key: "mcursor".into(),
@@ -269,7 +329,7 @@ impl SledStore {
     }
 
     fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>> {
-        self.get_decoded(&key(&[b"e", id.as_bytes()]))
+        self.get_decoded(&event_key(id))
     }
 
     fn get_decoded<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>> {
@@ -346,27 +406,31 @@ impl Store for SledStore {
                 event: ev,
                 deliveries: by_event.get(ev.id.as_str()).map_or(&[], Vec::as_slice),
             };
-            batch.insert(key(&[b"e", ev.id.as_bytes()]), enc(&stored)?);
+            batch.insert(event_key(&ev.id), enc(&stored)?);
             if let Some(k) = &entry.idempotency_key {
                 let rec = IdemRecord {
                     event_id: ev.id.clone(),
                     request_hash: entry.request_hash,
                 };
-                batch.insert(
-                    key(&[b"k", ev.tenant.as_bytes(), b"\0", k.as_bytes()]),
-                    enc(&rec)?,
-                );
+                batch.insert(idempotency_key(&ev.tenant, k), enc(&rec)?);
             }
         }
         for d in deliveries {
             let id = d.id.to_bytes();
             batch.insert(delivery_key(d.id), enc(d)?);
-            batch.insert(key(&[b"x", &d.endpoint_id.to_bytes(), &id]), &[][..]);
+            batch.insert(
+                key(&[
+                    Kind::EndpointDelivery.prefix(),
+                    &d.endpoint_id.to_bytes(),
+                    &id,
+                ]),
+                &[][..],
+            );
             if let Some(due) = d.next_attempt_ms {
                 batch.insert(due_key(due, d.id), &d.endpoint_id.to_bytes()[..]);
             }
         }
-        batch.insert(CURSOR, &(seq + 1).to_be_bytes()[..]);
+        batch.insert(meta_key(CURSOR), &(seq + 1).to_be_bytes()[..]);
         self.db.apply_batch(batch)?;
         self.cursor.fetch_max(seq + 1, Ordering::SeqCst);
         // The cursor, committed with the state, is what counts; dropping the record is garbage
@@ -380,7 +444,7 @@ impl Store for SledStore {
     }
 
     fn get_idempotency(&self, tenant: &str, k: &str) -> Result<Option<IdemRecord>> {
-        self.get_decoded(&key(&[b"k", tenant.as_bytes(), b"\0", k.as_bytes()]))
+        self.get_decoded(&idempotency_key(tenant, k))
     }
 
     fn event_deliveries(&self, event_id: &str) -> Result<Vec<Delivery>> {
@@ -408,7 +472,7 @@ impl Store for SledStore {
 
     fn endpoints(&self) -> Result<Vec<Endpoint>> {
         self.db
-            .scan_prefix(b"p")
+            .scan_prefix(Kind::Endpoint.prefix())
             .map(|kv| {
                 let (k, v) = kv?;
                 decode_endpoint(&k, &v)
@@ -445,8 +509,8 @@ impl Store for SledStore {
         if lo > hi {
             return Ok(DeliveryPage::default());
         }
-        let start = key(&[b"x", &ep, &lo.to_be_bytes()]);
-        let end = key(&[b"x", &ep, &hi.to_be_bytes()]);
+        let start = key(&[Kind::EndpointDelivery.prefix(), &ep, &lo.to_be_bytes()]);
+        let end = key(&[Kind::EndpointDelivery.prefix(), &ep, &hi.to_be_bytes()]);
         // A status filter may skip many records: bound the work of one page.
         const SCAN_BUDGET: usize = 20_000;
         let mut page = DeliveryPage::default();
@@ -477,7 +541,7 @@ impl Store for SledStore {
 
     fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>> {
         self.db
-            .scan_prefix(key(&[b"a", &id.to_bytes()]))
+            .scan_prefix(key(&[Kind::Attempt.prefix(), &id.to_bytes()]))
             .map(|kv| {
                 let (k, v) = kv?;
                 dec(&k, &v)
@@ -501,14 +565,14 @@ impl Store for SledStore {
     }
 
     fn for_each_scheduled(&self, visit: &mut dyn FnMut(ScheduleEntry)) -> Result<()> {
-        for kv in self.db.scan_prefix(b"s") {
+        for kv in self.db.scan_prefix(Kind::Deadline.prefix()) {
             let (k, v) = kv?;
             let (Some(delivery), Some(endpoint)) = (
-                DeliveryId::from_bytes(&k[9..25]),
+                k.get(9..25).and_then(DeliveryId::from_bytes),
                 EndpointId::from_bytes(&v),
             ) else {
                 return Err(LogError::Corrupt {
-                    key: "s".into(),
+                    key: String::from_utf8_lossy(&k).into_owned(),
                     detail: "bad deadline record".into(),
                 });
             };
@@ -522,14 +586,11 @@ impl Store for SledStore {
     }
 
     fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .db
-            .get(key(&[b"m", name.as_bytes()]))?
-            .map(|v| v.to_vec()))
+        Ok(self.db.get(meta_key(name))?.map(|v| v.to_vec()))
     }
 
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<()> {
-        self.db.insert(key(&[b"m", name.as_bytes()]), value)?;
+        self.db.insert(meta_key(name), value)?;
         self.db.flush()?;
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! queued, makes one flush, and answers them all. Many concurrent attempts thus share one fsync,
 //! as concurrent ingests share one in the committer.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,11 +16,13 @@ use tokio::sync::oneshot;
 use crate::error::{LogError, Result};
 use crate::store::Store;
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+type Waiter = oneshot::Sender<Result<(), Arc<LogError>>>;
 
 #[derive(Clone)]
 pub struct Syncer {
     tx: Sender<Waiter>,
+    /// Flushes made by this syncer (the process-wide metric adds up every syncer's).
+    flushes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Syncer {
@@ -34,6 +37,8 @@ impl Syncer {
     /// requests behind it into the same flush.
     pub fn start(store: Arc<dyn Store>, window: Duration) -> Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded::<Waiter>();
+        let flushes = Arc::new(AtomicU64::new(0));
+        let counted = flushes.clone();
         thread::Builder::new()
             .name("hookd-syncer".into())
             .spawn(move || {
@@ -46,51 +51,95 @@ impl Syncer {
                     }
                     let mut waiters = vec![first];
                     waiters.extend(rx.try_iter());
-                    let result = store.flush().map_err(|e| e.to_string());
+                    let result = store.flush().map_err(Arc::new);
                     last = Instant::now();
+                    counted.fetch_add(1, Ordering::Relaxed);
                     inc(&METRICS.outcome_flushes_total, 1);
                     for w in waiters {
                         let _ = w.send(result.clone());
                     }
                 }
             })
-            .map_err(|e| LogError::Encode(format!("spawning syncer: {e}")))?;
-        Ok(Self { tx })
+            .map_err(|source| LogError::Spawn {
+                thread: "syncer",
+                source,
+            })?;
+        Ok(Self { tx, flushes })
     }
 
     /// Returns once every write made before the call is durable.
     pub async fn sync(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        let stopped = || LogError::Encode("syncer stopped".into());
-        self.tx.send(tx).map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?.map_err(LogError::Encode)
+        self.tx.send(tx).map_err(|_| LogError::SyncerStopped)?;
+        rx.await
+            .map_err(|_| LogError::SyncerStopped)?
+            .map_err(|source| LogError::Group {
+                op: "flush",
+                source,
+            })
+    }
+
+    /// Flushes made so far.
+    pub fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Requests waiting for the next flush to start.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{SledConfig, SledStore};
+    use crate::testing::{temp_store, GatedStore};
 
     #[tokio::test]
-    async fn concurrent_syncs_all_complete() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SledStore::open(&SledConfig {
-                path: dir.path().join("db"),
-                cache_bytes: 1 << 20,
-            })
-            .unwrap(),
-        );
-        let s = Syncer::start(store, Duration::from_millis(2)).unwrap();
-        let tasks: Vec<_> = (0..50)
+    async fn concurrent_syncs_share_flushes() {
+        let (_dir, store) = temp_store();
+        let store = Arc::new(GatedStore::closed(store));
+        let s = Syncer::start(store.clone(), Duration::ZERO).unwrap();
+        // The first request's flush is held at the gate...
+        let first = tokio::spawn({
+            let s = s.clone();
+            async move { s.sync().await }
+        });
+        tokio::task::spawn_blocking({
+            let store = store.clone();
+            move || store.wait_arrived(1)
+        })
+        .await
+        .unwrap();
+        // ...while 49 more queue up behind it.
+        let rest: Vec<_> = (0..49)
             .map(|_| {
                 let s = s.clone();
                 tokio::spawn(async move { s.sync().await })
             })
             .collect();
-        for t in tasks {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.queued() < 49 {
+            assert!(Instant::now() < deadline, "only {} queued", s.queued());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(s.flushes(), 0);
+        store.open();
+        first.await.unwrap().unwrap();
+        for t in rest {
             t.await.unwrap().unwrap();
         }
+        // One flush for the first request, one for all that queued behind it.
+        assert_eq!(s.flushes(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_lone_request_gets_its_own_flush() {
+        let (_dir, store) = temp_store();
+        let s = Syncer::start(Arc::new(store), Duration::ZERO).unwrap();
+        s.sync().await.unwrap();
+        assert_eq!(s.flushes(), 1);
+        s.sync().await.unwrap();
+        assert_eq!(s.flushes(), 2);
     }
 }

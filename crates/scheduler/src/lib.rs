@@ -4,6 +4,7 @@
 //!   commits them with their deadlines, and hands them to the shards.
 //! - [`shard`]: N shard tasks; endpoints are hashed to shards. Each shard owns a [`wheel`] of
 //!   deadlines and the per-endpoint in-flight limits, and asks a [`Dispatch`] to make attempts.
+//!   Shards keep time on a monotonic [`Clock`] (tokio's, so tests can pause it).
 //! - [`wheel`]: the hierarchical timing wheel (64-slot levels, occupancy bitmaps).
 //!
 //! Deadlines are durable in the store (the log crate); the wheels are only an in-memory index of
@@ -15,4 +16,4 @@ pub mod shard;
 pub mod wheel;
 
 pub use fanout::Fanout;
-pub use shard::{Dispatch, Job, Loader, Scheduler, SchedulerConfig, SchedulerHandle, Slot};
+pub use shard::{Clock, Dispatch, Job, Loader, Scheduler, SchedulerConfig, SchedulerHandle, Slot};

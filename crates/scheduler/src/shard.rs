@@ -7,6 +7,11 @@
 //! released slots (an attempt is done with its endpoint) and finished attempts (outcome durable,
 //! with the next deadline, if any). At start, [`Scheduler::prepare`] builds the shards and the
 //! durable deadlines are streamed into them before they run.
+//!
+//! Time: the wheels count monotonic milliseconds ([`Clock`]), so a step of the wall clock moves
+//! no deadline a shard holds. Durable deadlines stay unix milliseconds (they must survive a
+//! restart); each is mapped onto the monotonic clock once, as it enters a shard, through the unix
+//! time read when the clock started.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -16,6 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use hookd_log::ScheduleEntry;
@@ -85,6 +91,48 @@ impl Drop for Slot {
     }
 }
 
+/// The shards' clock: monotonic time since `origin`, with the unix time read at `origin` to map
+/// durable (unix ms) deadlines onto it. Runs on tokio's clock, so tests can pause it.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    unix_ms: u64,
+    origin: Instant,
+}
+
+impl Clock {
+    /// Starts now: reads the wall clock once.
+    pub fn start() -> Self {
+        Self {
+            unix_ms: now_ms(),
+            origin: Instant::now(),
+        }
+    }
+
+    /// Unix ms by this clock: the wall clock at the start plus monotonic time since.
+    pub fn now_ms(&self) -> u64 {
+        self.unix_ms + self.elapsed_ms()
+    }
+
+    /// The instant at which this clock reads `unix_ms` (at the start, if that is earlier).
+    pub fn instant_of(&self, unix_ms: u64) -> Instant {
+        self.instant_at(self.wheel_time(unix_ms))
+    }
+
+    /// Monotonic ms since the start: wheel time.
+    fn elapsed_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    /// Wheel time of a unix-ms deadline.
+    fn wheel_time(&self, unix_ms: u64) -> u64 {
+        unix_ms.saturating_sub(self.unix_ms)
+    }
+
+    fn instant_at(&self, wheel_ms: u64) -> Instant {
+        self.origin + Duration::from_millis(wheel_ms)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
     pub shards: usize,
@@ -134,6 +182,7 @@ impl SchedulerHandle {
 
 pub struct Scheduler {
     handle: SchedulerHandle,
+    clock: Clock,
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
@@ -163,16 +212,24 @@ impl Scheduler {
     /// Builds the shards without starting them, so deadlines can be streamed in from the store
     /// ([`Loader::add`]) with no copy of them all in between.
     pub fn prepare<D: Dispatch>(cfg: &SchedulerConfig, dispatcher: Arc<D>) -> Loader<D> {
+        Self::prepare_at(cfg, dispatcher, Clock::start())
+    }
+
+    /// [`Scheduler::prepare`] on a given clock (shared with whoever computes deadlines).
+    pub fn prepare_at<D: Dispatch>(
+        cfg: &SchedulerConfig,
+        dispatcher: Arc<D>,
+        clock: Clock,
+    ) -> Loader<D> {
         let n = cfg.shards.max(1);
         let mut senders = Vec::with_capacity(n);
         let mut shards = Vec::with_capacity(n);
-        let origin = now_ms();
         for index in 0..n {
             let (tx, rx) = mpsc::unbounded_channel();
             senders.push(tx.clone());
             shards.push(Shard {
                 index,
-                origin,
+                clock,
                 wheel: Wheel::new(),
                 endpoints: HashMap::new(),
                 runnable: VecDeque::new(),
@@ -188,12 +245,17 @@ impl Scheduler {
         Loader {
             shards,
             senders,
+            clock,
             loaded: 0,
         }
     }
 
     pub fn handle(&self) -> SchedulerHandle {
         self.handle.clone()
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     /// Stops starting attempts and waits up to `grace` for those in flight. Returns whether
@@ -209,6 +271,7 @@ impl Scheduler {
 pub struct Loader<D> {
     shards: Vec<Shard<D>>,
     senders: Vec<mpsc::UnboundedSender<Cmd>>,
+    clock: Clock,
     loaded: usize,
 }
 
@@ -247,6 +310,7 @@ impl<D: Dispatch> Loader<D> {
             handle: SchedulerHandle {
                 shards: self.senders.into(),
             },
+            clock: self.clock,
             tasks,
             stop,
         }
@@ -297,8 +361,8 @@ struct EndpointState {
 
 struct Shard<D> {
     index: usize,
-    /// Unix ms at wheel time 0.
-    origin: u64,
+    /// Wheel time is this clock's monotonic ms.
+    clock: Clock,
     wheel: Wheel<Parked>,
     endpoints: HashMap<EndpointId, EndpointState>,
     /// Endpoints with due jobs and room to start one, in round-robin order.
@@ -317,7 +381,7 @@ struct Shard<D> {
 impl<D: Dispatch> Shard<D> {
     fn insert(&mut self, job: Job) {
         self.wheel
-            .insert(job.due_ms.saturating_sub(self.origin), Parked::from(job));
+            .insert(self.clock.wheel_time(job.due_ms), Parked::from(job));
     }
 
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
@@ -325,8 +389,7 @@ impl<D: Dispatch> Shard<D> {
         let mut stopping = false;
         loop {
             if !stopping {
-                let now = now_ms().saturating_sub(self.origin);
-                self.wheel.advance(now, &mut fired);
+                self.wheel.advance(self.clock.elapsed_ms(), &mut fired);
                 for parked in fired.drain(..) {
                     self.enqueue(Job::from(parked));
                 }
@@ -334,12 +397,10 @@ impl<D: Dispatch> Shard<D> {
             } else if self.tasks == 0 {
                 break;
             }
-            let sleep = match (stopping, self.wheel.next_deadline()) {
-                (false, Some(at)) => {
-                    let now = now_ms().saturating_sub(self.origin);
-                    Duration::from_millis(at.saturating_sub(now).max(1))
-                }
-                _ => Duration::from_secs(3600),
+            // The wheel was just advanced, so its next deadline is ahead of its time.
+            let wake = match (stopping, self.wheel.next_deadline()) {
+                (false, Some(at)) => Some(self.clock.instant_at(at.max(self.wheel.elapsed() + 1))),
+                _ => None,
             };
             tokio::select! {
                 cmd = self.rx.recv() => {
@@ -350,7 +411,7 @@ impl<D: Dispatch> Shard<D> {
                         self.handle(cmd);
                     }
                 }
-                _ = tokio::time::sleep(sleep) => {}
+                _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
                 _ = stop.changed(), if !stopping => {
                     stopping = true;
                     tracing::debug!(tasks = self.tasks, "shard draining");

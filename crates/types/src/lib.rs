@@ -6,6 +6,8 @@
 //!
 //! - [`id`]: sortable unique ids (`evt_`, `ep_`, `dlv_` prefixes over ULIDs).
 //! - [`event`]: an ingested event and the validation of its type name.
+//! - [`check`]: the field checks every door shares (known event types, tenants), whose failures
+//!   name their field; with `test-util`, the known-types fixture tests use.
 //! - [`endpoint`]: a subscription and its event-type filter.
 //! - [`format`]: an endpoint's wire format (signature scheme, headers, envelope) and presets.
 //! - [`delivery`]: one event to one endpoint, its status and its attempts.
@@ -13,6 +15,7 @@
 //! - [`time`]: unix-millisecond clock and RFC 3339 formatting.
 //! - [`metrics`]: lock-free counters rendered as Prometheus text.
 
+pub mod check;
 pub mod delivery;
 pub mod endpoint;
 pub mod event;

@@ -56,14 +56,29 @@ mod tests {
     }
 
     #[test]
-    fn jitter_never_negative() {
+    fn jitter_spreads_the_delay_and_never_goes_below_zero() {
         let p = RetryPolicy {
             schedule: vec![Duration::from_millis(100)],
             jitter: 0.99,
         };
-        for i in 0..100 {
-            let d = p.delay_after(1, i as f64 / 100.0).unwrap();
-            assert!(d <= Duration::from_millis(199));
-        }
+        let delays: Vec<Duration> = (0..100)
+            .map(|i| p.delay_after(1, i as f64 / 100.0).unwrap())
+            .collect();
+        // unit 0 takes the whole jitter off, unit 0.5 none, unit -> 1 adds it all.
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        assert!((ms(delays[0]) - 1.0).abs() < 1e-3, "{:?}", delays[0]);
+        assert_eq!(delays[50], Duration::from_millis(100));
+        assert!((ms(delays[99]) - 197.02).abs() < 1e-3, "{:?}", delays[99]);
+        assert!(delays.windows(2).all(|w| w[0] < w[1]), "{delays:?}");
+        // A jitter above 1 would make the factor negative (`mul_f64` panics on that): clamped.
+        let wild = RetryPolicy {
+            jitter: 1.5,
+            ..p.clone()
+        };
+        assert_eq!(wild.delay_after(1, 0.0), Some(Duration::ZERO));
+        assert_eq!(wild.delay_after(1, 0.5), Some(Duration::from_millis(100)));
+        // Units outside [0, 1) are clamped, not extrapolated.
+        assert_eq!(p.delay_after(1, -3.0), p.delay_after(1, 0.0));
+        assert_eq!(p.delay_after(1, 7.0), p.delay_after(1, 1.0));
     }
 }

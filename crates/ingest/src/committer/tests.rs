@@ -1,39 +1,93 @@
 use super::*;
 use crate::validate::{candidate, EventIn};
-use hookd_log::{SledConfig, SledStore};
-use std::collections::HashSet;
+use hookd_log::testing::{temp_store, GatedStore, TempStore};
+use hookd_types::check::testing::known_types;
+use std::time::{Duration, Instant};
 
-fn setup(dir: &tempfile::TempDir) -> (Committer, Arc<dyn Store>) {
+fn setup(dir: &TempStore) -> (Committer, Arc<dyn Store>) {
     let (c, store, _) = setup_joinable(dir);
     (c, store)
 }
 
-fn setup_joinable(dir: &tempfile::TempDir) -> (Committer, Arc<dyn Store>, thread::JoinHandle<()>) {
-    let store: Arc<dyn Store> = Arc::new(
-        SledStore::open(&SledConfig {
-            path: dir.path().join("db"),
-            cache_bytes: 8 << 20,
-        })
-        .unwrap(),
-    );
-    let (c, h) = Committer::start(
-        store.clone(),
-        CommitterConfig { max_batch: 64 },
-        Arc::new(Notify::new()),
-    )
-    .unwrap();
+fn setup_joinable(dir: &TempStore) -> (Committer, Arc<dyn Store>, thread::JoinHandle<()>) {
+    let store: Arc<dyn Store> = Arc::new(dir.open());
+    let (c, h) = start(store.clone(), 64);
     (c, store, h)
 }
 
+fn start(store: Arc<dyn Store>, max_batch: usize) -> (Committer, thread::JoinHandle<()>) {
+    Committer::start(
+        store,
+        CommitterConfig { max_batch },
+        Arc::new(Notify::new()),
+    )
+    .unwrap()
+}
+
 fn cand(body: &str, key: Option<&str>) -> Candidate {
-    let types: HashSet<String> = ["job.completed".to_owned()].into_iter().collect();
     let input: EventIn = serde_json::from_str(body).unwrap();
-    candidate(input, &types, key).unwrap()
+    candidate(input, &known_types(), key).unwrap()
+}
+
+/// Holds the committer's first append at the gate, queues `queued` one-event submissions behind
+/// it, then lets it go. Returns the log records written (one per flush), by size.
+async fn group_commit(max_batch: usize, queued: usize) -> (Committer, Vec<usize>) {
+    let (_dir, store) = temp_store();
+    let store = Arc::new(GatedStore::closed(store));
+    let (c, _thread) = start(store.clone(), max_batch);
+    let submit = || {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.submit(vec![cand(r#"{"type":"job.completed"}"#, None)])
+                .await
+        })
+    };
+    let first = submit();
+    tokio::task::spawn_blocking({
+        let store = store.clone();
+        move || store.wait_arrived(1)
+    })
+    .await
+    .unwrap();
+    let rest: Vec<_> = (0..queued).map(|_| submit()).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.queued() < queued {
+        assert!(Instant::now() < deadline, "only {} queued", c.queued());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(c.flushes(), 0, "the first append is still held");
+    store.open();
+    for s in std::iter::once(first).chain(rest) {
+        let out = s.await.unwrap().unwrap();
+        assert!(matches!(out[..], [Outcome::Accepted(_)]), "{out:?}");
+    }
+    let sizes = store
+        .read_log(0, 1000)
+        .unwrap()
+        .iter()
+        .map(|(_, r)| r.len())
+        .collect();
+    (c, sizes)
+}
+
+#[tokio::test]
+async fn submissions_queued_behind_a_flush_share_the_next() {
+    let (c, records) = group_commit(64, 40).await;
+    // One flush for the first submission, one for all 40 that queued behind it.
+    assert_eq!(c.flushes(), 2);
+    assert_eq!(records, [1, 40]);
+}
+
+#[tokio::test]
+async fn a_group_holds_at_most_max_batch_events() {
+    let (c, records) = group_commit(16, 40).await;
+    assert_eq!(records, [1, 16, 16, 8]);
+    assert_eq!(c.flushes(), 4);
 }
 
 #[tokio::test]
 async fn key_replays_and_conflicts() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempStore::new();
     let (c, store) = setup(&dir);
     let body = r#"{"type":"job.completed","data":{"a":1}}"#;
     let first = c.submit(vec![cand(body, Some("k"))]).await.unwrap();
@@ -54,7 +108,7 @@ async fn key_replays_and_conflicts() {
 
 #[tokio::test]
 async fn client_ids_and_concurrent_duplicates() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempStore::new();
     let (c, store) = setup(&dir);
     let body = r#"{"type":"job.completed","id":"job-1","data":{}}"#;
     let subs: Vec<_> = (0..20)
@@ -95,7 +149,7 @@ async fn client_ids_and_concurrent_duplicates() {
 
 #[tokio::test]
 async fn pending_view_survives_restart() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempStore::new();
     {
         let (c, store, h) = setup_joinable(&dir);
         c.submit(vec![cand(

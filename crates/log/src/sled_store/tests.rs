@@ -1,12 +1,14 @@
 use super::*;
+use crate::testing::TempStore;
 use hookd_types::{time::now_ms, ErrorKind};
 
-fn open(dir: &tempfile::TempDir) -> SledStore {
-    SledStore::open(&SledConfig {
-        path: dir.path().join("db"),
-        cache_bytes: 8 << 20,
-    })
-    .unwrap()
+#[test]
+fn key_kinds_have_distinct_prefixes() {
+    let prefixes: std::collections::HashSet<_> = Kind::ALL.iter().map(|k| k.prefix()).collect();
+    assert_eq!(prefixes.len(), Kind::ALL.len());
+    assert!(prefixes.iter().all(|p| p.len() == 1));
+    // The cursor is metadata: a name `put_meta` could not also use for something else.
+    assert_eq!(meta_key(CURSOR), b"mcursor");
 }
 
 fn entry(id: &str, key: Option<&str>) -> LogEntry {
@@ -42,14 +44,14 @@ fn delivery(event: &str, ep: EndpointId, due: u64) -> Delivery {
 
 #[test]
 fn log_survives_reopen_and_fanout_moves_cursor() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempStore::new();
     let ep = EndpointId::generate();
     {
-        let s = open(&dir);
+        let s = dir.open();
         assert_eq!(s.append(&vec![entry("e1", Some("k1"))]).unwrap(), 0);
         assert_eq!(s.append(&vec![entry("e2", None)]).unwrap(), 1);
     }
-    let s = open(&dir);
+    let s = dir.open();
     let log = s.read_log(s.fanout_cursor(), 10).unwrap();
     assert_eq!(log.len(), 2);
     let (seq, rec) = &log[0];
@@ -67,7 +69,7 @@ fn log_survives_reopen_and_fanout_moves_cursor() {
     assert_eq!(sched.len(), 1);
     assert_eq!((sched[0].due_ms, sched[0].delivery), (5, d.id));
     drop(s);
-    let s = open(&dir);
+    let s = dir.open();
     assert_eq!(s.fanout_cursor(), 1);
     assert_eq!(s.read_log(1, 10).unwrap().len(), 1);
     // A new append after reopen never reuses a position.
@@ -76,8 +78,8 @@ fn log_survives_reopen_and_fanout_moves_cursor() {
 
 #[test]
 fn attempts_move_deadlines_and_stats() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+    let dir = TempStore::new();
+    let s = dir.open();
     let ep = EndpointId::generate();
     let d0 = delivery("e1", ep, 10);
     s.commit_fanout(0, &vec![entry("e1", None)], std::slice::from_ref(&d0))
@@ -120,8 +122,8 @@ fn attempts_move_deadlines_and_stats() {
 
 #[test]
 fn endpoint_delivery_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+    let dir = TempStore::new();
+    let s = dir.open();
     let ep = EndpointId::generate();
     let ds: Vec<_> = (0..5)
         .map(|i| {
@@ -168,8 +170,8 @@ fn endpoint_delivery_pages() {
 
 #[test]
 fn stats_follow_dead_letter_and_manual_retry() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+    let dir = TempStore::new();
+    let s = dir.open();
     let ep = EndpointId::generate();
     let d0 = delivery("e1", ep, 10);
     s.commit_fanout(0, &vec![entry("e1", None)], std::slice::from_ref(&d0))
@@ -218,9 +220,9 @@ fn stats_follow_dead_letter_and_manual_retry() {
 
 #[test]
 fn records_left_below_the_cursor_are_collected_on_open() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempStore::new();
     {
-        let s = open(&dir);
+        let s = dir.open();
         let rec = vec![entry("e1", None)];
         s.append(&rec).unwrap();
         s.append(&vec![entry("e2", None)]).unwrap();
@@ -229,7 +231,7 @@ fn records_left_below_the_cursor_are_collected_on_open() {
         s.log.insert(log_key(0), enc(&rec).unwrap()).unwrap();
         s.flush().unwrap();
     }
-    let s = open(&dir);
+    let s = dir.open();
     assert_eq!(s.fanout_cursor(), 1);
     assert!(s.log.get(log_key(0)).unwrap().is_none());
     let pending: Vec<Seq> = s.read_log(0, 10).unwrap().iter().map(|(q, _)| *q).collect();

@@ -1,25 +1,74 @@
+//! The shards on tokio's paused clock: every timer fires exactly when due and nothing depends on
+//! how fast this machine runs.
+
 use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Records attempts; the first `fail_first` attempts of each delivery ask for a retry.
-#[derive(Default)]
+/// One recorded attempt: the job, when it started, and how many earlier attempts were still
+/// doing their post-release work at that moment.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    job: Job,
+    at: Instant,
+    tails: usize,
+}
+
+/// Records attempts; the first `fail_first` attempts of each delivery ask for a retry
+/// `retry_after` later.
 struct Fake {
-    calls: Mutex<Vec<(Job, u64)>>,
+    clock: Clock,
+    calls: Mutex<Vec<Call>>,
     in_flight: Mutex<HashMap<EndpointId, usize>>,
-    max_seen: Mutex<usize>,
+    max_seen: Mutex<HashMap<EndpointId, usize>>,
+    /// Attempts between [`Slot::release`] and their end.
+    tails: AtomicUsize,
     hold: Duration,
     after_release: Duration,
     fail_first: usize,
+    retry_after: u64,
+}
+
+impl Fake {
+    fn new() -> Self {
+        Self {
+            clock: Clock::start(),
+            calls: Mutex::default(),
+            in_flight: Mutex::default(),
+            max_seen: Mutex::default(),
+            tails: AtomicUsize::new(0),
+            hold: Duration::ZERO,
+            after_release: Duration::ZERO,
+            fail_first: 0,
+            retry_after: 20,
+        }
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn max_seen(&self, ep: EndpointId) -> usize {
+        self.max_seen.lock().unwrap().get(&ep).copied().unwrap_or(0)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight.lock().unwrap().values().sum()
+    }
 }
 
 impl Dispatch for Fake {
     async fn attempt(&self, job: Job, slot: Slot) -> Option<u64> {
         let tries = {
             let mut calls = self.calls.lock().unwrap();
-            calls.push((job, now_ms()));
+            calls.push(Call {
+                job,
+                at: Instant::now(),
+                tails: self.tails.load(Ordering::SeqCst),
+            });
             calls
                 .iter()
-                .filter(|(j, _)| j.delivery == job.delivery)
+                .filter(|c| c.job.delivery == job.delivery)
                 .count()
         };
         {
@@ -27,6 +76,7 @@ impl Dispatch for Fake {
             let n = f.entry(job.endpoint).or_default();
             *n += 1;
             let mut m = self.max_seen.lock().unwrap();
+            let m = m.entry(job.endpoint).or_default();
             *m = (*m).max(*n);
         }
         tokio::time::sleep(self.hold).await;
@@ -36,10 +86,12 @@ impl Dispatch for Fake {
             .unwrap()
             .get_mut(&job.endpoint)
             .unwrap() -= 1;
+        self.tails.fetch_add(1, Ordering::SeqCst);
         slot.release();
         // Durability work after the endpoint is done does not hold the slot.
         tokio::time::sleep(self.after_release).await;
-        (tries <= self.fail_first).then(|| now_ms() + 20)
+        self.tails.fetch_sub(1, Ordering::SeqCst);
+        (tries <= self.fail_first).then(|| self.clock.now_ms() + self.retry_after)
     }
 }
 
@@ -51,6 +103,14 @@ fn cfg(per_endpoint: usize) -> SchedulerConfig {
     }
 }
 
+fn start(fake: &Arc<Fake>, per_endpoint: usize, initial: Vec<ScheduleEntry>) -> Scheduler {
+    let mut loader = Scheduler::prepare_at(&cfg(per_endpoint), fake.clone(), fake.clock);
+    for e in initial {
+        loader.add(e);
+    }
+    loader.start()
+}
+
 fn job(ep: EndpointId, due_ms: u64) -> Job {
     Job {
         delivery: DeliveryId::generate(),
@@ -59,8 +119,19 @@ fn job(ep: EndpointId, due_ms: u64) -> Job {
     }
 }
 
+/// An endpoint on the same shard as `of` (`same`), or on another one.
+fn endpoint_near(of: EndpointId, same: bool) -> EndpointId {
+    loop {
+        let ep = EndpointId::generate();
+        if ep != of && (shard_of(ep, 2) == shard_of(of, 2)) == same {
+            return ep;
+        }
+    }
+}
+
+/// Waits (on the paused clock: up to 30 s of it) until `n` attempts have started.
 async fn wait_calls(fake: &Fake, n: usize) {
-    for _ in 0..300 {
+    for _ in 0..3000 {
         if fake.calls.lock().unwrap().len() >= n {
             return;
         }
@@ -69,105 +140,138 @@ async fn wait_calls(fake: &Fake, n: usize) {
     panic!("only {} calls", fake.calls.lock().unwrap().len());
 }
 
-#[tokio::test]
-async fn fires_at_deadline_not_before() {
-    let fake = Arc::new(Fake::default());
-    let s = Scheduler::start(&cfg(4), fake.clone(), vec![]);
+#[tokio::test(start_paused = true)]
+async fn fires_at_its_deadline_exactly() {
+    let fake = Arc::new(Fake::new());
+    let s = start(&fake, 4, vec![]);
     let ep = EndpointId::generate();
-    let t0 = now_ms();
-    let later = job(ep, t0 + 80);
+    let t0 = Instant::now();
+    let later = job(ep, fake.clock.now_ms() + 80);
     s.handle().schedule(job(ep, 0)); // long overdue: at once
     s.handle().schedule(later);
     wait_calls(&fake, 2).await;
-    let calls = fake.calls.lock().unwrap().clone();
-    let (j, at) = calls[1];
-    assert_eq!(j, later);
-    assert!(at >= t0 + 80, "fired {} ms early", t0 + 80 - at);
+    let calls = fake.calls();
+    assert_eq!(calls[0].at, t0);
+    assert_eq!(calls[1].job, later);
+    assert_eq!(calls[1].at - t0, Duration::from_millis(80));
+    assert_eq!(calls[1].at, fake.clock.instant_of(later.due_ms));
     assert!(s.shutdown(Duration::from_secs(1)).await);
 }
 
-#[tokio::test]
-async fn per_endpoint_limit_holds_and_others_proceed() {
+#[tokio::test(start_paused = true)]
+async fn per_endpoint_limit_is_reached_and_others_proceed() {
     let fake = Arc::new(Fake {
         hold: Duration::from_millis(30),
-        ..Fake::default()
+        ..Fake::new()
     });
-    let s = Scheduler::start(&cfg(2), fake.clone(), vec![]);
-    let (slow, other) = (EndpointId::generate(), EndpointId::generate());
+    let s = start(&fake, 2, vec![]);
+    let slow = EndpointId::generate();
+    let same_shard = endpoint_near(slow, true);
+    let other_shard = endpoint_near(slow, false);
+    let t0 = Instant::now();
     for _ in 0..8 {
         s.handle().schedule(job(slow, 0));
     }
-    s.handle().schedule(job(other, 0));
-    wait_calls(&fake, 9).await;
-    assert!(*fake.max_seen.lock().unwrap() <= 2);
-    // The other endpoint did not wait behind the slow one's queue.
-    let calls = fake.calls.lock().unwrap().clone();
-    let pos = calls.iter().position(|(j, _)| j.endpoint == other).unwrap();
-    assert!(pos < 4, "other endpoint started {pos}th");
+    s.handle().schedule(job(same_shard, 0));
+    s.handle().schedule(job(other_shard, 0));
+    wait_calls(&fake, 10).await;
+    // The slow endpoint ran exactly two at a time: in four waves of 30 ms.
+    assert_eq!(fake.max_seen(slow), 2);
+    let mut slow_starts: Vec<Duration> = fake
+        .calls()
+        .iter()
+        .filter(|c| c.job.endpoint == slow)
+        .map(|c| c.at - t0)
+        .collect();
+    slow_starts.sort();
+    let ms = Duration::from_millis;
+    assert_eq!(
+        slow_starts,
+        [0, 0, 30, 30, 60, 60, 90, 90].map(ms).to_vec(),
+        "slow endpoint's starts"
+    );
+    // The other endpoints did not wait behind the slow one's queue, on its shard or another.
+    for ep in [same_shard, other_shard] {
+        let c = fake.calls().into_iter().find(|c| c.job.endpoint == ep);
+        assert_eq!(c.unwrap().at, t0, "{ep:?} waited");
+    }
     assert!(s.shutdown(Duration::from_secs(1)).await);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retries_come_back_and_startup_deadlines_load() {
     let fake = Arc::new(Fake {
         fail_first: 2,
-        ..Fake::default()
+        retry_after: 20,
+        ..Fake::new()
     });
-    let ep = EndpointId::generate();
+    let t0 = Instant::now();
     let initial = vec![ScheduleEntry {
-        due_ms: now_ms(),
+        due_ms: fake.clock.now_ms() + 50,
         delivery: DeliveryId::generate(),
-        endpoint: ep,
+        endpoint: EndpointId::generate(),
     }];
-    let s = Scheduler::start(&cfg(1), fake.clone(), initial);
+    let s = start(&fake, 1, initial);
     wait_calls(&fake, 3).await;
-    tokio::time::sleep(Duration::from_millis(60)).await;
-    assert_eq!(fake.calls.lock().unwrap().len(), 3);
+    // The loaded deadline fired when due; each retry 20 ms after the attempt before it.
+    let at: Vec<Duration> = fake.calls().iter().map(|c| c.at - t0).collect();
+    assert_eq!(at, [50, 70, 90].map(Duration::from_millis).to_vec());
+    // The third attempt asked for no retry: an hour of (paused) time brings no fourth.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(fake.calls().len(), 3);
     assert!(s.shutdown(Duration::from_secs(1)).await);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn slot_is_free_while_the_outcome_is_made_durable() {
     let fake = Arc::new(Fake {
         after_release: Duration::from_millis(300),
-        ..Fake::default()
+        ..Fake::new()
     });
-    let s = Scheduler::start(&cfg(1), fake.clone(), vec![]);
+    let s = start(&fake, 1, vec![]);
     let ep = EndpointId::generate();
+    let t0 = Instant::now();
     for _ in 0..3 {
         s.handle().schedule(job(ep, 0));
     }
-    // With one slot and 300 ms of post-release work each, holding the slot would take 900 ms.
-    let t0 = std::time::Instant::now();
     wait_calls(&fake, 3).await;
-    assert!(
-        t0.elapsed() < Duration::from_millis(250),
-        "{:?}",
-        t0.elapsed()
-    );
+    let calls = fake.calls();
+    // One slot, honoured: never two attempts talking to the endpoint at once...
+    assert_eq!(fake.max_seen(ep), 1);
+    // ...yet each attempt started while those before it were still making their outcome
+    // durable: had the tails held the slot, the 2nd and 3rd would have started 300 and 600 ms in.
+    assert_eq!(calls.iter().map(|c| c.tails).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(calls.iter().all(|c| c.at == t0), "{calls:?}");
     // Shutdown still waits for the unfinished tails.
     assert!(s.shutdown(Duration::from_secs(2)).await);
+    assert_eq!(fake.tails.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_waits_for_in_flight_within_grace() {
+    // Too short a grace: shutdown gives up while the attempt still holds its slot.
     let fake = Arc::new(Fake {
         hold: Duration::from_millis(200),
-        ..Fake::default()
+        ..Fake::new()
     });
-    let s = Scheduler::start(&cfg(1), fake.clone(), vec![]);
+    let s = start(&fake, 1, vec![]);
     s.handle().schedule(job(EndpointId::generate(), 0));
     wait_calls(&fake, 1).await;
-    assert!(!s.shutdown(Duration::from_millis(20)).await || fake.calls.lock().unwrap().len() == 1);
-    let fake2 = Arc::new(Fake {
+    assert!(!s.shutdown(Duration::from_millis(20)).await);
+    assert_eq!(fake.in_flight(), 1, "the attempt was still running");
+
+    // A long enough one: shutdown returns once the attempt is done, and no later.
+    let fake = Arc::new(Fake {
         hold: Duration::from_millis(100),
-        ..Fake::default()
+        ..Fake::new()
     });
-    let s = Scheduler::start(&cfg(1), fake2.clone(), vec![]);
+    let s = start(&fake, 1, vec![]);
     s.handle().schedule(job(EndpointId::generate(), 0));
-    wait_calls(&fake2, 1).await;
+    wait_calls(&fake, 1).await;
+    let started = fake.calls()[0].at;
     assert!(s.shutdown(Duration::from_secs(2)).await);
-    assert!(fake2.in_flight.lock().unwrap().values().all(|n| *n == 0));
+    assert_eq!(fake.in_flight(), 0);
+    assert_eq!(Instant::now() - started, Duration::from_millis(100));
 }
 
 #[test]

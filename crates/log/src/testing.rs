@@ -1,0 +1,179 @@
+//! Test helpers (behind the `test-util` feature): one way to open a store in a temporary
+//! directory, and a store whose durable writes can be held back, so tests can make requests
+//! queue up behind a flush deterministically.
+
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use hookd_types::{Attempt, Delivery, DeliveryId, Endpoint, EndpointId, Event};
+
+use crate::error::Result;
+use crate::store::*;
+use crate::{SledConfig, SledStore};
+
+/// sled's page cache for test stores: small, tests hold little.
+pub const TEST_CACHE_BYTES: u64 = 8 << 20;
+
+/// A temporary directory for one store, removed on drop. Keep it alive while the store is in use;
+/// open it again to test what survives a restart.
+#[derive(Debug)]
+pub struct TempStore {
+    dir: tempfile::TempDir,
+}
+
+impl TempStore {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("creating a temporary directory"),
+        }
+    }
+
+    /// Opens (or reopens) the store.
+    pub fn open(&self) -> SledStore {
+        self.open_with_cache(TEST_CACHE_BYTES)
+    }
+
+    pub fn open_with_cache(&self, cache_bytes: u64) -> SledStore {
+        SledStore::open(&SledConfig {
+            path: self.dir.path().join("db"),
+            cache_bytes,
+        })
+        .expect("opening a store in a temporary directory")
+    }
+}
+
+impl Default for TempStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A fresh store, and the directory that holds it.
+pub fn temp_store() -> (TempStore, SledStore) {
+    let dir = TempStore::new();
+    let store = dir.open();
+    (dir, store)
+}
+
+/// A [`Store`] whose durable writes ([`Store::append`], [`Store::flush`]) wait while its gate is
+/// closed. Everything else goes straight to the store inside.
+#[derive(Debug)]
+pub struct GatedStore<S> {
+    inner: S,
+    gate: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Debug)]
+struct GateState {
+    closed: bool,
+    /// Durable writes that have reached the gate.
+    arrived: usize,
+}
+
+impl<S: Store> GatedStore<S> {
+    /// Starts with the gate closed.
+    pub fn closed(inner: S) -> Self {
+        Self {
+            inner,
+            gate: Mutex::new(GateState {
+                closed: true,
+                arrived: 0,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Lets every held and later durable write through.
+    pub fn open(&self) {
+        self.gate.lock().unwrap().closed = false;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `n` durable writes have reached the gate; panics after 30 s.
+    pub fn wait_arrived(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut g = self.gate.lock().unwrap();
+        while g.arrived < n {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("{} of {n} writes arrived in 30 s", g.arrived));
+            g = self.changed.wait_timeout(g, left).unwrap().0;
+        }
+    }
+
+    fn pass(&self) {
+        let mut g = self.gate.lock().unwrap();
+        g.arrived += 1;
+        self.changed.notify_all();
+        while g.closed {
+            g = self.changed.wait(g).unwrap();
+        }
+    }
+}
+
+impl<S: Store> Store for GatedStore<S> {
+    fn append(&self, record: &LogRecord) -> Result<Seq> {
+        self.pass();
+        self.inner.append(record)
+    }
+    fn flush(&self) -> Result<()> {
+        self.pass();
+        self.inner.flush()
+    }
+
+    fn read_log(&self, from: Seq, max: usize) -> Result<Vec<(Seq, LogRecord)>> {
+        self.inner.read_log(from, max)
+    }
+    fn fanout_cursor(&self) -> Seq {
+        self.inner.fanout_cursor()
+    }
+    fn commit_fanout(&self, seq: Seq, record: &LogRecord, deliveries: &[Delivery]) -> Result<()> {
+        self.inner.commit_fanout(seq, record, deliveries)
+    }
+    fn get_event(&self, id: &str) -> Result<Option<Event>> {
+        self.inner.get_event(id)
+    }
+    fn get_idempotency(&self, tenant: &str, key: &str) -> Result<Option<IdemRecord>> {
+        self.inner.get_idempotency(tenant, key)
+    }
+    fn event_deliveries(&self, event_id: &str) -> Result<Vec<Delivery>> {
+        self.inner.event_deliveries(event_id)
+    }
+    fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        self.inner.put_endpoint(endpoint)
+    }
+    fn delete_endpoint(&self, id: EndpointId) -> Result<()> {
+        self.inner.delete_endpoint(id)
+    }
+    fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        self.inner.endpoints()
+    }
+    fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats> {
+        self.inner.endpoint_stats(id)
+    }
+    fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>> {
+        self.inner.get_delivery(id)
+    }
+    fn endpoint_deliveries(&self, endpoint: EndpointId, q: &DeliveryQuery) -> Result<DeliveryPage> {
+        self.inner.endpoint_deliveries(endpoint, q)
+    }
+    fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>> {
+        self.inner.attempts(id)
+    }
+    fn record_attempt(&self, before: &Delivery, after: &Delivery, attempt: &Attempt) -> Result<()> {
+        self.inner.record_attempt(before, after, attempt)
+    }
+    fn reschedule(&self, before: &Delivery, after: &Delivery) -> Result<()> {
+        self.inner.reschedule(before, after)
+    }
+    fn for_each_scheduled(&self, visit: &mut dyn FnMut(ScheduleEntry)) -> Result<()> {
+        self.inner.for_each_scheduled(visit)
+    }
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.get_meta(key)
+    }
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.inner.put_meta(key, value)
+    }
+}
