@@ -4,7 +4,7 @@
 //! gets 405) and counts requests, distinct `webhook-id` headers and distinct (path, `webhook-id`)
 //! pairs ("deliveries"). Also the `receiver` subcommand.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +12,11 @@ use anyhow::{Context, Result};
 use hookd_testkit::{Answer, Counts, Record};
 use hyper::StatusCode;
 use tokio::runtime::Runtime;
+use tokio::time::Instant;
 
 use crate::cpu::RECEIVER_THREAD;
+use crate::report::{per_sec, r1, r3};
+use crate::Limits;
 
 /// Where the once-a-second rate line goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +82,53 @@ impl Receiver {
         })
     }
 
+    /// The receiver the client-side modes send to: `127.0.0.1:0`, 204 at once, progress on
+    /// stderr.
+    pub fn embedded(threads: usize) -> Result<Receiver> {
+        Receiver::start(ReceiverConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            status: StatusCode::NO_CONTENT,
+            delay: Duration::ZERO,
+            threads,
+            report: Report::Stderr,
+        })
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         self.inner.counts()
     }
+}
+
+/// The `receiver` subcommand: serve until `--max-seconds` (or ctrl-c), then print the totals.
+pub async fn receiver_mode(recv: &Receiver, limits: Limits) -> Result<bool> {
+    let start = Instant::now();
+    tokio::select! {
+        _ = tokio::time::sleep_until(limits.work) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let s = recv.snapshot();
+    out!(
+        "receiver: {} requests in {secs:.1} s ({:.0}/s), {} unique webhook-ids, {} deliveries, {} non-POST",
+        s.requests,
+        per_sec(s.requests, secs),
+        s.unique_ids,
+        s.deliveries,
+        s.non_post
+    );
+    out!(
+        "{}",
+        jline! {
+            "mode": "receiver",
+            "requests": s.requests,
+            "seconds": r3(secs),
+            "per_sec": r1(per_sec(s.requests, secs)),
+            "unique_ids": s.unique_ids,
+            "deliveries": s.deliveries,
+            "body_bytes": s.body_bytes,
+        }
+    );
+    Ok(true)
 }
 
 async fn report_loop(recv: Arc<hookd_testkit::Receiver>, report: Report) {
@@ -108,5 +155,28 @@ async fn report_loop(recv: Arc<hookd_testkit::Receiver>, report: Report) {
             ),
             Report::Stderr => {}
         }
+    }
+}
+
+/// A receiver for unit tests: one thread, 204.
+#[cfg(test)]
+pub fn test_receiver() -> Receiver {
+    Receiver::embedded(1).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receiver_refuses_non_loopback() {
+        let err = Receiver::start(ReceiverConfig {
+            listen: "0.0.0.0:0".parse().unwrap(),
+            status: hyper::StatusCode::OK,
+            delay: Duration::ZERO,
+            threads: 1,
+            report: Report::Stderr,
+        });
+        assert!(err.is_err());
     }
 }
