@@ -69,6 +69,7 @@ impl Receiver {
                     .listen(cfg.listen)
                     .record(Record::Counts)
                     .post_only(true)
+                    .http1_only(true)
                     .default_reply(answer.into())
                     .start(),
             )

@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     pub(crate) record: Record,
     pub(crate) default: Reply,
     pub(crate) post_only: bool,
+    /// Serve HTTP/1.1 only, without sniffing for the HTTP/2 preface.
+    pub(crate) http1_only: bool,
     pub(crate) paths: Mutex<HashMap<String, PathState>>,
     pub(crate) requests: Mutex<Vec<Recorded>>,
     seen: Mutex<Seen>,
@@ -37,11 +39,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(record: Record, default: Reply, post_only: bool) -> Shared {
+    pub(crate) fn new(record: Record, default: Reply, post_only: bool, http1_only: bool) -> Shared {
         Shared {
             record,
             default,
             post_only,
+            http1_only,
             paths: Mutex::default(),
             requests: Mutex::default(),
             seen: Mutex::default(),
@@ -155,10 +158,19 @@ async fn serve_connection<I>(io: I, shared: Arc<Shared>, conn: Arc<Conn>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let http1_only = shared.http1_only;
     let svc = hyper::service::service_fn(move |req| handle(shared.clone(), conn.clone(), req));
-    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-        .serve_connection(TokioIo::new(io), svc)
-        .await;
+    let io = TokioIo::new(io);
+    let _ = if http1_only {
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, svc)
+            .await
+            .map_err(Into::into)
+    } else {
+        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            .serve_connection(io, svc)
+            .await
+    };
 }
 
 fn status(code: u16) -> StatusCode {

@@ -145,6 +145,7 @@ async fn counting_only_keeps_no_requests() {
     let rx = Receiver::builder()
         .record(Record::Counts)
         .post_only(true)
+        .http1_only(true)
         .default_reply(Answer::status(200).into())
         .start()
         .await
