@@ -1,16 +1,14 @@
 //! The send path against a local receiver: a bare pooled hyper-util client vs hookd's
 //! `HttpClient` with the envelope and signature built per request (a delivery minus storage).
 //!
-//! The receiver is a minimal hyper 1 HTTP/1.1 keep-alive server answering `204`, on its own
-//! runtime (threads named `bench-recv`). Every iteration sends a batch of [`BATCH`] concurrent
+//! The receiver is `hookd_testkit`'s, counting only and answering `204`, on its own runtime
+//! (threads named `bench-recv`). Every iteration sends a batch of [`BATCH`] concurrent
 //! requests so the pool keeps [`BATCH`] connections busy.
 //!
 //! Wall time on a small shared machine is noisy, so after each case the CPU time per request is
 //! printed too, split into client and receiver runtime threads. It is read from
 //! `/proc/self/task/*/stat` (Linux; 100 ticks/s) over the whole case, warm-up included.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,14 +16,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::header::{HeaderValue, USER_AGENT};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
@@ -35,6 +30,7 @@ use hookd_sender::deliver::{envelope, signed_headers};
 use hookd_sender::policy::TargetPolicy;
 use hookd_sender::sign::SigningKey;
 use hookd_sender::HttpClient;
+use hookd_testkit::{Receiver, Record};
 use hookd_types::time::now_ms;
 
 /// Concurrent requests per iteration.
@@ -93,37 +89,10 @@ fn with_cpu_report(name: &str, requests: &AtomicU64, case: impl FnOnce()) {
     }
 }
 
-/// Starts the receiver on `rt`: every request is read to its end and answered `204`.
-fn serve(rt: &Runtime) -> SocketAddr {
-    rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let stream = match listener.accept().await {
-                    Ok((stream, _)) => stream,
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(async move {
-                    let svc = service_fn(|req: Request<Incoming>| async move {
-                        let _ = req.into_body().collect().await;
-                        let mut resp = Response::new(Empty::<Bytes>::new());
-                        *resp.status_mut() = StatusCode::NO_CONTENT;
-                        Ok::<_, Infallible>(resp)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        addr
-    })
+/// Starts the receiver on `rt`: every request is read to its end, counted and answered `204`.
+fn serve(rt: &Runtime) -> Receiver {
+    rt.block_on(Receiver::builder().record(Record::Counts).start())
+        .expect("start the receiver")
 }
 
 /// Runs `iters` batches of [`BATCH`] concurrent calls of `one` on `rt` and returns the time
@@ -165,9 +134,9 @@ fn bench_send(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let addr = serve(&recv_rt);
+    let recv = serve(&recv_rt);
     let sent = AtomicU64::new(0);
-    let uri: Uri = format!("http://{addr}/hook").parse().unwrap();
+    let uri: Uri = recv.url("/hook").parse().unwrap();
     let event = Arc::new(sample_event());
 
     // The bare client sends the very same bytes and headers, built once.

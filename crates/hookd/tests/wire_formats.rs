@@ -195,24 +195,22 @@ async fn customer_chosen_secrets_and_static_headers() {
     let _ = id;
 }
 
-/// Polls the endpoint until the rotation overlap reported by the API is over.
+/// Waits until the rotation overlap reported by the API is over.
 async fn wait_overlap_over(api: &Api, id: &str) {
-    let deadline = std::time::Instant::now() + secs(30);
-    loop {
-        let ep = api
-            .get(&format!("/v1/endpoints/{id}"))
-            .await
-            .expect(200)
-            .clone();
-        if ep["previous_secret_valid_until"].is_null() {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "overlap never ended: {ep}"
-        );
-        settle(millis(100)).await;
-    }
+    let path = format!("/v1/endpoints/{id}");
+    wait_for(
+        || async {
+            let ep = api.get(&path).await.expect(200).clone();
+            if ep["previous_secret_valid_until"].is_null() {
+                Ok(())
+            } else {
+                Err(ep.to_string())
+            }
+        },
+        "the rotation overlap to end",
+        secs(30),
+    )
+    .await;
 }
 
 #[tokio::test]
