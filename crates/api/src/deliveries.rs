@@ -8,12 +8,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use hookd_http::views::{AttemptView, DeliveryView, Page};
+use hookd_http::views::{AttemptView, DeliveryView, Page, RequestView};
 use hookd_http::ApiError;
 use hookd_log::DeliveryQuery;
 use hookd_scheduler::Job;
+use hookd_sender::wire;
 use hookd_types::time::{now_ms, parse_time};
-use hookd_types::{DeliveryId, DeliveryStatus};
+use hookd_types::{Attempt, DeliveryId, DeliveryStatus, Endpoint, ErrorKind, Event};
 
 use crate::endpoints::parse_id;
 use crate::{parse_limit, ApiState};
@@ -101,11 +102,48 @@ async fn read(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let d = load(&state, &id)?;
     let attempts = state.store.attempts(d.id)?;
+    let endpoint = state.registry.get(d.endpoint_id);
+    let event = state.store.get_event(&d.event_id)?;
     let mut v = serde_json::to_value(DeliveryView::from(&d)).unwrap_or_default();
-    v["attempts"] =
-        serde_json::to_value(attempts.iter().map(AttemptView::from).collect::<Vec<_>>())
-            .unwrap_or_default();
+    v["attempts"] = attempts
+        .iter()
+        .map(|a| {
+            let mut av = serde_json::to_value(AttemptView::from(a)).unwrap_or_default();
+            av["request"] =
+                serde_json::to_value(sent_request(endpoint.as_deref(), event.as_ref(), a))
+                    .unwrap_or_default();
+            av
+        })
+        .collect();
     Ok(Json(v))
+}
+
+/// The request `attempt` sent, rebuilt with the sender's own [`wire::request`]; `None` when
+/// nothing was sent (endpoint disabled or deleted, event gone, URL refused before sending).
+fn sent_request(
+    endpoint: Option<&Endpoint>,
+    event: Option<&Event>,
+    attempt: &Attempt,
+) -> Option<RequestView> {
+    if matches!(
+        attempt.error,
+        Some(
+            ErrorKind::EndpointDisabled
+                | ErrorKind::EndpointDeleted
+                | ErrorKind::InvalidUrl
+                | ErrorKind::ForbiddenTarget
+        )
+    ) {
+        return None;
+    }
+    let (endpoint, event) = (endpoint?, event?);
+    let (headers, body) = wire::request(endpoint, event, attempt.at_ms).ok()?;
+    Some(RequestView::new(
+        &endpoint.url,
+        &headers,
+        &body,
+        endpoint.updated_at_ms > attempt.at_ms,
+    ))
 }
 
 async fn retry(

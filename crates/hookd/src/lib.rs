@@ -163,6 +163,7 @@ pub async fn run(
                 .layer(from_fn_with_state(key, require_admin)),
         )
         .merge(hookd_api::ops::router(draining.clone()))
+        .merge(hookd_ui::router())
         .fallback(not_found_route)
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(axum::middleware::from_fn(envelope_errors));

@@ -200,3 +200,40 @@ pub struct Page<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
 }
+
+/// One header of a rebuilt request.
+#[derive(Debug, Serialize)]
+pub struct HeaderView {
+    pub name: String,
+    pub value: String,
+}
+
+/// The request an attempt sent, rebuilt on read by the sender's own code from the event, the
+/// endpoint's current format and secrets, and the attempt's time. Exact unless the endpoint was
+/// updated after the attempt (`endpoint_updated_since`).
+#[derive(Debug, Serialize)]
+pub struct RequestView {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<HeaderView>,
+    pub body: String,
+    pub endpoint_updated_since: bool,
+}
+
+impl RequestView {
+    pub fn new(url: &str, headers: &http::HeaderMap, body: &[u8], updated_since: bool) -> Self {
+        Self {
+            method: "POST",
+            url: url.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| HeaderView {
+                    name: n.as_str().to_owned(),
+                    value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                })
+                .collect(),
+            body: String::from_utf8_lossy(body).into_owned(),
+            endpoint_updated_since: updated_since,
+        }
+    }
+}

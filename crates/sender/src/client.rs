@@ -34,6 +34,13 @@ use crate::policy::{is_forbidden_ip, TargetPolicy, UrlError};
 
 /// Sent when the caller gives no `user-agent`.
 const DEFAULT_USER_AGENT: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"));
+
+/// Adds `user-agent: hookd/<version>` unless the headers name one already.
+pub fn add_user_agent(headers: &mut HeaderMap) {
+    if !headers.contains_key(USER_AGENT) {
+        headers.insert(USER_AGENT, HeaderValue::from_static(DEFAULT_USER_AGENT));
+    }
+}
 /// How long an idle pooled connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// TCP keep-alive probes on pooled connections.
@@ -180,9 +187,7 @@ impl HttpClient {
             return Err(fail(kind, e.to_string()));
         }
 
-        if !headers.contains_key(USER_AGENT) {
-            headers.insert(USER_AGENT, HeaderValue::from_static(DEFAULT_USER_AGENT));
-        }
+        add_user_agent(&mut headers);
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = Method::POST;
         *req.uri_mut() = uri.clone();

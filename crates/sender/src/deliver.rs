@@ -121,8 +121,13 @@ impl Sender {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Signs and POSTs `event` to `endpoint` in the endpoint's wire format.
-    pub async fn send(&self, endpoint: &Endpoint, event: &Event) -> Result<Response, SendError> {
+    /// Signs and POSTs `event` to `endpoint` in the endpoint's wire format, stamped `at_ms`.
+    pub async fn send(
+        &self,
+        endpoint: &Endpoint,
+        event: &Event,
+        at_ms: u64,
+    ) -> Result<Response, SendError> {
         let fail = |kind, detail: String| SendError {
             kind,
             detail,
@@ -132,9 +137,7 @@ impl Sender {
             .url
             .parse()
             .map_err(|e| fail(ErrorKind::InvalidUrl, format!("{e}")))?;
-        let body = wire::body(&endpoint.format, event);
-        let now = now_ms();
-        let headers = wire::headers(endpoint, &event.id, (now / 1000) as i64, &body, now)
+        let (headers, body) = wire::request(endpoint, event, at_ms)
             .map_err(|e| fail(ErrorKind::InvalidUrl, e.to_string()))?;
         self.client.post(&uri, headers, Bytes::from(body)).await
     }
@@ -163,7 +166,9 @@ impl Sender {
         inc(&METRICS.deliveries_in_flight, 1);
         let _guard = InFlight(self, id);
         let started = now_ms();
-        let (result, refused) = self.exchange(&before.endpoint_id, &before.event_id).await;
+        let (result, refused) = self
+            .exchange(&before.endpoint_id, &before.event_id, started)
+            .await;
         sent();
         let number = before.attempts + 1;
         let mut attempt = Attempt {
@@ -255,7 +260,12 @@ impl Sender {
 
     /// Looks up endpoint and event and sends. The second value names why nothing was sent when
     /// the endpoint is gone or disabled.
-    async fn exchange(&self, endpoint: &hookd_types::EndpointId, event_id: &str) -> Exchange {
+    async fn exchange(
+        &self,
+        endpoint: &hookd_types::EndpointId,
+        event_id: &str,
+        at_ms: u64,
+    ) -> Exchange {
         let refuse = |kind: ErrorKind, what: &str| {
             let e = SendError {
                 kind,
@@ -283,7 +293,7 @@ impl Sender {
                 return (Err(err), None);
             }
         };
-        (self.send(&ep, &event).await, None)
+        (self.send(&ep, &event, at_ms).await, None)
     }
 
     /// Sends a synthetic `event_type` event to `endpoint` now; nothing is recorded.
@@ -295,7 +305,7 @@ impl Sender {
             created_at_ms: now_ms(),
             data: r#"{"test":true,"message":"hookd test event"}"#.to_owned(),
         };
-        let result = self.send(endpoint, &event).await;
+        let result = self.send(endpoint, &event, event.created_at_ms).await;
         let (status_code, latency, error) = match &result {
             Ok(r) => (
                 Some(r.status),

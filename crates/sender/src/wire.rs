@@ -92,6 +92,20 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
+/// The headers and body of a delivery of `event` to `endpoint` stamped at `at_ms`: what the
+/// sender POSTs, and what the API shows for an attempt (rebuilt from the attempt's time).
+/// The transport adds only `host` and `content-length`.
+pub fn request(
+    endpoint: &Endpoint,
+    event: &Event,
+    at_ms: u64,
+) -> Result<(HeaderMap, Vec<u8>), WireError> {
+    let body = body(&endpoint.format, event);
+    let mut headers = headers(endpoint, &event.id, (at_ms / 1000) as i64, &body, at_ms)?;
+    crate::client::add_user_agent(&mut headers);
+    Ok((headers, body))
+}
+
 /// The headers of a delivery of `body` (event `event_id`) to `endpoint`, signed at unix second
 /// `ts` with the current secret and every previous secret still live at `now_ms`.
 pub fn headers(

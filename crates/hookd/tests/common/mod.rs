@@ -13,6 +13,7 @@
 //! - [`time`]: clock, timestamp format and duration shorthands.
 //! - [`checks`]: generic waits, the metrics reader, fan-out barriers, expected verifier failures.
 //! - [`crash`]: the crash tests' config and counting receiver.
+//! - [`ui`]: the web inspector's browser test runner (Node.js, Chromium).
 //! - [`verifiers`]: the reference documents' own verification snippets (Node.js, Python).
 
 #![allow(dead_code)]
@@ -25,6 +26,7 @@ mod daemon;
 mod process;
 mod signature;
 mod time;
+pub mod ui;
 pub mod verifiers;
 
 // Each test binary uses a different part of the harness.

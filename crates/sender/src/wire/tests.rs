@@ -111,3 +111,22 @@ fn preset_headers() {
     assert_eq!(h["gpuai-event-id"], "evt_9");
     assert!(h.get("webhook-id").is_none());
 }
+
+/// What the API shows for an attempt is rebuilt from the attempt's time: the same time gives
+/// the same request, signature included.
+#[test]
+fn request_is_stamped_with_the_given_time() {
+    let ep = endpoint(Preset::Coreweave, "a-secret-0123456789", None);
+    let ev = event(r#"{"a":1}"#);
+    let (h, body) = request(&ep, &ev, 42_999).unwrap();
+    assert_eq!(body, super::body(&ep.format, &ev));
+    assert_eq!(h["x-coreweave-timestamp"], "42");
+    assert!(h[http::header::USER_AGENT]
+        .to_str()
+        .unwrap()
+        .starts_with("hookd/"));
+    let mut expected = headers(&ep, "evt_1", 42, &body, 42_999).unwrap();
+    crate::client::add_user_agent(&mut expected);
+    assert_eq!(h, expected);
+    assert_eq!(request(&ep, &ev, 42_000).unwrap(), (h, body));
+}
