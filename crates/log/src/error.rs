@@ -10,6 +10,15 @@ pub enum LogError {
     Encode(String),
     #[error("corrupt record under {key}: {detail}")]
     Corrupt { key: String, detail: String },
+    #[error("storage: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "the master key does not open the endpoint secrets stored here: \
+         they were sealed under another key"
+    )]
+    WrongMasterKey,
+    #[error("the endpoint secrets stored here are sealed and no master key was given")]
+    NoMasterKey,
 }
 
 pub type Result<T, E = LogError> = std::result::Result<T, E>;

@@ -6,14 +6,15 @@
 //! |---|---|
 //! | tree `log`: seq(8) | [`LogRecord`]: every event of one group commit (one record, one flush) |
 //! | `m` `cursor` | first log seq not yet fanned out (u64 BE) |
-//! | `m` name | daemon metadata (e.g. the admin key hash) |
+//! | `m` name | daemon metadata (e.g. the admin key hash, the master key check) |
 //! | `e` event id | the [`Event`] and the ids of the deliveries fan-out made of it |
 //! | `k` tenant `\0` key | [`IdemRecord`] |
 //! | `d` delivery(16) | [`Delivery`] |
 //! | `x` endpoint(16) delivery(16) | `()`: deliveries of an endpoint (ids sort by creation time) |
 //! | `a` delivery(16) attempt(4) | [`Attempt`] |
 //! | `s` due_ms(8) delivery(16) | endpoint(16): durable deadlines, in time order |
-//! | `p` endpoint(16) | [`Endpoint`] |
+//! | `p` endpoint(16) | [`Endpoint`] in plain text (older stores; stores opened without a master key) |
+//! | `q` endpoint(16) | the endpoint with its secrets sealed (see `sled_store/secrets.rs`) |
 //! | `c` endpoint(16) | stats: 4 x i64 LE (delivered, failed, retrying, last delivery ms), merged |
 //!
 //! # Invariants and recovery
@@ -39,7 +40,12 @@ use serde::{Deserialize, Serialize};
 use hookd_types::{Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
 
 use crate::error::{LogError, Result};
+use crate::sealed::MasterKey;
 use crate::store::*;
+
+mod secrets;
+pub use secrets::rekey;
+use secrets::{open_endpoint, seal_endpoint, sealed_endpoint_key};
 
 #[derive(Debug, Clone)]
 pub struct SledConfig {
@@ -59,6 +65,8 @@ pub struct SledStore {
     log: sled::Tree,
     next_seq: AtomicU64,
     cursor: AtomicU64,
+    /// Seals endpoint secrets when set ([`SledStore::open_sealed`]).
+    master: Option<MasterKey>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -234,6 +242,7 @@ impl SledStore {
         cfg: &SledConfig,
         background_flush: Option<Duration>,
     ) -> Result<Self> {
+        secrets::finish_rewrite(&cfg.path)?;
         let every_ms = background_flush.map(|d| (d.as_millis() as u64).max(1));
         let db = sled::Config::new()
             .path(&cfg.path)
@@ -265,6 +274,7 @@ impl SledStore {
             log,
             next_seq: AtomicU64::new(next_seq.max(cursor)),
             cursor: AtomicU64::new(cursor),
+            master: None,
         })
     }
 
@@ -395,25 +405,42 @@ impl Store for SledStore {
     }
 
     fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
-        self.db.insert(endpoint_key(endpoint.id), enc(endpoint)?)?;
+        let (plain, sealed) = (endpoint_key(endpoint.id), sealed_endpoint_key(endpoint.id));
+        let mut batch = sled::Batch::default();
+        match &self.master {
+            Some(master) => {
+                batch.insert(sealed, seal_endpoint(master, endpoint)?);
+                batch.remove(plain);
+            }
+            None => {
+                batch.insert(plain, enc(endpoint)?);
+                batch.remove(sealed);
+            }
+        }
+        self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
     }
 
     fn delete_endpoint(&self, id: EndpointId) -> Result<()> {
-        self.db.remove(endpoint_key(id))?;
+        let mut batch = sled::Batch::default();
+        batch.remove(endpoint_key(id));
+        batch.remove(sealed_endpoint_key(id));
+        self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
     }
 
     fn endpoints(&self) -> Result<Vec<Endpoint>> {
-        self.db
-            .scan_prefix(b"p")
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode_endpoint(&k, &v)
-            })
-            .collect()
+        let plain = self.db.scan_prefix(b"p").map(|kv| {
+            let (k, v) = kv?;
+            decode_endpoint(&k, &v)
+        });
+        let sealed = self.db.scan_prefix(b"q").map(|kv| {
+            let (k, v) = kv?;
+            open_endpoint(self.master.as_ref(), &k, &v)
+        });
+        plain.chain(sealed).collect()
     }
 
     fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats> {
@@ -542,5 +569,7 @@ impl Store for SledStore {
 
 #[cfg(test)]
 mod endpoint_compat;
+#[cfg(test)]
+mod secrets_tests;
 #[cfg(test)]
 mod tests;
