@@ -44,7 +44,12 @@ pub fn rekey(cfg: &Config, new_key_file: &Path) -> anyhow::Result<Rekeyed> {
         current.as_ref(),
         &new,
     )
-    .with_context(|| format!("re-sealing the secrets in {}", cfg.data_dir.display()))?;
+    .with_context(|| {
+        format!(
+            "re-sealing the secrets in {} (is hookd still running on it?)",
+            cfg.data_dir.display()
+        )
+    })?;
     Ok(Rekeyed {
         endpoints,
         created_key_file,
