@@ -2,12 +2,15 @@
 //! (written through the same store and in the same shape as fan-out and a failed attempt would),
 //! so the memory of a daemon holding them can be measured: start hookd on the directory, wait
 //! for `scheduler started ... deadlines=N` on its log, read `VmRSS` from `/proc/PID/status`.
+//! Endpoint secrets are sealed under `<data_dir>/master.key` (created if missing), the key a
+//! daemon started on the directory with the default `[secrets]` uses.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use hookd::config::MasterKeySource;
 use hookd_log::{LogEntry, SledConfig, SledStore, Store};
 use hookd_types::time::now_ms;
 use hookd_types::{Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
@@ -20,10 +23,17 @@ pub fn seed_retries(data_dir: &Path, count: u64, endpoints: u32) -> Result<()> {
     if count == 0 || count > 10_000_000 || endpoints == 0 || endpoints > 10_000 {
         bail!("--count must be in 1..=10000000 and --endpoints in 1..=10000");
     }
-    let store = SledStore::open(&SledConfig {
-        path: data_dir.join("db"),
-        cache_bytes: 64 << 20,
-    })
+    // Sealed under the key hookd will find (`<data_dir>/master.key`, created if missing), so
+    // its start does not first have to seal plain secrets by copying the whole store.
+    let master = hookd::keys::master_key(&MasterKeySource::File(data_dir.join("master.key")))?;
+    let (store, _) = SledStore::open_sealed(
+        &SledConfig {
+            path: data_dir.join("db"),
+            cache_bytes: 64 << 20,
+        },
+        Some(hookd_log::sled_store::DEFAULT_BACKGROUND_FLUSH),
+        master.key,
+    )
     .with_context(|| {
         format!(
             "opening {} (is hookd still running on it?)",

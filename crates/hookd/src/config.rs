@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use hookd_log::MasterKey;
 use hookd_sender::rustls::pki_types::pem::PemObject;
 use hookd_sender::rustls::pki_types::CertificateDer;
 use hookd_types::event::is_valid_type_name;
 use hookd_types::retry::RetryPolicy;
+
+use crate::tls::TlsFiles;
 
 pub const DEFAULTS: &str = include_str!("../../../config/hookd.toml");
 
@@ -36,6 +39,8 @@ struct File {
     scheduler: Scheduler,
     storage: Storage,
     shutdown: Shutdown,
+    tls: Tls,
+    secrets: Secrets,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +101,28 @@ struct Shutdown {
     grace: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tls {
+    cert_file: String,
+    key_file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Secrets {
+    master_key_file: String,
+}
+
+/// Where the master key that seals endpoint secrets comes from.
+#[derive(Debug, Clone)]
+pub enum MasterKeySource {
+    /// `HOOKD_MASTER_KEY`.
+    Env(Box<MasterKey>),
+    /// `[secrets] master_key_file`, else `<data_dir>/master.key`; created on first start.
+    File(PathBuf),
+}
+
 /// The validated configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -120,6 +147,9 @@ pub struct Config {
     /// sled's own periodic flush (`[storage] background_flush`); `None`: off.
     pub background_flush: Option<Duration>,
     pub grace: Duration,
+    /// Serve the API over TLS (`[tls]`); `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
+    pub master_key: MasterKeySource,
 }
 
 impl std::fmt::Debug for Config {
@@ -128,6 +158,8 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("master_key", &self.master_key)
             .finish_non_exhaustive()
     }
 }
@@ -194,7 +226,14 @@ pub fn load(
             .parse()
             .map_err(|_| err(format!("HOOKD_SHARDS: {v:?} is not a number")))?;
     }
-    validate(f)
+    let env_master_key = env("HOOKD_MASTER_KEY")
+        .map(|v| MasterKey::parse(&v).map_err(|e| err(format!("HOOKD_MASTER_KEY: {e}"))))
+        .transpose()?;
+    let mut cfg = validate(f)?;
+    if let Some(k) = env_master_key {
+        cfg.master_key = MasterKeySource::Env(Box::new(k));
+    }
+    Ok(cfg)
 }
 
 fn one_line(s: &str) -> String {
@@ -271,6 +310,19 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         &f.storage.background_flush,
     )?)
     .filter(|d| !d.is_zero());
+    let tls = match (f.tls.cert_file.trim(), f.tls.key_file.trim()) {
+        ("", "") => None,
+        ("", _) | (_, "") => {
+            return Err(err(
+                "tls: set both cert_file and key_file, or neither for plain HTTP",
+            ))
+        }
+        (cert, key) => Some(TlsFiles::load(cert.into(), key.into()).map_err(err)?),
+    };
+    let master_key = MasterKeySource::File(match f.secrets.master_key_file.trim() {
+        "" => f.data_dir.join("master.key"),
+        path => path.into(),
+    });
     Ok(Config {
         listen,
         data_dir: f.data_dir,
@@ -294,6 +346,8 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         cache_bytes: f.storage.cache_mb << 20,
         background_flush,
         grace: duration("shutdown.grace", &f.shutdown.grace)?,
+        tls,
+        master_key,
     })
 }
 
@@ -337,6 +391,30 @@ mod tests {
     }
 
     #[test]
+    fn master_key_from_env_file_or_data_dir() {
+        let c = load(None, no_env).unwrap();
+        assert!(
+            matches!(&c.master_key, MasterKeySource::File(p) if p.ends_with("data/master.key"))
+        );
+        let c = with_file("[secrets]\nmaster_key_file = \"/etc/hookd/master.key\"").unwrap();
+        assert!(
+            matches!(&c.master_key, MasterKeySource::File(p) if p.to_str() == Some("/etc/hookd/master.key"))
+        );
+        let key = MasterKey::generate().unwrap();
+        let text = key.to_base64();
+        let env = |k: &str| (k == "HOOKD_MASTER_KEY").then(|| text.clone());
+        let c = load(None, env).unwrap();
+        assert!(matches!(&c.master_key, MasterKeySource::Env(k) if k.same_as(&key)));
+        assert!(!format!("{c:?}").contains(&text), "the key in Debug");
+        let bad = |k: &str| (k == "HOOKD_MASTER_KEY").then(|| "sesame-1234".to_owned());
+        let e = load(None, bad).err().unwrap().to_string();
+        assert!(
+            e.contains("HOOKD_MASTER_KEY") && !e.contains("sesame"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn file_then_env_override() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         writeln!(
@@ -369,6 +447,11 @@ mod tests {
             ),
             // Not TOML at all: the parser's position.
             ("listen = ", "line 1"),
+            ("[tls]\ncert_file = \"/nonexistent/cert.pem\"", "tls"),
+            (
+                "[tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"",
+                "tls.cert_file",
+            ),
         ] {
             let e = with_file(text).err().unwrap().to_string();
             assert!(!e.contains('\n'), "{e}");

@@ -2,11 +2,17 @@
 //! one HTTP listener, and its orderly shutdown.
 //!
 //! - [`config`]: defaults, file, environment, validation.
+//! - [`keys`]: the master key for secrets at rest, the admin key.
+//! - [`tls`]: the listener over TLS and its certificate reload on SIGHUP.
+//! - [`rekey`]: `hookd rekey`, re-sealing every secret under a new master key.
 //! - [`run`]: opens the store, builds every stage, serves until `shutdown` resolves, then drains.
 //!
 //! This crate owns process concerns (config, admin key, signals, lifetimes) and no pipeline logic.
 
 pub mod config;
+pub mod keys;
+pub mod rekey;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,18 +25,16 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 use hookd_api::ApiState;
-use hookd_http::auth::{refuse_when_draining, require_admin, sha256};
+use hookd_http::auth::{refuse_when_draining, require_admin};
 use hookd_http::error::{envelope_errors, not_found_route};
-use hookd_http::{AdminKey, Draining};
+use hookd_http::Draining;
 use hookd_ingest::{Committer, CommitterConfig, IngestConfig, IngestState};
-use hookd_log::{EndpointRegistry, SledConfig, SledStore, Store, Syncer};
+use hookd_log::{EndpointRegistry, LogError, SledConfig, SledStore, Store, Syncer};
 use hookd_scheduler::{Dispatch, Fanout, Job, Scheduler, SchedulerConfig, Slot};
 use hookd_sender::policy::TargetPolicy;
 use hookd_sender::{ClientConfig, HttpClient, Sender};
 
 pub use config::Config;
-
-const ADMIN_KEY_META: &str = "admin_key_sha256";
 
 /// Attempt outcomes are flushed at most this often. Nothing is delivered later for it (the
 /// endpoint's slot is free once its response is in); only a retry's deadline reaches its shard
@@ -48,29 +52,6 @@ impl Dispatch for SendDispatch {
     }
 }
 
-/// The configured key, else the stored hash, else a new key printed once (only its hash kept).
-fn admin_key(cfg: &Config, store: &dyn Store) -> anyhow::Result<AdminKey> {
-    if let Some(k) = &cfg.admin_key {
-        return Ok(AdminKey::from_hash(sha256(k.as_bytes())));
-    }
-    if let Some(h) = store.get_meta(ADMIN_KEY_META)? {
-        let hash: [u8; 32] = h
-            .as_slice()
-            .try_into()
-            .context("stored admin key hash is corrupt")?;
-        return Ok(AdminKey::from_hash(hash));
-    }
-    let key = format!(
-        "hk_{}",
-        hookd_sender::sign::generate_secret().trim_start_matches("whsec_")
-    )
-    .replace(['+', '/', '='], "");
-    store.put_meta(ADMIN_KEY_META, &sha256(key.as_bytes()))?;
-    // Deliberately not through tracing: shown once, to whoever started the daemon.
-    println!("admin key (shown once, only its hash is stored): {key}");
-    Ok(AdminKey::from_hash(sha256(key.as_bytes())))
-}
-
 /// Runs the daemon on `listener` until `shutdown` resolves, then drains and returns.
 pub async fn run(
     cfg: Config,
@@ -79,17 +60,31 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data_dir {}", cfg.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(
-        SledStore::open_with_background_flush(
-            &SledConfig {
-                path: cfg.data_dir.join("db"),
-                cache_bytes: cfg.cache_bytes,
-            },
-            cfg.background_flush,
-        )
-        .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?,
-    );
-    let key = admin_key(&cfg, &*store)?;
+    let master = keys::master_key(&cfg.master_key)?;
+    let (sled, migrated) = SledStore::open_sealed(
+        &SledConfig {
+            path: cfg.data_dir.join("db"),
+            cache_bytes: cfg.cache_bytes,
+        },
+        cfg.background_flush,
+        master.key,
+    )
+    .map_err(|e| match (&e, &master.created) {
+        (LogError::WrongMasterKey, Some(path)) => anyhow::anyhow!(
+            "{e} ({} was created by this start: give the key they were sealed with)",
+            path.display()
+        ),
+        _ => anyhow::Error::new(e),
+    })
+    .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
+    if migrated > 0 {
+        tracing::info!(
+            endpoints = migrated,
+            "sealed endpoint secrets that were stored in plain text"
+        );
+    }
+    let store: Arc<dyn Store> = Arc::new(sled);
+    let key = keys::admin_key(&cfg, &*store)?;
     let registry = Arc::new(EndpointRegistry::load(store.clone())?);
     let policy = TargetPolicy {
         allow_private: cfg.allow_private_targets,
@@ -169,16 +164,25 @@ pub async fn run(
         .layer(axum::middleware::from_fn(envelope_errors));
 
     let addr = listener.local_addr()?;
-    let (server_stop, mut server_stop_rx) = watch::channel(false);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop_rx.changed().await;
-            })
-            .await
-    });
-    tracing::info!(%addr, "hookd ready");
-    println!("listening on http://{addr}");
+    let (server_stop, server_stop_rx) = watch::channel(false);
+    let hangup = tls::hangup_signal().context("listening for SIGHUP")?;
+    let (scheme, server) = match &cfg.tls {
+        None => {
+            tokio::spawn(tls::reload_on_hangup(hangup, None));
+            ("http", tokio::spawn(serve(listener, app, server_stop_rx)))
+        }
+        Some(files) => {
+            let slot = Arc::new(tls::CertSlot::new(files.certified.clone()));
+            tokio::spawn(tls::reload_on_hangup(
+                hangup,
+                Some((files.clone(), slot.clone())),
+            ));
+            let listener = tls::TlsListener::new(listener, slot)?;
+            ("https", tokio::spawn(serve(listener, app, server_stop_rx)))
+        }
+    };
+    tracing::info!(%addr, scheme, "hookd ready");
+    println!("listening on {scheme}://{addr}");
 
     shutdown.await;
     tracing::info!(grace = ?cfg.grace, "shutting down: refusing new events, finishing deliveries");
@@ -202,4 +206,17 @@ pub async fn run(
     store.flush()?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `app` on `listener` until `stop` changes, then lets open requests finish.
+async fn serve<L>(listener: L, app: Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.changed().await;
+        })
+        .await
 }

@@ -1,10 +1,11 @@
 //! `hookd --config config/hookd.toml`: tracing, config (invalid: one line on stderr, exit 64),
-//! bind, run until SIGTERM or ctrl-c, drain, exit 0.
+//! bind, run until SIGTERM or ctrl-c, drain, exit 0. Other commands are subcommands; serving is
+//! the default.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -14,8 +15,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(version, about)]
 struct Args {
     /// TOML config file, laid over the built-in defaults (see config/hookd.toml).
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API and deliver webhooks (the default).
+    Serve,
+    /// Re-seal every endpoint secret under a new master key, then exit. Stop the daemon first.
+    Rekey {
+        /// The new master key (32 bytes, base64 or hex); created with a random key if missing.
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
 }
 
 const EX_CONFIG: u8 = 64;
@@ -37,6 +52,37 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
+    match args.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve_until_stopped(cfg),
+        Command::Rekey { new_key_file } => rekey(&cfg, &new_key_file),
+    }
+}
+
+fn rekey(cfg: &hookd::Config, new_key_file: &std::path::Path) -> ExitCode {
+    match hookd::rekey::rekey(cfg, new_key_file) {
+        Ok(done) => {
+            if done.created_key_file {
+                println!(
+                    "created {} with a new random key, readable only by its owner",
+                    new_key_file.display()
+                );
+            }
+            println!(
+                "re-sealed the secrets of {} endpoints under the key in {}; start hookd with \
+                 that key ([secrets] master_key_file or HOOKD_MASTER_KEY)",
+                done.endpoints,
+                new_key_file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hookd rekey: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve_until_stopped(cfg: hookd::Config) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("hookd")

@@ -29,6 +29,17 @@ pub enum LogError {
     },
     #[error("the syncer has stopped")]
     SyncerStopped,
+    #[error("storage: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "the master key does not open the endpoint secrets stored here: \
+         they were sealed under another key"
+    )]
+    WrongMasterKey,
+    #[error("sealing endpoint secrets: {0}")]
+    Seal(#[from] crate::sealed::KeyError),
+    #[error("the endpoint secrets stored here are sealed and no master key was given")]
+    NoMasterKey,
 }
 
 pub type Result<T, E = LogError> = std::result::Result<T, E>;

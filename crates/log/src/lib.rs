@@ -4,6 +4,7 @@
 //!
 //! - [`store`]: the [`Store`] trait, its record types and the durability each call promises.
 //! - [`sled_store`]: the sled implementation, its key layout and recovery rules.
+//! - [`sealed`]: the master key and AES-256-GCM sealing of endpoint secrets at rest.
 //! - [`registry`]: the in-memory read model of endpoints, written through to the store.
 //! - [`sync`]: group flush for buffered writes (attempt outcomes), as the committer does for
 //!   the log.
@@ -15,6 +16,7 @@
 
 pub mod error;
 pub mod registry;
+pub mod sealed;
 pub mod sled_store;
 pub mod store;
 pub mod sync;
@@ -23,7 +25,8 @@ pub mod testing;
 
 pub use error::LogError;
 pub use registry::EndpointRegistry;
-pub use sled_store::{SledConfig, SledStore};
+pub use sealed::MasterKey;
+pub use sled_store::{rekey, SledConfig, SledStore};
 pub use store::{
     DeliveryPage, DeliveryQuery, EndpointStats, IdemRecord, LogEntry, LogRecord, ScheduleEntry,
     Seq, Store,

@@ -6,14 +6,15 @@
 //! |---|---|
 //! | tree `log`: seq(8) | [`LogRecord`]: every event of one group commit (one record, one flush) |
 //! | `m` `cursor` | first log seq not yet fanned out (u64 BE) |
-//! | `m` name | daemon metadata (e.g. the admin key hash) |
+//! | `m` name | daemon metadata (e.g. the admin key hash, the master key check) |
 //! | `e` event id | the [`Event`] and the ids of the deliveries fan-out made of it |
 //! | `k` tenant `\0` key | [`IdemRecord`] |
 //! | `d` delivery(16) | [`Delivery`] |
 //! | `x` endpoint(16) delivery(16) | `()`: deliveries of an endpoint (ids sort by creation time) |
 //! | `a` delivery(16) attempt(4) | [`Attempt`] |
 //! | `s` due_ms(8) delivery(16) | endpoint(16): durable deadlines, in time order |
-//! | `p` endpoint(16) | [`Endpoint`] |
+//! | `p` endpoint(16) | [`Endpoint`] in plain text (older stores; stores opened without a master key) |
+//! | `q` endpoint(16) | the endpoint with its secrets sealed (see `sled_store/secrets.rs`) |
 //! | `c` endpoint(16) | stats: 4 x i64 LE (delivered, failed, retrying, last delivery ms), merged |
 //!
 //! # Invariants and recovery
@@ -39,7 +40,12 @@ use serde::{Deserialize, Serialize};
 use hookd_types::{Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
 
 use crate::error::{LogError, Result};
+use crate::sealed::MasterKey;
 use crate::store::*;
+
+mod secrets;
+pub use secrets::rekey;
+use secrets::{open_endpoint, seal_endpoint, sealed_endpoint_key};
 
 #[derive(Debug, Clone)]
 pub struct SledConfig {
@@ -59,6 +65,8 @@ pub struct SledStore {
     log: sled::Tree,
     next_seq: AtomicU64,
     cursor: AtomicU64,
+    /// Seals endpoint secrets when set ([`SledStore::open_sealed`]).
+    master: Option<MasterKey>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -81,13 +89,17 @@ enum Kind {
     EndpointDelivery,
     Attempt,
     Deadline,
+    /// An endpoint with its secrets in plain text: only in stores from before sealing, migrated
+    /// to [`Kind::SealedEndpoint`] on open.
     Endpoint,
+    /// An endpoint whose secrets are sealed under the master key.
+    SealedEndpoint,
     Stats,
 }
 
 impl Kind {
     #[cfg(test)]
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 10] = [
         Kind::Meta,
         Kind::Event,
         Kind::Idempotency,
@@ -96,6 +108,7 @@ impl Kind {
         Kind::Attempt,
         Kind::Deadline,
         Kind::Endpoint,
+        Kind::SealedEndpoint,
         Kind::Stats,
     ];
 
@@ -109,6 +122,7 @@ impl Kind {
             Kind::Attempt => b"a",
             Kind::Deadline => b"s",
             Kind::Endpoint => b"p",
+            Kind::SealedEndpoint => b"q",
             Kind::Stats => b"c",
         }
     }
@@ -294,6 +308,7 @@ impl SledStore {
         cfg: &SledConfig,
         background_flush: Option<Duration>,
     ) -> Result<Self> {
+        secrets::finish_rewrite(&cfg.path)?;
         let every_ms = background_flush.map(|d| (d.as_millis() as u64).max(1));
         let db = sled::Config::new()
             .path(&cfg.path)
@@ -325,6 +340,7 @@ impl SledStore {
             log,
             next_seq: AtomicU64::new(next_seq.max(cursor)),
             cursor: AtomicU64::new(cursor),
+            master: None,
         })
     }
 
@@ -459,25 +475,45 @@ impl Store for SledStore {
     }
 
     fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
-        self.db.insert(endpoint_key(endpoint.id), enc(endpoint)?)?;
+        let (plain, sealed) = (endpoint_key(endpoint.id), sealed_endpoint_key(endpoint.id));
+        let mut batch = sled::Batch::default();
+        match &self.master {
+            Some(master) => {
+                batch.insert(sealed, seal_endpoint(master, endpoint)?);
+                batch.remove(plain);
+            }
+            None => {
+                batch.insert(plain, enc(endpoint)?);
+                batch.remove(sealed);
+            }
+        }
+        self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
     }
 
     fn delete_endpoint(&self, id: EndpointId) -> Result<()> {
-        self.db.remove(endpoint_key(id))?;
+        let mut batch = sled::Batch::default();
+        batch.remove(endpoint_key(id));
+        batch.remove(sealed_endpoint_key(id));
+        self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
     }
 
     fn endpoints(&self) -> Result<Vec<Endpoint>> {
-        self.db
-            .scan_prefix(Kind::Endpoint.prefix())
+        let plain = self.db.scan_prefix(Kind::Endpoint.prefix()).map(|kv| {
+            let (k, v) = kv?;
+            decode_endpoint(&k, &v)
+        });
+        let sealed = self
+            .db
+            .scan_prefix(Kind::SealedEndpoint.prefix())
             .map(|kv| {
                 let (k, v) = kv?;
-                decode_endpoint(&k, &v)
-            })
-            .collect()
+                open_endpoint(self.master.as_ref(), &k, &v)
+            });
+        plain.chain(sealed).collect()
     }
 
     fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats> {
@@ -603,5 +639,7 @@ impl Store for SledStore {
 
 #[cfg(test)]
 mod endpoint_compat;
+#[cfg(test)]
+mod secrets_tests;
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@
 //! - [`time`]: clock, timestamp format and duration shorthands.
 //! - [`checks`]: generic waits, the metrics reader, fan-out barriers, expected verifier failures.
 //! - [`crash`]: the crash tests' config and counting receiver.
+//! - [`tls`]: the https API client and certificates for the TLS listener tests.
 //! - [`ui`]: the web inspector's browser test runner (Node.js, Chromium).
 //! - [`verifiers`]: the reference documents' own verification snippets (Node.js, Python).
 
@@ -26,6 +27,7 @@ mod daemon;
 mod process;
 mod signature;
 mod time;
+pub mod tls;
 pub mod ui;
 pub mod verifiers;
 

@@ -78,18 +78,18 @@ fn old_records_read_as_standard_webhooks_and_new_ones_round_trip() {
         store.db.flush().unwrap();
     }
     let store = open(&dir);
-    let mut eps = store.endpoints().unwrap();
-    eps.sort_by_key(|e| e.id);
+    let eps = store.endpoints().unwrap();
     assert_eq!(eps.len(), 2);
-    let old = &eps[0];
-    assert_eq!(old.id, old_id);
+    // Two ids made in the same millisecond sort by their random part: find, do not index.
+    let by_id = |id| eps.iter().find(|e| e.id == id).unwrap();
+    let old = by_id(old_id);
     assert_eq!(old.name, "old");
     assert_eq!(old.secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
     assert_eq!(old.metadata.get("k").map(String::as_str), Some("v"));
     assert_eq!(old.updated_at_ms, 6);
     assert_eq!(old.format, Preset::Standard.format());
     assert!(old.previous_secrets.is_empty());
-    let new = &eps[1];
+    let new = by_id(new_id);
     assert_eq!(new.format.preset, Preset::Cortex);
     assert_eq!(
         new.format.headers.get("X-Tenant").map(String::as_str),
