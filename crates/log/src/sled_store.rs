@@ -15,6 +15,7 @@
 //! | `s` due_ms(8) delivery(16) | endpoint(16): durable deadlines, in time order |
 //! | `p` endpoint(16) | [`Endpoint`] |
 //! | `c` endpoint(16) | stats: 4 x i64 LE (delivered, failed, retrying, last delivery ms), merged |
+//! | tree `api_keys`: key id(16) | [`hookd_types::ApiKey`] (a digest, never the key; see [`api_keys`]) |
 //!
 //! # Invariants and recovery
 //! - Integers in keys are big-endian so byte order is numeric order.
@@ -540,6 +541,7 @@ impl Store for SledStore {
     }
 }
 
+pub mod api_keys;
 #[cfg(test)]
 mod endpoint_compat;
 #[cfg(test)]
