@@ -19,11 +19,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 use hookd_api::ApiState;
-use hookd_http::auth::{refuse_when_draining, require_admin, sha256};
+use hookd_http::auth::{authenticate, refuse_when_draining, sha256};
 use hookd_http::error::{envelope_errors, not_found_route};
-use hookd_http::{AdminKey, Draining};
+use hookd_http::{AdminKey, Draining, Gate};
 use hookd_ingest::{Committer, CommitterConfig, IngestConfig, IngestState};
-use hookd_log::{EndpointRegistry, SledConfig, SledStore, Store, Syncer};
+use hookd_log::{EndpointRegistry, KeyRegistry, SledConfig, SledStore, Store, Syncer};
 use hookd_scheduler::{Dispatch, Fanout, Job, Scheduler, SchedulerConfig, Slot};
 use hookd_sender::policy::TargetPolicy;
 use hookd_sender::{ClientConfig, HttpClient, Sender};
@@ -79,7 +79,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data_dir {}", cfg.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(
+    let sled = Arc::new(
         SledStore::open_with_background_flush(
             &SledConfig {
                 path: cfg.data_dir.join("db"),
@@ -89,7 +89,9 @@ pub async fn run(
         )
         .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?,
     );
+    let store: Arc<dyn Store> = sled.clone();
     let key = admin_key(&cfg, &*store)?;
+    let keys = Arc::new(KeyRegistry::load(sled)?);
     let registry = Arc::new(EndpointRegistry::load(store.clone())?);
     let policy = TargetPolicy {
         allow_private: cfg.allow_private_targets,
@@ -151,16 +153,20 @@ pub async fn run(
     let api = hookd_api::router(ApiState {
         store: store.clone(),
         registry,
+        keys: keys.clone(),
         scheduler: scheduler.handle(),
         sender,
         policy,
         event_types,
     });
+    let mut access = hookd_api::ACCESS.to_vec();
+    access.push(hookd_ingest::ACCESS);
+    let gate = Arc::new(Gate::new(key, keys, cfg.key_rate_limit, &access));
     let app = Router::new()
         .merge(
             ingest
                 .merge(api)
-                .layer(from_fn_with_state(key, require_admin)),
+                .layer(from_fn_with_state(gate, authenticate)),
         )
         .merge(hookd_api::ops::router(draining.clone()))
         .fallback(not_found_route)
