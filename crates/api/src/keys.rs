@@ -39,8 +39,15 @@ struct CreateIn {
     tenant: Option<String>,
     name: Option<String>,
     scopes: Option<Vec<String>>,
-    /// RFC 3339 or unix milliseconds.
-    expires_at: Option<String>,
+    expires_at: Option<TimeIn>,
+}
+
+/// A time as the API takes it: RFC 3339 text, or unix milliseconds as a number or as text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TimeIn {
+    Ms(u64),
+    Text(String),
 }
 
 #[derive(Debug, Serialize)]
@@ -86,6 +93,19 @@ fn parse_scopes(names: &[String]) -> Result<Scopes, ApiError> {
         .collect()
 }
 
+/// A key's expiry: a time after `now`.
+fn expiry(t: TimeIn, now: u64) -> Result<u64, ApiError> {
+    let ms = match t {
+        TimeIn::Ms(ms) => Some(ms),
+        TimeIn::Text(t) => parse_time(&t),
+    }
+    .ok_or_else(|| ApiError::validation("`expires_at` must be RFC 3339 or unix milliseconds"))?;
+    if ms <= now {
+        return Err(ApiError::validation("`expires_at` must be in the future"));
+    }
+    Ok(ms)
+}
+
 async fn create(
     State(state): State<ApiState>,
     JsonBody(input): JsonBody<CreateIn>,
@@ -111,18 +131,7 @@ async fn create(
             .ok_or_else(|| ApiError::validation("`scopes` is required"))?,
     )?;
     let now = now_ms();
-    let expires_at_ms = match input.expires_at.as_deref() {
-        None => None,
-        Some(t) => match parse_time(t) {
-            Some(ms) if ms > now => Some(ms),
-            Some(_) => return Err(ApiError::validation("`expires_at` must be in the future")),
-            None => {
-                return Err(ApiError::validation(
-                    "`expires_at` must be RFC 3339 or unix milliseconds",
-                ))
-            }
-        },
-    };
+    let expires_at_ms = input.expires_at.map(|t| expiry(t, now)).transpose()?;
     let id = KeyId::generate();
     let (text, key_sha256) = new_key(id)?;
     let key = state.keys.insert(ApiKey {

@@ -422,7 +422,7 @@ async fn an_expired_key_is_401() {
         admin,
         "acme",
         &["events:read"],
-        json!({"expires_at": expires_ms.to_string()}),
+        json!({"expires_at": expires_ms}),
     )
     .await;
     assert_eq!(unix_ms(&key.body["expires_at"]), expires_ms);
