@@ -9,15 +9,34 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use hookd_http::views::{AttemptView, DeliveryView, Page, RequestView};
-use hookd_http::ApiError;
+use hookd_http::{Access, ApiError, Principal, RouteAccess};
 use hookd_log::DeliveryQuery;
 use hookd_scheduler::Job;
 use hookd_sender::wire;
 use hookd_types::time::{now_ms, parse_time};
-use hookd_types::{Attempt, DeliveryId, DeliveryStatus, Endpoint, ErrorKind, Event};
+use hookd_types::{Attempt, DeliveryId, DeliveryStatus, Endpoint, ErrorKind, Event, Scope};
 
-use crate::endpoints::parse_id;
+use crate::endpoints;
 use crate::{parse_limit, ApiState};
+
+/// What each route asks of an API key (the authentication layer applies it).
+pub const ACCESS: &[RouteAccess] = &[
+    (
+        "GET",
+        "/v1/endpoints/{id}/deliveries",
+        Access::Scope(Scope::DeliveriesRead),
+    ),
+    (
+        "GET",
+        "/v1/deliveries/{id}",
+        Access::Scope(Scope::DeliveriesRead),
+    ),
+    (
+        "POST",
+        "/v1/deliveries/{id}/retry",
+        Access::Scope(Scope::DeliveriesWrite),
+    ),
+];
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -72,14 +91,13 @@ fn parse_query(q: &HashMap<String, String>) -> Result<DeliveryQuery, ApiError> {
 
 async fn list(
     State(state): State<ApiState>,
+    caller: Principal,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let ep = parse_id(&id)?;
+    endpoints::parse_id(&id)?;
     let query = parse_query(&q)?;
-    if state.registry.get(ep).is_none() {
-        return Err(ApiError::not_found("endpoint"));
-    }
+    let ep = endpoints::load(&state, &caller, &id)?.id;
     let page = state.store.endpoint_deliveries(ep, &query)?;
     Ok(Json(Page {
         data: page.items.iter().map(DeliveryView::from).collect(),
@@ -88,19 +106,23 @@ async fn list(
     .into_response())
 }
 
-fn load(state: &ApiState, id: &str) -> Result<hookd_types::Delivery, ApiError> {
+/// The delivery `id`, if it exists and the caller may see it (404 otherwise, either way).
+fn load(state: &ApiState, caller: &Principal, id: &str) -> Result<hookd_types::Delivery, ApiError> {
     let id: DeliveryId = id.parse().map_err(|_| ApiError::not_found("delivery"))?;
-    state
+    let d = state
         .store
         .get_delivery(id)?
-        .ok_or_else(|| ApiError::not_found("delivery"))
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    caller.owns(&d.tenant, "delivery")?;
+    Ok(d)
 }
 
 async fn read(
     State(state): State<ApiState>,
+    caller: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let d = load(&state, &id)?;
+    let d = load(&state, &caller, &id)?;
     let attempts = state.store.attempts(d.id)?;
     let endpoint = state.registry.get(d.endpoint_id);
     let event = state.store.get_event(&d.event_id)?;
@@ -148,9 +170,10 @@ fn sent_request(
 
 async fn retry(
     State(state): State<ApiState>,
+    caller: Principal,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let before = load(&state, &id)?;
+    let before = load(&state, &caller, &id)?;
     if !matches!(
         before.status,
         DeliveryStatus::Retrying | DeliveryStatus::DeadLettered

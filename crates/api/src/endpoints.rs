@@ -10,15 +10,50 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use hookd_http::views::{EndpointView, Page, StatsView};
-use hookd_http::{ApiError, ErrorCode, JsonBody};
+use hookd_http::{Access, ApiError, ErrorCode, JsonBody, Principal, RouteAccess};
 use hookd_sender::policy::UrlError;
 use hookd_types::check::{check_event_type, tenant_or_default};
 use hookd_types::endpoint::EventFilter;
 use hookd_types::time::{now_ms, rfc3339};
-use hookd_types::{Endpoint, EndpointId};
+use hookd_types::{Endpoint, EndpointId, Scope};
 
 use crate::formats::{self, FormatIn};
 use crate::{parse_limit, ApiState};
+
+/// What each route asks of an API key (the authentication layer applies it).
+pub const ACCESS: &[RouteAccess] = &[
+    (
+        "POST",
+        "/v1/endpoints",
+        Access::Scope(Scope::EndpointsWrite),
+    ),
+    ("GET", "/v1/endpoints", Access::Scope(Scope::EndpointsRead)),
+    (
+        "GET",
+        "/v1/endpoints/{id}",
+        Access::Scope(Scope::EndpointsRead),
+    ),
+    (
+        "PATCH",
+        "/v1/endpoints/{id}",
+        Access::Scope(Scope::EndpointsWrite),
+    ),
+    (
+        "DELETE",
+        "/v1/endpoints/{id}",
+        Access::Scope(Scope::EndpointsWrite),
+    ),
+    (
+        "POST",
+        "/v1/endpoints/{id}/rotate-secret",
+        Access::Scope(Scope::EndpointsWrite),
+    ),
+    (
+        "POST",
+        "/v1/endpoints/{id}/test",
+        Access::Scope(Scope::EndpointsWrite),
+    ),
+];
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -91,11 +126,18 @@ pub(crate) fn parse_id(s: &str) -> Result<EndpointId, ApiError> {
     s.parse().map_err(|_| ApiError::not_found("endpoint"))
 }
 
-fn load(state: &ApiState, id: &str) -> Result<std::sync::Arc<Endpoint>, ApiError> {
-    state
+/// The endpoint `id`, if it exists and the caller may see it (404 otherwise, either way).
+pub(crate) fn load(
+    state: &ApiState,
+    caller: &Principal,
+    id: &str,
+) -> Result<std::sync::Arc<Endpoint>, ApiError> {
+    let ep = state
         .registry
         .get(parse_id(id)?)
-        .ok_or_else(|| ApiError::not_found("endpoint"))
+        .ok_or_else(|| ApiError::not_found("endpoint"))?;
+    caller.owns(&ep.tenant, "endpoint")?;
+    Ok(ep)
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -167,6 +209,7 @@ fn with_secret(ep: &Endpoint, status: StatusCode) -> Response {
 
 async fn create(
     State(state): State<ApiState>,
+    caller: Principal,
     JsonBody(mut input): JsonBody<CreateIn>,
 ) -> Result<Response, ApiError> {
     let name = input
@@ -180,7 +223,7 @@ async fn create(
         .event_types
         .ok_or_else(|| ApiError::validation("`event_types` is required"))?;
     check_types(&state, &event_types)?;
-    let tenant = tenant_or_default(input.tenant)?;
+    let tenant = tenant_or_default(caller.claim(input.tenant.as_deref())?.map(str::to_owned))?;
     let description = input.description.unwrap_or_default();
     let metadata = input.metadata.unwrap_or_default();
     check_extras(&description, &metadata)?;
@@ -211,8 +254,10 @@ async fn create(
 
 async fn list(
     State(state): State<ApiState>,
+    caller: Principal,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let tenant = caller.claim(q.get("tenant").map(String::as_str))?;
     let limit = parse_limit(q.get("limit"))?;
     let cursor = match q.get("cursor") {
         Some(c) => Some(
@@ -221,9 +266,7 @@ async fn list(
         ),
         None => None,
     };
-    let (page, next) = state
-        .registry
-        .list(q.get("tenant").map(String::as_str), cursor, limit);
+    let (page, next) = state.registry.list(tenant, cursor, limit);
     Ok(Json(Page {
         data: page.iter().map(|e| EndpointView::from(&**e)).collect(),
         next_cursor: next.map(|c| c.to_string()),
@@ -233,9 +276,10 @@ async fn list(
 
 async fn read(
     State(state): State<ApiState>,
+    caller: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let ep = load(&state, &id)?;
+    let ep = load(&state, &caller, &id)?;
     let stats = state.store.endpoint_stats(ep.id)?;
     let mut v = serde_json::to_value(EndpointView::from(&*ep)).unwrap_or_default();
     v["stats"] = serde_json::to_value(StatsView::from(stats)).unwrap_or_default();
@@ -244,10 +288,11 @@ async fn read(
 
 async fn update(
     State(state): State<ApiState>,
+    caller: Principal,
     Path(id): Path<String>,
     JsonBody(mut input): JsonBody<PatchIn>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut ep = (*load(&state, &id)?).clone();
+    let mut ep = (*load(&state, &caller, &id)?).clone();
     let format = format_in!(input).apply(&ep.format, false)?;
     if format.scheme != ep.format.scheme {
         ep.format = format;
@@ -286,9 +331,10 @@ async fn update(
 
 async fn remove(
     State(state): State<ApiState>,
+    caller: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let ep = load(&state, &id)?;
+    let ep = load(&state, &caller, &id)?;
     state.registry.remove(ep.id)?;
     tracing::info!(endpoint = %ep.id, "endpoint deleted");
     Ok(StatusCode::NO_CONTENT)
@@ -304,10 +350,11 @@ struct RotateIn {
 
 async fn rotate(
     State(state): State<ApiState>,
+    caller: Principal,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut ep = (*load(&state, &id)?).clone();
+    let mut ep = (*load(&state, &caller, &id)?).clone();
     // The body is optional: none (or `{}`) asks for a generated secret.
     let input: RotateIn = if body.iter().all(u8::is_ascii_whitespace) {
         RotateIn::default()
@@ -335,10 +382,11 @@ struct TestIn {
 
 async fn test(
     State(state): State<ApiState>,
+    caller: Principal,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<TestIn>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let ep = load(&state, &id)?;
+    let ep = load(&state, &caller, &id)?;
     let event_type = input
         .event_type
         .ok_or_else(|| ApiError::validation("`event_type` is required"))?;

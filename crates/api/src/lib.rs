@@ -1,11 +1,15 @@
 //! The management API: endpoints (create, list, read with stats, update, delete, rotate the
 //! secret, send a test event), deliveries (list with filters, read with attempts, retry by hand),
-//! health and metrics.
+//! tenants' API keys, health and metrics.
 //!
 //! - [`endpoints`]: `/v1/endpoints...` and the validation of endpoint input.
 //! - [`formats`]: the wire-format fields of endpoint input, secrets by scheme, rotation overlap.
 //! - [`deliveries`]: `/v1/endpoints/{id}/deliveries` and `/v1/deliveries...`.
+//! - [`keys`]: `/v1/api-keys...`: the admin issues, lists and revokes tenants' keys.
 //! - [`ops`]: `/health` and `/metrics`.
+//!
+//! Each route module declares what its routes ask of an API key ([`ACCESS`]); handlers take the
+//! caller and load records through it, so another tenant's ids are simply not found.
 //!
 //! This crate reads state and changes endpoints; it must not write events or attempts. A manual
 //! retry only moves a delivery's deadline and hands the job to the scheduler.
@@ -13,6 +17,7 @@
 pub mod deliveries;
 pub mod endpoints;
 pub mod formats;
+pub mod keys;
 pub mod ops;
 
 use std::collections::HashSet;
@@ -20,7 +25,8 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use hookd_log::{EndpointRegistry, Store};
+use hookd_http::RouteAccess;
+use hookd_log::{EndpointRegistry, KeyRegistry, Store};
 use hookd_scheduler::SchedulerHandle;
 use hookd_sender::policy::TargetPolicy;
 use hookd_sender::Sender;
@@ -29,6 +35,7 @@ use hookd_sender::Sender;
 pub struct ApiState {
     pub store: Arc<dyn Store>,
     pub registry: Arc<EndpointRegistry>,
+    pub keys: Arc<KeyRegistry>,
     pub scheduler: SchedulerHandle,
     pub sender: Arc<Sender>,
     pub policy: TargetPolicy,
@@ -41,10 +48,14 @@ impl std::fmt::Debug for ApiState {
     }
 }
 
+/// What every management route asks of an API key, for the authentication layer.
+pub const ACCESS: [&[RouteAccess]; 3] = [endpoints::ACCESS, deliveries::ACCESS, keys::ACCESS];
+
 /// Every `/v1` management route (authentication is layered on by the caller).
 pub fn router(state: ApiState) -> Router {
     endpoints::routes()
         .merge(deliveries::routes())
+        .merge(keys::routes())
         .with_state(state)
 }
 

@@ -47,6 +47,7 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct Auth {
     admin_key: String,
+    key_rate_limit: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +130,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub admin_key: Option<String>,
+    /// Requests per second per tenant API key (`[auth] key_rate_limit`); 0: unlimited.
+    pub key_rate_limit: u32,
     pub max_body_bytes: usize,
     pub max_batch: usize,
     pub rate_limit: u32,
@@ -327,6 +330,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         listen,
         data_dir: f.data_dir,
         admin_key,
+        key_rate_limit: f.auth.key_rate_limit,
         max_body_bytes: f.ingest.max_body_bytes,
         max_batch: f.ingest.max_batch,
         rate_limit: f.ingest.rate_limit,
@@ -376,6 +380,7 @@ mod tests {
         assert_eq!(c.retry.schedule[6], Duration::from_secs(86_400));
         assert_eq!(c.max_body_bytes, 256 * 1024);
         assert!(c.admin_key.is_none());
+        assert_eq!(c.key_rate_limit, 1000);
         assert!(c.shards >= 1);
         assert_eq!(c.background_flush, Some(Duration::from_millis(200)));
     }

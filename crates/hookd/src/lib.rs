@@ -25,11 +25,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 use hookd_api::ApiState;
-use hookd_http::auth::{refuse_when_draining, require_admin};
+use hookd_http::auth::{authenticate, refuse_when_draining};
 use hookd_http::error::{envelope_errors, not_found_route};
-use hookd_http::Draining;
+use hookd_http::{Draining, Gate};
 use hookd_ingest::{Committer, CommitterConfig, IngestConfig, IngestState};
-use hookd_log::{EndpointRegistry, LogError, SledConfig, SledStore, Store, Syncer};
+use hookd_log::{EndpointRegistry, KeyRegistry, LogError, SledConfig, SledStore, Store, Syncer};
 use hookd_scheduler::{Dispatch, Fanout, Job, Scheduler, SchedulerConfig, Slot};
 use hookd_sender::policy::TargetPolicy;
 use hookd_sender::{ClientConfig, HttpClient, Sender};
@@ -83,8 +83,10 @@ pub async fn run(
             "sealed endpoint secrets that were stored in plain text"
         );
     }
-    let store: Arc<dyn Store> = Arc::new(sled);
+    let sled = Arc::new(sled);
+    let store: Arc<dyn Store> = sled.clone();
     let key = keys::admin_key(&cfg, &*store)?;
+    let api_keys = Arc::new(KeyRegistry::load(sled)?);
     let registry = Arc::new(EndpointRegistry::load(store.clone())?);
     let policy = TargetPolicy {
         allow_private: cfg.allow_private_targets,
@@ -146,16 +148,20 @@ pub async fn run(
     let api = hookd_api::router(ApiState {
         store: store.clone(),
         registry,
+        keys: api_keys.clone(),
         scheduler: scheduler.handle(),
         sender,
         policy,
         event_types,
     });
+    let mut access = hookd_api::ACCESS.to_vec();
+    access.push(hookd_ingest::ACCESS);
+    let gate = Arc::new(Gate::new(key, api_keys, cfg.key_rate_limit, &access));
     let app = Router::new()
         .merge(
             ingest
                 .merge(api)
-                .layer(from_fn_with_state(key, require_admin)),
+                .layer(from_fn_with_state(gate, authenticate)),
         )
         .merge(hookd_api::ops::router(draining.clone()))
         .merge(hookd_ui::router())

@@ -12,6 +12,7 @@ pub enum ErrorCode {
     Conflict,
     PayloadTooLarge,
     RateLimited,
+    RateLimitExceeded,
     Unavailable,
     InternalError,
 }
@@ -26,6 +27,7 @@ impl ErrorCode {
             Self::Conflict => "CONFLICT",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::RateLimited => "RATE_LIMITED",
+            Self::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             Self::Unavailable => "UNAVAILABLE",
             Self::InternalError => "INTERNAL_ERROR",
         }
@@ -39,7 +41,7 @@ impl ErrorCode {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited | Self::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -209,6 +211,7 @@ mod tests {
             (Conflict, 409),
             (PayloadTooLarge, 413),
             (RateLimited, 429),
+            (RateLimitExceeded, 429),
             (Unavailable, 503),
             (InternalError, 500),
         ] {

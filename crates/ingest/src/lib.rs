@@ -4,16 +4,14 @@
 //! - [`validate`]: request bodies to [`hookd_log::LogEntry`]s; nothing is stored on failure.
 //! - [`committer`]: one thread that drains concurrent submissions, resolves idempotency, writes
 //!   them as one log record with one flush, then answers every waiter.
-//! - [`ratelimit`]: token buckets per tenant.
-//! - [`routes`]: the axum router.
+//! - [`routes`]: the axum router; per-tenant rate limits with `hookd_http`'s token buckets.
 //!
 //! Ingest owns the way *into* the log. It must not create deliveries or touch the schedule: the
 //! scheduler's fan-out reads the log and does that.
 
 pub mod committer;
-pub mod ratelimit;
 pub mod routes;
 pub mod validate;
 
 pub use committer::{Committer, CommitterConfig};
-pub use routes::{router, IngestConfig, IngestState};
+pub use routes::{router, IngestConfig, IngestState, ACCESS};

@@ -12,13 +12,13 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use hookd_http::json::{parse_json, read_body};
+use hookd_http::ratelimit::RateLimiter;
 use hookd_http::views::{DeliveryView, EventView};
-use hookd_http::{ApiError, ErrorCode};
+use hookd_http::{Access, ApiError, ErrorCode, Principal, RouteAccess};
 use hookd_log::Store;
-use hookd_types::Event;
+use hookd_types::{Event, Scope};
 
 use crate::committer::{CommitError, Committer, Outcome};
-use crate::ratelimit::RateLimiter;
 use crate::validate::{candidate, check_idempotency_key, Candidate, EventIn};
 
 #[derive(Debug, Clone)]
@@ -66,6 +66,18 @@ impl std::fmt::Debug for IngestState {
         f.debug_struct("IngestState").finish_non_exhaustive()
     }
 }
+
+/// What each route asks of an API key (the authentication layer applies it).
+pub const ACCESS: &[RouteAccess] = &[
+    ("POST", "/v1/events", Access::Scope(Scope::EventsWrite)),
+    (
+        "POST",
+        "/v1/events/batch",
+        Access::Scope(Scope::EventsWrite),
+    ),
+    ("GET", "/v1/events/{id}", Access::Scope(Scope::EventsRead)),
+    ("GET", "/v1/event-types", Access::AnyKey),
+];
 
 pub fn router(state: IngestState) -> Router {
     Router::new()
@@ -131,10 +143,20 @@ fn accepted<T: Serialize>(body: T, replayed: bool) -> Response {
     resp
 }
 
-async fn post_event(State(s): State<IngestState>, req: Request) -> Result<Response, ApiError> {
+/// An event takes its caller's tenant: a tenant key posts for its own tenant only.
+fn for_caller<'a>(caller: &Principal, mut input: EventIn<'a>) -> Result<EventIn<'a>, ApiError> {
+    input.tenant = caller.claim(input.tenant.as_deref())?.map(str::to_owned);
+    Ok(input)
+}
+
+async fn post_event(
+    State(s): State<IngestState>,
+    caller: Principal,
+    req: Request,
+) -> Result<Response, ApiError> {
     let key = idempotency_key(req.headers())?.map(str::to_owned);
     let body = read_body(req, &()).await?;
-    let input: EventIn = parse_json(&body)?;
+    let input = for_caller(&caller, parse_json(&body)?)?;
     let c = candidate(input, &s.inner.types, key.as_deref())?;
     let (outcomes, replayed) = s.inner.commit(vec![c]).await?;
     let ev = outcomes
@@ -144,7 +166,11 @@ async fn post_event(State(s): State<IngestState>, req: Request) -> Result<Respon
     Ok(accepted(EventView::from(ev), replayed))
 }
 
-async fn post_batch(State(s): State<IngestState>, req: Request) -> Result<Response, ApiError> {
+async fn post_batch(
+    State(s): State<IngestState>,
+    caller: Principal,
+    req: Request,
+) -> Result<Response, ApiError> {
     let key = idempotency_key(req.headers())?.map(str::to_owned);
     let body = read_body(req, &()).await?;
     let raw: Vec<&RawValue> = parse_json(&body)
@@ -157,11 +183,11 @@ async fn post_batch(State(s): State<IngestState>, req: Request) -> Result<Respon
     }
     let mut items = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
-        let at = |e: &dyn std::fmt::Display| ApiError::validation(format!("events[{i}]: {e}"));
-        let input: EventIn = parse_json(r.get().as_bytes()).map_err(|e| at(&e.message))?;
+        let at = |e: ApiError| ApiError::new(e.code, format!("events[{i}]: {}", e.message));
+        let input = for_caller(&caller, parse_json(r.get().as_bytes()).map_err(at)?).map_err(at)?;
         // One key for a batch: each event gets `<key>:<index>`.
         let k = key.as_ref().map(|k| format!("{k}:{i}"));
-        items.push(candidate(input, &s.inner.types, k.as_deref()).map_err(|e| at(&e))?);
+        items.push(candidate(input, &s.inner.types, k.as_deref()).map_err(|e| at(e.into()))?);
     }
     let (outcomes, replayed) = s.inner.commit(items).await?;
     #[derive(Serialize)]
@@ -177,6 +203,7 @@ async fn post_batch(State(s): State<IngestState>, req: Request) -> Result<Respon
 
 async fn get_event(
     State(s): State<IngestState>,
+    caller: Principal,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let ev = s
@@ -184,6 +211,7 @@ async fn get_event(
         .committer
         .event(&id)?
         .ok_or_else(|| ApiError::not_found("event"))?;
+    caller.owns(&ev.tenant, "event")?;
     let deliveries = s.inner.store.event_deliveries(&id)?;
     let mut view = EventView::from(&ev);
     view.deliveries = Some(deliveries.iter().map(DeliveryView::from).collect());

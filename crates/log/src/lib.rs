@@ -1,11 +1,14 @@
 //! The durable state of hookd: the event log and everything derived from it (events, deliveries,
 //! attempts, durable deadlines, endpoints), behind the narrow [`Store`] trait so a second backend
-//! (NATS JetStream streams + KV) can slot in beside [`SledStore`].
+//! (NATS JetStream streams + KV) can slot in beside [`SledStore`]; and API keys, behind the even
+//! narrower [`KeyStore`].
 //!
 //! - [`store`]: the [`Store`] trait, its record types and the durability each call promises.
 //! - [`sled_store`]: the sled implementation, its key layout and recovery rules.
 //! - [`sealed`]: the master key and AES-256-GCM sealing of endpoint secrets at rest.
 //! - [`registry`]: the in-memory read model of endpoints, written through to the store.
+//! - [`keys`]: API key records: the small [`KeyStore`] interface and the in-memory
+//!   [`KeyRegistry`] requests are authenticated against, written through to it.
 //! - [`sync`]: group flush for buffered writes (attempt outcomes), as the committer does for
 //!   the log.
 //! - `testing` (feature `test-util`): a store in a temporary directory, and a store whose
@@ -15,6 +18,7 @@
 //! (ingest, scheduler, sender, api) decide *when* to write, the store decides *how*.
 
 pub mod error;
+pub mod keys;
 pub mod registry;
 pub mod sealed;
 pub mod sled_store;
@@ -24,6 +28,7 @@ pub mod sync;
 pub mod testing;
 
 pub use error::LogError;
+pub use keys::{KeyRegistry, KeyStore};
 pub use registry::EndpointRegistry;
 pub use sealed::MasterKey;
 pub use sled_store::{rekey, SledConfig, SledStore};

@@ -16,6 +16,7 @@
 //! | `p` endpoint(16) | [`Endpoint`] in plain text (older stores; stores opened without a master key) |
 //! | `q` endpoint(16) | the endpoint with its secrets sealed (see `sled_store/secrets.rs`) |
 //! | `c` endpoint(16) | stats: 4 x i64 LE (delivered, failed, retrying, last delivery ms), merged |
+//! | tree `api_keys`: key id(16) | [`hookd_types::ApiKey`] (a digest, never the key; see [`api_keys`]) |
 //!
 //! # Invariants and recovery
 //! - Integers in keys are big-endian so byte order is numeric order.
@@ -637,6 +638,7 @@ impl Store for SledStore {
     }
 }
 
+pub mod api_keys;
 #[cfg(test)]
 mod endpoint_compat;
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Identifiers. Endpoint and delivery ids are 128-bit ULIDs kept as `u128` (compact in memory and
+//! Identifiers. Endpoint, delivery and API key ids are 128-bit ULIDs kept as `u128` (compact in memory and
 //! in keys, time-sortable); they print with a kind prefix. Event ids are strings because producers
 //! may bring their own.
 
@@ -65,6 +65,7 @@ macro_rules! prefixed_id {
 
 prefixed_id!(EndpointId, "ep_");
 prefixed_id!(DeliveryId, "dlv_");
+prefixed_id!(KeyId, "key_");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed id")]

@@ -4,7 +4,8 @@
 //! This crate owns *data and pure functions only*. It must not do I/O, spawn tasks or know
 //! about HTTP or storage; everything here is unit-testable without a runtime.
 //!
-//! - [`id`]: sortable unique ids (`evt_`, `ep_`, `dlv_` prefixes over ULIDs).
+//! - [`id`]: sortable unique ids (`evt_`, `ep_`, `dlv_`, `key_` prefixes over ULIDs).
+//! - [`api_key`]: a tenant's API key record, its scopes and the text form of a key.
 //! - [`event`]: an ingested event and the validation of its type name.
 //! - [`check`]: the field checks every door shares (known event types, tenants), whose failures
 //!   name their field; with `test-util`, the known-types fixture tests use.
@@ -15,6 +16,7 @@
 //! - [`time`]: unix-millisecond clock and RFC 3339 formatting.
 //! - [`metrics`]: lock-free counters rendered as Prometheus text.
 
+pub mod api_key;
 pub mod check;
 pub mod delivery;
 pub mod endpoint;
@@ -25,10 +27,11 @@ pub mod metrics;
 pub mod retry;
 pub mod time;
 
+pub use api_key::{ApiKey, Scope, Scopes};
 pub use delivery::{Attempt, Delivery, DeliveryStatus, ErrorKind, RESPONSE_EXCERPT_BYTES};
 pub use endpoint::{Endpoint, EventFilter};
 pub use event::Event;
-pub use id::{DeliveryId, EndpointId};
+pub use id::{DeliveryId, EndpointId, KeyId};
 
 #[cfg(test)]
 mod never_panics {
@@ -39,6 +42,8 @@ mod never_panics {
         fn parsers_take_any_string(s in any::<String>()) {
             let _ = s.parse::<crate::DeliveryId>();
             let _ = s.parse::<crate::EndpointId>();
+            let _ = crate::api_key::split_key(&s);
+            let _ = crate::Scope::parse(&s);
             let _ = crate::time::parse_time(&s);
             let _ = crate::DeliveryStatus::parse(&s);
             let _ = crate::event::is_valid_type_name(&s);

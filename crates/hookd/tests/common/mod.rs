@@ -24,6 +24,7 @@ pub mod checks;
 mod config;
 pub mod crash;
 mod daemon;
+pub mod keys;
 mod process;
 mod signature;
 mod time;

@@ -1,0 +1,201 @@
+//! `/v1/api-keys`: the admin issues, lists and revokes tenants' API keys. A key's text is in the
+//! answer that creates it and nowhere else; only its digest is stored.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use hookd_http::auth::new_key;
+use hookd_http::views::Page;
+use hookd_http::{Access, ApiError, JsonBody, RouteAccess};
+use hookd_types::id::is_valid_token;
+use hookd_types::time::{now_ms, parse_time, rfc3339};
+use hookd_types::{ApiKey, KeyId, Scope, Scopes};
+
+use crate::{parse_limit, ApiState};
+
+/// Keys never manage keys: these routes are the admin's alone.
+pub const ACCESS: &[RouteAccess] = &[
+    ("POST", "/v1/api-keys", Access::Admin),
+    ("GET", "/v1/api-keys", Access::Admin),
+    ("GET", "/v1/api-keys/{id}", Access::Admin),
+    ("DELETE", "/v1/api-keys/{id}", Access::Admin),
+];
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/api-keys", post(create).get(list))
+        .route("/v1/api-keys/{id}", get(read).delete(revoke))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateIn {
+    tenant: Option<String>,
+    name: Option<String>,
+    scopes: Option<Vec<String>>,
+    expires_at: Option<TimeIn>,
+}
+
+/// A time as the API takes it: RFC 3339 text, or unix milliseconds as a number or as text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TimeIn {
+    Ms(u64),
+    Text(String),
+}
+
+#[derive(Debug, Serialize)]
+struct KeyView<'a> {
+    id: String,
+    tenant: &'a str,
+    name: &'a str,
+    scopes: Vec<&'static str>,
+    created_at: String,
+    expires_at: Option<String>,
+}
+
+impl<'a> From<&'a ApiKey> for KeyView<'a> {
+    fn from(k: &'a ApiKey) -> Self {
+        Self {
+            id: k.id.to_string(),
+            tenant: &k.tenant,
+            name: &k.name,
+            scopes: k.scopes.iter().map(Scope::as_str).collect(),
+            created_at: rfc3339(k.created_at_ms),
+            expires_at: k.expires_at_ms.map(rfc3339),
+        }
+    }
+}
+
+fn parse_scopes(names: &[String]) -> Result<Scopes, ApiError> {
+    if names.is_empty() {
+        return Err(ApiError::validation(
+            "`scopes` must list at least one scope",
+        ));
+    }
+    names
+        .iter()
+        .map(|n| {
+            Scope::parse(n).ok_or_else(|| {
+                let known: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::validation(format!(
+                    "`scopes`: {n:?} is not one of {}",
+                    known.join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A key's expiry: a time after `now`.
+fn expiry(t: TimeIn, now: u64) -> Result<u64, ApiError> {
+    let ms = match t {
+        TimeIn::Ms(ms) => Some(ms),
+        TimeIn::Text(t) => parse_time(&t),
+    }
+    .ok_or_else(|| ApiError::validation("`expires_at` must be RFC 3339 or unix milliseconds"))?;
+    if ms <= now {
+        return Err(ApiError::validation("`expires_at` must be in the future"));
+    }
+    Ok(ms)
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    JsonBody(input): JsonBody<CreateIn>,
+) -> Result<Response, ApiError> {
+    let tenant = input
+        .tenant
+        .ok_or_else(|| ApiError::validation("`tenant` is required"))?;
+    if !is_valid_token(&tenant) {
+        return Err(ApiError::validation(
+            "`tenant` must be 1..=128 characters of [A-Za-z0-9_.:-]",
+        ));
+    }
+    let name = input
+        .name
+        .ok_or_else(|| ApiError::validation("`name` is required"))?;
+    if name.trim().is_empty() || name.len() > 256 {
+        return Err(ApiError::validation("`name` must be 1..=256 characters"));
+    }
+    let scopes = parse_scopes(
+        input
+            .scopes
+            .as_deref()
+            .ok_or_else(|| ApiError::validation("`scopes` is required"))?,
+    )?;
+    let now = now_ms();
+    let expires_at_ms = input.expires_at.map(|t| expiry(t, now)).transpose()?;
+    let id = KeyId::generate();
+    let (text, key_sha256) = new_key(id)?;
+    let key = state.keys.insert(ApiKey {
+        id,
+        tenant,
+        name,
+        scopes,
+        key_sha256,
+        created_at_ms: now,
+        expires_at_ms,
+    })?;
+    tracing::info!(key = %key.id, tenant = %key.tenant, scopes = ?key.scopes, "API key created");
+    let mut v = serde_json::to_value(KeyView::from(&*key)).unwrap_or_default();
+    v["key"] = serde_json::Value::String(text.expose().to_owned());
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let limit = parse_limit(q.get("limit"))?;
+    let cursor = q
+        .get("cursor")
+        .map(|c| {
+            c.parse::<KeyId>()
+                .map_err(|_| ApiError::validation("`cursor` is not a cursor from this API"))
+        })
+        .transpose()?;
+    let (page, next) = state
+        .keys
+        .list(q.get("tenant").map(String::as_str), cursor, limit);
+    Ok(Json(Page {
+        data: page.iter().map(|k| KeyView::from(&**k)).collect(),
+        next_cursor: next.map(|c| c.to_string()),
+    })
+    .into_response())
+}
+
+fn parse_id(id: &str) -> Result<KeyId, ApiError> {
+    id.parse().map_err(|_| ApiError::not_found("API key"))
+}
+
+async fn read(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let key = state
+        .keys
+        .get(parse_id(&id)?)
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    Ok(Json(
+        serde_json::to_value(KeyView::from(&*key)).unwrap_or_default(),
+    ))
+}
+
+async fn revoke(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    if !state.keys.remove(id)? {
+        return Err(ApiError::not_found("API key"));
+    }
+    tracing::info!(key = %id, "API key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
