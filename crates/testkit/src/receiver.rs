@@ -193,6 +193,12 @@ impl Receiver {
         self.shared.connections.load(Ordering::Relaxed)
     }
 
+    /// Requests being handled right now: arrived (head read) and not yet answered, cut or
+    /// dropped. A hanging request stays in flight until its connection closes.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn counts(&self) -> Counts {
         self.shared.counts()
     }

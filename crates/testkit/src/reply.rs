@@ -1,8 +1,10 @@
 //! What the receiver does with a request to a path: [`Reply`] is the script, [`Action`] what one
 //! request gets once its number on the path is known.
 //!
-//! New behaviours (a share of 5xx, 429 with `Retry-After` after N, ...) are new [`Reply`]
-//! variants mapped to the same few actions in [`Reply::action`].
+//! New behaviours (429 with `Retry-After` after N, ...) are new [`Reply`] variants mapped to the
+//! same few actions in [`Reply::action`]. The random ones ([`Reply::Share`],
+//! [`Reply::SlowRange`]) draw from their seed and the request's number on the path, so a seed
+//! gives the same answers in the same order on every run.
 
 use std::time::Duration;
 
@@ -23,6 +25,23 @@ pub enum Reply {
     },
     /// Waits `delay`, then answers `status` (body `slow`).
     Slow { delay: Duration, status: u16 },
+    /// A seeded random share of failures: each request answers `fail` (body `fail <n>`) with
+    /// probability `fail_share` (0.0 to 1.0), else `ok` (body `ok`). The n-th request to the
+    /// path gets the same answer for the same seed.
+    Share {
+        ok: u16,
+        fail: u16,
+        fail_share: f64,
+        seed: u64,
+    },
+    /// Waits a seeded random delay in `min..max` (`min` when the range is empty), then answers
+    /// `status` (body `slow`). The n-th request to the path waits the same for the same seed.
+    SlowRange {
+        min: Duration,
+        max: Duration,
+        status: u16,
+        seed: u64,
+    },
     /// Exactly this answer: status, headers, body, after a delay.
     Respond(Answer),
     /// The n-th request to the path gets the n-th reply; the last one repeats.
@@ -118,6 +137,21 @@ impl Action {
     }
 }
 
+/// A uniform draw in `0.0..1.0` fixed by `seed` and `nth`.
+fn draw(seed: u64, nth: usize) -> f64 {
+    bits53(seed, nth) as f64 / (1u64 << 53) as f64
+}
+
+/// 53 uniform random bits fixed by `seed` and `nth` (splitmix64 of both).
+fn bits53(seed: u64, nth: usize) -> u64 {
+    let mut z = seed ^ (nth as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    z >> 11
+}
+
 /// The default body of a scripted status: none where HTTP forbids one.
 fn text(status: u16, text: String) -> Bytes {
     if status == 204 || status == 304 {
@@ -152,6 +186,30 @@ impl Reply {
                 }
             }
             Reply::Slow { delay, status } => answer(*status, "slow".to_owned(), *delay),
+            Reply::Share {
+                ok,
+                fail,
+                fail_share,
+                seed,
+            } => {
+                if draw(*seed, nth) < *fail_share {
+                    answer(*fail, format!("fail {nth}"), Duration::ZERO)
+                } else {
+                    answer(*ok, "ok".to_owned(), Duration::ZERO)
+                }
+            }
+            Reply::SlowRange {
+                min,
+                max,
+                status,
+                seed,
+            } => {
+                // In whole nanoseconds and strictly below the span: `max` itself is never drawn.
+                let span = max.saturating_sub(*min).as_nanos().min(u64::MAX.into());
+                let offset = (u128::from(bits53(*seed, nth)) * span) >> 53;
+                let delay = *min + Duration::from_nanos(offset as u64);
+                answer(*status, "slow".to_owned(), delay)
+            }
             Reply::Respond(a) => Action::Answer(a.clone()),
             Reply::Sequence(replies) => match replies.get(nth.saturating_sub(1)).or(replies.last())
             {
@@ -196,6 +254,65 @@ mod tests {
         let r = Reply::Sequence(vec![Reply::Status(429), Reply::Close, Reply::Status(200)]);
         let got: Vec<u16> = (1..=5).map(|n| r.action(n).status()).collect();
         assert_eq!(got, vec![429, 0, 200, 200, 200]);
+    }
+
+    fn share(seed: u64, fail_share: f64) -> Vec<u16> {
+        let r = Reply::Share {
+            ok: 204,
+            fail: 503,
+            fail_share,
+            seed,
+        };
+        (1..=1000).map(|n| r.action(n).status()).collect()
+    }
+
+    #[test]
+    fn share_fails_a_seeded_share() {
+        let a = share(7, 0.4);
+        assert_eq!(a, share(7, 0.4), "same seed, same answers");
+        assert_ne!(a, share(8, 0.4), "another seed, other answers");
+        let fails = a.iter().filter(|s| **s == 503).count();
+        assert!((300..500).contains(&fails), "{fails} of 1000 failed");
+        assert_eq!(a.iter().filter(|s| **s == 204).count(), 1000 - fails);
+        assert!(share(7, 0.0).iter().all(|s| *s == 204));
+        assert!(share(7, 1.0).iter().all(|s| *s == 503));
+    }
+
+    fn delays(seed: u64, min: Duration, max: Duration) -> Vec<Duration> {
+        let r = Reply::SlowRange {
+            min,
+            max,
+            status: 200,
+            seed,
+        };
+        (1..=200)
+            .map(|n| match r.action(n) {
+                Action::Answer(a) => {
+                    assert_eq!(a.status, 200);
+                    a.delay
+                }
+                other => panic!("not an answer: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn slow_range_draws_seeded_delays_in_range() {
+        let (min, max) = (Duration::from_millis(50), Duration::from_millis(500));
+        let d = delays(3, min, max);
+        assert_eq!(d, delays(3, min, max), "same seed, same delays");
+        assert_ne!(d, delays(4, min, max), "another seed, other delays");
+        assert!(d.iter().all(|d| (min..max).contains(d)), "{d:?}");
+        let below = d
+            .iter()
+            .filter(|d| **d < Duration::from_millis(275))
+            .count();
+        assert!(
+            (50..150).contains(&below),
+            "{below} of 200 in the lower half"
+        );
+        // An empty range waits its minimum.
+        assert!(delays(3, max, min).iter().all(|d| *d == max));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) body_bytes: AtomicU64,
     pub(crate) non_post: AtomicU64,
     pub(crate) connections: AtomicU64,
+    /// Requests read and not yet answered (or dropped).
+    pub(crate) in_flight: AtomicU64,
     /// Woken after each request is counted and recorded.
     pub(crate) changed: Notify,
 }
@@ -52,6 +54,7 @@ impl Shared {
             body_bytes: AtomicU64::new(0),
             non_post: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             changed: Notify::new(),
         }
     }
@@ -103,6 +106,22 @@ struct Conn {
     id: u64,
     /// Raised to end the connection with a TCP reset.
     reset: Arc<AtomicBool>,
+}
+
+/// Holds one count of [`Shared::in_flight`] until the handler returns or is dropped.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a AtomicU64) -> InFlight<'a> {
+        gauge.fetch_add(1, Ordering::SeqCst);
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Returned by the service to make hyper drop the connection without an answer.
@@ -189,6 +208,7 @@ async fn handle(
         *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
         return Ok(resp);
     }
+    let _in_flight = InFlight::enter(&shared.in_flight);
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let path = parts.uri.path();

@@ -1,3 +1,4 @@
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -114,6 +115,80 @@ async fn a_hanging_request_is_recorded_before_any_answer() {
     drop(rx);
     let r = tokio::time::timeout(LONG, pending).await.unwrap().unwrap();
     assert!(r.is_err(), "{r:?}");
+}
+
+#[tokio::test]
+async fn in_flight_counts_requests_until_they_are_answered_or_dropped() {
+    let rx = Receiver::start().await;
+    rx.script("/hang", Reply::Hang);
+    send(&rx, Method::POST, "/plain", "one").await.unwrap();
+    // The gauge drops before the answer is written, so an answered request is out of it.
+    assert_eq!(rx.in_flight(), 0);
+    let url = rx.url("/hang");
+    let pending = tokio::spawn(async move {
+        let req = Request::post(url).body(Full::new(Bytes::new())).unwrap();
+        client().request(req).await
+    });
+    rx.wait_for_path("/hang", 1, LONG).await;
+    assert_eq!(rx.in_flight(), 1);
+    // Stopping the receiver drops the held request, and with it its count.
+    let shared = rx.shared.clone();
+    drop(rx);
+    let deadline = tokio::time::Instant::now() + LONG;
+    while shared.in_flight.load(Ordering::SeqCst) != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "still in flight");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = tokio::time::timeout(LONG, pending).await.unwrap().unwrap();
+    assert!(r.is_err(), "{r:?}");
+}
+
+#[tokio::test]
+async fn share_and_slow_range_answer_by_their_seed() {
+    let rx = Receiver::start().await;
+    let share = Reply::Share {
+        ok: 204,
+        fail: 503,
+        fail_share: 0.5,
+        seed: 11,
+    };
+    rx.script("/share", share.clone());
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        got.push(
+            send(&rx, Method::POST, "/share", "x")
+                .await
+                .unwrap()
+                .0
+                .as_u16(),
+        );
+    }
+    let want: Vec<u16> = (1..=20).map(|n| share.action(n).status()).collect();
+    assert_eq!(got, want);
+    assert!(got.contains(&503) && got.contains(&204), "{got:?}");
+    // Healing: a new script replaces the share; the path's count goes on.
+    rx.script("/share", Reply::Status(204));
+    assert_eq!(send(&rx, Method::POST, "/share", "x").await.unwrap().0, 204);
+    assert_eq!(rx.requests_to("/share").last().unwrap().nth, 21);
+
+    let (min, max) = (Duration::from_millis(20), Duration::from_millis(40));
+    rx.script(
+        "/slow",
+        Reply::SlowRange {
+            min,
+            max,
+            status: 200,
+            seed: 5,
+        },
+    );
+    let start = std::time::Instant::now();
+    let (status, _, body) = send(&rx, Method::POST, "/slow", "x").await.unwrap();
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"slow"[..]));
+    assert!(
+        start.elapsed() >= min,
+        "answered after {:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
