@@ -312,6 +312,7 @@ struct RotateIn {
 async fn rotate(
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    limits: hookd_http::JsonLimits,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let mut ep = (*load(&state, &id)?).clone();
@@ -319,7 +320,7 @@ async fn rotate(
     let input: RotateIn = if body.iter().all(u8::is_ascii_whitespace) {
         RotateIn::default()
     } else {
-        hookd_http::json::parse_json(&body)?
+        hookd_http::json::parse_json(&body, limits)?
     };
     let secret = formats::secret_or_generated(&ep.format, input.secret)?;
     let now = now_ms();

@@ -11,4 +11,4 @@ pub mod views;
 
 pub use auth::{AdminKey, Draining};
 pub use error::{ApiError, ErrorCode};
-pub use json::JsonBody;
+pub use json::{JsonBody, JsonLimits};

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use hookd_http::json::{parse_json, read_body};
+use hookd_http::json::{check_depth, parse_json, read_body, JsonLimits};
 use hookd_http::views::{DeliveryView, EventView};
 use hookd_http::{ApiError, ErrorCode};
 use hookd_log::Store;
@@ -133,8 +133,9 @@ fn accepted<T: Serialize>(body: T, replayed: bool) -> Response {
 
 async fn post_event(State(s): State<IngestState>, req: Request) -> Result<Response, ApiError> {
     let key = idempotency_key(req.headers())?.map(str::to_owned);
+    let limits = JsonLimits::of(req.extensions());
     let body = read_body(req, &()).await?;
-    let input: EventIn = parse_json(&body)?;
+    let input: EventIn = parse_json(&body, limits)?;
     let c = candidate(input, &s.inner.types, key.as_deref())?;
     let (outcomes, replayed) = s.inner.commit(vec![c]).await?;
     let ev = outcomes
@@ -146,8 +147,10 @@ async fn post_event(State(s): State<IngestState>, req: Request) -> Result<Respon
 
 async fn post_batch(State(s): State<IngestState>, req: Request) -> Result<Response, ApiError> {
     let key = idempotency_key(req.headers())?.map(str::to_owned);
+    let limits = JsonLimits::of(req.extensions());
     let body = read_body(req, &()).await?;
-    let raw: Vec<&RawValue> = parse_json(&body)
+    check_depth(&body, limits.max_depth)?;
+    let raw: Vec<&RawValue> = parse_json(&body, limits)
         .map_err(|_| ApiError::validation("body must be a JSON array of events"))?;
     if raw.is_empty() || raw.len() > s.inner.max_batch {
         return Err(ApiError::validation(format!(
@@ -158,7 +161,7 @@ async fn post_batch(State(s): State<IngestState>, req: Request) -> Result<Respon
     let mut items = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
         let at = |e: ApiError| ApiError::validation(format!("events[{i}]: {}", e.message));
-        let input: EventIn = parse_json(r.get().as_bytes()).map_err(at)?;
+        let input: EventIn = parse_json(r.get().as_bytes(), limits).map_err(at)?;
         // One key for a batch: each event gets `<key>:<index>`.
         let k = key.as_ref().map(|k| format!("{k}:{i}"));
         items.push(candidate(input, &s.inner.types, k.as_deref()).map_err(at)?);
