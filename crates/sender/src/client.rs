@@ -30,7 +30,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use hookd_types::{ErrorKind, RESPONSE_EXCERPT_BYTES};
 
-use crate::policy::{is_forbidden_ip, TargetPolicy, UrlError};
+use crate::policy::{is_forbidden_ip, numeric_ipv4, TargetPolicy, UrlError};
 
 /// Sent when the caller gives no `user-agent`.
 const DEFAULT_USER_AGENT: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"));
@@ -326,9 +326,18 @@ impl tower::Service<Name> for PolicyResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str();
-            // Port 0: the connector puts the URL's port on every address.
-            let mut addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, 0)).await {
-                Ok(addrs) => addrs.collect(),
+            // A numeric host (`127.1`, `0x7f.1`) is read as the policy reads it, not by whatever
+            // the system resolver makes of it. Port 0: the connector puts the URL's port on
+            // every address.
+            let numeric = numeric_ipv4(host).ok().flatten();
+            let resolved = match numeric {
+                Some(ip) => Ok(vec![SocketAddr::from((ip, 0))]),
+                None => tokio::net::lookup_host((host, 0))
+                    .await
+                    .map(|addrs| addrs.collect()),
+            };
+            let mut addrs: Vec<SocketAddr> = match resolved {
+                Ok(addrs) => addrs,
                 Err(source) => {
                     return Err(ResolveError::Lookup {
                         host: host.to_owned(),
@@ -737,6 +746,27 @@ mod tests {
             .collect();
         assert!(!addrs.is_empty());
         assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+    }
+
+    #[tokio::test]
+    async fn resolver_reads_numeric_hosts_as_the_policy_does() {
+        for host in ["0x7f.1", "127.1", "2130706433", "017700000001"] {
+            let e = PolicyResolver {
+                allow_private: false,
+            }
+            .call(Name::from_str(host).unwrap())
+            .await
+            .unwrap_err();
+            assert!(matches!(e, ResolveError::Forbidden { .. }), "{host}: {e}");
+            let addrs: Vec<_> = PolicyResolver {
+                allow_private: true,
+            }
+            .call(Name::from_str(host).unwrap())
+            .await
+            .unwrap()
+            .collect();
+            assert_eq!(addrs, [SocketAddr::from(([127, 0, 0, 1], 0))], "{host}");
+        }
     }
 
     #[tokio::test]
