@@ -216,10 +216,10 @@ async fn create(
     Ok(with_secret(&ep, StatusCode::CREATED))
 }
 
-async fn list(
-    State(state): State<ApiState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
+/// The paging of `GET /v1/endpoints`: `cursor` and `limit`.
+pub fn parse_list_query(
+    q: &HashMap<String, String>,
+) -> Result<(Option<EndpointId>, usize), ApiError> {
     let limit = parse_limit(q.get("limit"))?;
     let cursor = match q.get("cursor") {
         Some(c) => Some(
@@ -228,6 +228,14 @@ async fn list(
         ),
         None => None,
     };
+    Ok((cursor, limit))
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (cursor, limit) = parse_list_query(&q)?;
     let (page, next) = state
         .registry
         .list(q.get("tenant").map(String::as_str), cursor, limit);

@@ -2,11 +2,13 @@
 //! one HTTP listener, and its orderly shutdown.
 //!
 //! - [`config`]: defaults, file, environment, validation.
+//! - [`listener`]: accepting and serving connections under the `[server]` limits.
 //! - [`run`]: opens the store, builds every stage, serves until `shutdown` resolves, then drains.
 //!
 //! This crate owns process concerns (config, admin key, signals, lifetimes) and no pipeline logic.
 
 pub mod config;
+pub mod listener;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -165,17 +167,14 @@ pub async fn run(
         .merge(hookd_api::ops::router(draining.clone()))
         .fallback(not_found_route)
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(axum::Extension(hookd_http::JsonLimits {
+            max_depth: cfg.server.max_json_depth,
+        }))
         .layer(axum::middleware::from_fn(envelope_errors));
 
     let addr = listener.local_addr()?;
-    let (server_stop, mut server_stop_rx) = watch::channel(false);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop_rx.changed().await;
-            })
-            .await
-    });
+    let (server_stop, server_stop_rx) = watch::channel(false);
+    let server = tokio::spawn(listener::serve(listener, app, cfg.server, server_stop_rx));
     tracing::info!(%addr, "hookd ready");
     println!("listening on http://{addr}");
 
@@ -191,10 +190,11 @@ pub async fn run(
         );
     }
     let _ = server_stop.send(true);
-    match tokio::time::timeout(std::time::Duration::from_secs(2), server).await {
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server"),
-        Err(_) => tracing::warn!("open connections did not close in time"),
-        _ => {}
+    if tokio::time::timeout(std::time::Duration::from_secs(2), server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("open connections did not close in time");
     }
     committer.close();
     let _ = tokio::task::spawn_blocking(move || committer_thread.join()).await;
