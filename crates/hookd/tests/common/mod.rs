@@ -1067,4 +1067,5 @@ pub mod checks;
 #[allow(unused_imports)] // not every test binary uses every check
 pub use checks::*;
 pub mod crash;
+pub mod raw;
 pub mod verifiers;
