@@ -60,7 +60,8 @@ fn parse_statuses(s: &str) -> Result<Vec<DeliveryStatus>, ApiError> {
     Ok(out)
 }
 
-fn parse_query(q: &HashMap<String, String>) -> Result<DeliveryQuery, ApiError> {
+/// The filters of `GET .../deliveries`: `status`, `from`, `to`, `cursor`, `limit`.
+pub fn parse_query(q: &HashMap<String, String>) -> Result<DeliveryQuery, ApiError> {
     let time = |name: &str| -> Result<Option<u64>, ApiError> {
         q.get(name)
             .map(|v| {

@@ -252,12 +252,10 @@ async fn create(
     Ok(with_secret(&ep, StatusCode::CREATED))
 }
 
-async fn list(
-    State(state): State<ApiState>,
-    caller: Principal,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let tenant = caller.claim(q.get("tenant").map(String::as_str))?;
+/// The paging of `GET /v1/endpoints`: `cursor` and `limit`.
+pub fn parse_list_query(
+    q: &HashMap<String, String>,
+) -> Result<(Option<EndpointId>, usize), ApiError> {
     let limit = parse_limit(q.get("limit"))?;
     let cursor = match q.get("cursor") {
         Some(c) => Some(
@@ -266,6 +264,16 @@ async fn list(
         ),
         None => None,
     };
+    Ok((cursor, limit))
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    caller: Principal,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let tenant = caller.claim(q.get("tenant").map(String::as_str))?;
+    let (cursor, limit) = parse_list_query(&q)?;
     let (page, next) = state.registry.list(tenant, cursor, limit);
     Ok(Json(Page {
         data: page.iter().map(|e| EndpointView::from(&**e)).collect(),
@@ -352,6 +360,7 @@ async fn rotate(
     State(state): State<ApiState>,
     caller: Principal,
     Path(id): Path<String>,
+    limits: hookd_http::JsonLimits,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let mut ep = (*load(&state, &caller, &id)?).clone();
@@ -359,7 +368,7 @@ async fn rotate(
     let input: RotateIn = if body.iter().all(u8::is_ascii_whitespace) {
         RotateIn::default()
     } else {
-        hookd_http::json::parse_json(&body)?
+        hookd_http::json::parse_json(&body, limits)?
     };
     let secret = formats::secret_or_generated(&ep.format, input.secret)?;
     let now = now_ms();

@@ -31,6 +31,7 @@ fn err(msg: impl Into<String>) -> ConfigError {
 struct File {
     listen: String,
     data_dir: PathBuf,
+    server: Server,
     auth: Auth,
     ingest: Ingest,
     events: Events,
@@ -41,6 +42,15 @@ struct File {
     shutdown: Shutdown,
     tls: Tls,
     secrets: Secrets,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Server {
+    max_json_depth: usize,
+    max_header_bytes: usize,
+    header_read_timeout: String,
+    max_connections: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,11 +134,52 @@ pub enum MasterKeySource {
     File(PathBuf),
 }
 
+/// `[server]`, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    pub max_json_depth: usize,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// hyper refuses a smaller read buffer, which bounds the request head.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+fn server_limits(s: &Server) -> Result<ServerLimits, ConfigError> {
+    // The JavaScript printer wraps event data in an envelope (one more level) and refuses
+    // anything past its own cap rather than risk the stack.
+    let most = hookd_sender::jsjson::MAX_DEPTH - 1;
+    if !(1..=most).contains(&s.max_json_depth) {
+        return Err(err(format!("server.max_json_depth must be in 1..={most}")));
+    }
+    if s.max_header_bytes < MIN_HEADER_BYTES {
+        return Err(err(format!(
+            "server.max_header_bytes must be at least {MIN_HEADER_BYTES}"
+        )));
+    }
+    let header_read_timeout = duration("server.header_read_timeout", &s.header_read_timeout)?;
+    if header_read_timeout.is_zero() {
+        return Err(err("server.header_read_timeout must be positive"));
+    }
+    if s.max_connections == 0 {
+        return Err(err("server.max_connections must be positive"));
+    }
+    Ok(ServerLimits {
+        max_json_depth: s.max_json_depth,
+        max_header_bytes: s.max_header_bytes,
+        header_read_timeout,
+        max_connections: s.max_connections,
+    })
+}
+
 /// The validated configuration.
 #[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// `[server]`: limits on what a client can make the listener hold.
+    pub server: ServerLimits,
     pub admin_key: Option<String>,
     /// Requests per second per tenant API key (`[auth] key_rate_limit`); 0: unlimited.
     pub key_rate_limit: u32,
@@ -200,13 +251,26 @@ pub fn load(
     path: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
+    let text = path
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map(|text| (path.display().to_string(), text))
+                .map_err(|e| err(format!("reading {}: {e}", path.display())))
+        })
+        .transpose()?;
+    load_text(text.as_ref().map(|(name, text)| (&**name, &**text)), env)
+}
+
+/// [`load`] with the file's text given: `(name for messages, text)`.
+pub fn load_text(
+    file: Option<(&str, &str)>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let mut table: toml::Table =
         toml::from_str(DEFAULTS).map_err(|e| err(format!("built-in defaults: {e}")))?;
-    if let Some(path) = path {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| err(format!("reading {}: {e}", path.display())))?;
-        let user: toml::Table = toml::from_str(&text)
-            .map_err(|e| err(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
+    if let Some((name, text)) = file {
+        let user: toml::Table = toml::from_str(text)
+            .map_err(|e| err(format!("{name}: {}", one_line(&e.to_string()))))?;
         merge(&mut table, user);
     }
     let mut f: File = table
@@ -250,6 +314,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
             f.listen
         ))
     })?;
+    let server = server_limits(&f.server)?;
     let admin_key = match f.auth.admin_key.trim() {
         "" => None,
         k if k.len() < 16 => return Err(err("auth.admin_key: use at least 16 characters")),
@@ -329,6 +394,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
     Ok(Config {
         listen,
         data_dir: f.data_dir,
+        server,
         admin_key,
         key_rate_limit: f.auth.key_rate_limit,
         max_body_bytes: f.ingest.max_body_bytes,
@@ -383,6 +449,15 @@ mod tests {
         assert_eq!(c.key_rate_limit, 1000);
         assert!(c.shards >= 1);
         assert_eq!(c.background_flush, Some(Duration::from_millis(200)));
+        assert_eq!(
+            c.server,
+            ServerLimits {
+                max_json_depth: 64,
+                max_header_bytes: 16384,
+                header_read_timeout: Duration::from_secs(10),
+                max_connections: 1024,
+            }
+        );
     }
 
     #[test]
@@ -457,6 +532,22 @@ mod tests {
                 "[tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"",
                 "tls.cert_file",
             ),
+            ("listen = ", "hookd"),
+            ("[server]\nmax_json_depth = 0", "server.max_json_depth"),
+            ("[server]\nmax_json_depth = 256", "server.max_json_depth"),
+            (
+                "[server]\nmax_header_bytes = 100",
+                "server.max_header_bytes",
+            ),
+            (
+                "[server]\nheader_read_timeout = \"0s\"",
+                "server.header_read_timeout",
+            ),
+            (
+                "[server]\nheader_read_timeout = \"slow\"",
+                "server.header_read_timeout",
+            ),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
         ] {
             let e = with_file(text).err().unwrap().to_string();
             assert!(!e.contains('\n'), "{e}");

@@ -5,12 +5,14 @@
 //! - [`keys`]: the master key for secrets at rest, the admin key.
 //! - [`tls`]: the listener over TLS and its certificate reload on SIGHUP.
 //! - [`rekey`]: `hookd rekey`, re-sealing every secret under a new master key.
+//! - [`listener`]: accepting and serving connections under the `[server]` limits.
 //! - [`run`]: opens the store, builds every stage, serves until `shutdown` resolves, then drains.
 //!
 //! This crate owns process concerns (config, admin key, signals, lifetimes) and no pipeline logic.
 
 pub mod config;
 pub mod keys;
+pub mod listener;
 pub mod rekey;
 pub mod tls;
 
@@ -167,15 +169,18 @@ pub async fn run(
         .merge(hookd_ui::router())
         .fallback(not_found_route)
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(axum::Extension(hookd_http::JsonLimits {
+            max_depth: cfg.server.max_json_depth,
+        }))
         .layer(axum::middleware::from_fn(envelope_errors));
 
     let addr = listener.local_addr()?;
     let (server_stop, server_stop_rx) = watch::channel(false);
     let hangup = tls::hangup_signal().context("listening for SIGHUP")?;
-    let (scheme, server) = match &cfg.tls {
+    let (scheme, acceptor) = match &cfg.tls {
         None => {
             tokio::spawn(tls::reload_on_hangup(hangup, None));
-            ("http", tokio::spawn(serve(listener, app, server_stop_rx)))
+            ("http", None)
         }
         Some(files) => {
             let slot = Arc::new(tls::CertSlot::new(files.certified.clone()));
@@ -183,10 +188,16 @@ pub async fn run(
                 hangup,
                 Some((files.clone(), slot.clone())),
             ));
-            let listener = tls::TlsListener::new(listener, slot)?;
-            ("https", tokio::spawn(serve(listener, app, server_stop_rx)))
+            ("https", Some(tls::acceptor(slot)?))
         }
     };
+    let server = tokio::spawn(listener::serve(
+        listener,
+        app,
+        cfg.server,
+        acceptor,
+        server_stop_rx,
+    ));
     tracing::info!(%addr, scheme, "hookd ready");
     println!("listening on {scheme}://{addr}");
 
@@ -202,27 +213,15 @@ pub async fn run(
         );
     }
     let _ = server_stop.send(true);
-    match tokio::time::timeout(std::time::Duration::from_secs(2), server).await {
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server"),
-        Err(_) => tracing::warn!("open connections did not close in time"),
-        _ => {}
+    if tokio::time::timeout(std::time::Duration::from_secs(2), server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("open connections did not close in time");
     }
     committer.close();
     let _ = tokio::task::spawn_blocking(move || committer_thread.join()).await;
     store.flush()?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Serves `app` on `listener` until `stop` changes, then lets open requests finish.
-async fn serve<L>(listener: L, app: Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.changed().await;
-        })
-        .await
 }

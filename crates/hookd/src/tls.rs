@@ -4,28 +4,24 @@
 //!
 //! - [`TlsFiles`]: the configured files and the certificate read from them at start.
 //! - [`CertSlot`]: the current certificate, swapped whole on reload.
-//! - [`TlsListener`]: an `axum::serve` listener whose connections arrive with their handshake
-//!   done; handshakes run beside each other (and time out), never in the accept loop.
+//! - [`acceptor`]: the rustls acceptor the listener ([`crate::listener`]) runs each handshake
+//!   with, in the connection's own task and bounded by [`HANDSHAKE_TIMEOUT`].
 //! - [`reload_on_hangup`]: SIGHUP reloads; a reload that fails keeps the old certificate.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 use tokio_rustls::rustls::crypto::ring::{default_provider, sign::any_supported_type};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{self, ServerConfig};
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 /// A client that has not finished its handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `[tls] cert_file` and `key_file`, and the certificate they held at start.
 #[derive(Clone)]
@@ -110,80 +106,15 @@ impl ResolvesServerCert for CertSlot {
     }
 }
 
-/// TCP accepted, TLS handshakes run as tasks of their own; `accept` yields finished ones.
-pub struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    handshakes: JoinSet<Option<(TlsStream<TcpStream>, SocketAddr)>>,
-}
-
-impl TlsListener {
-    pub fn new(tcp: TcpListener, slot: Arc<CertSlot>) -> anyhow::Result<Self> {
-        let mut cfg = ServerConfig::builder_with_provider(Arc::new(default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_cert_resolver(slot);
-        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Self {
-            tcp,
-            acceptor: TlsAcceptor::from(Arc::new(cfg)),
-            handshakes: JoinSet::new(),
-        })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            tokio::select! {
-                accepted = self.tcp.accept() => match accepted {
-                    Ok((tcp, addr)) => {
-                        let acceptor = self.acceptor.clone();
-                        self.handshakes.spawn(async move {
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                                Ok(Ok(tls)) => Some((tls, addr)),
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%addr, error = %e, "tls handshake failed");
-                                    None
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%addr, "tls handshake timed out");
-                                    None
-                                }
-                            }
-                        });
-                    }
-                    Err(e) => accept_error(e).await,
-                },
-                Some(done) = self.handshakes.join_next() => {
-                    if let Ok(Some(conn)) = done {
-                        return conn;
-                    }
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
-/// What `axum::serve` does for its own listener: a failed connection is skipped, anything
-/// else (e.g. out of file descriptors) waits a moment before the next accept.
-async fn accept_error(e: std::io::Error) {
-    use std::io::ErrorKind::*;
-    if matches!(
-        e.kind(),
-        ConnectionRefused | ConnectionAborted | ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!(error = %e, "accept failed");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+/// The acceptor for the listener: rustls with h2 and http/1.1 by ALPN, its certificate read from
+/// `slot` at each handshake.
+pub fn acceptor(slot: Arc<CertSlot>) -> anyhow::Result<TlsAcceptor> {
+    let mut cfg = ServerConfig::builder_with_provider(Arc::new(default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(slot);
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
 /// SIGHUP, registered now: from here on it no longer ends the process.

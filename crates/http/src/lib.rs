@@ -14,5 +14,5 @@ pub mod views;
 
 pub use auth::{AdminKey, Draining, Gate};
 pub use error::{ApiError, ErrorCode};
-pub use json::JsonBody;
+pub use json::{JsonBody, JsonLimits};
 pub use principal::{Access, Principal, RouteAccess};

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use hookd_http::json::{parse_json, read_body};
+use hookd_http::json::{check_depth, parse_json, read_body, JsonLimits};
 use hookd_http::ratelimit::RateLimiter;
 use hookd_http::views::{DeliveryView, EventView};
 use hookd_http::{Access, ApiError, ErrorCode, Principal, RouteAccess};
@@ -155,8 +155,9 @@ async fn post_event(
     req: Request,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(req.headers())?.map(str::to_owned);
+    let limits = JsonLimits::of(req.extensions());
     let body = read_body(req, &()).await?;
-    let input = for_caller(&caller, parse_json(&body)?)?;
+    let input = for_caller(&caller, parse_json(&body, limits)?)?;
     let c = candidate(input, &s.inner.types, key.as_deref())?;
     let (outcomes, replayed) = s.inner.commit(vec![c]).await?;
     let ev = outcomes
@@ -172,8 +173,10 @@ async fn post_batch(
     req: Request,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(req.headers())?.map(str::to_owned);
+    let limits = JsonLimits::of(req.extensions());
     let body = read_body(req, &()).await?;
-    let raw: Vec<&RawValue> = parse_json(&body)
+    check_depth(&body, limits.max_depth)?;
+    let raw: Vec<&RawValue> = parse_json(&body, limits)
         .map_err(|_| ApiError::validation("body must be a JSON array of events"))?;
     if raw.is_empty() || raw.len() > s.inner.max_batch {
         return Err(ApiError::validation(format!(
@@ -184,7 +187,8 @@ async fn post_batch(
     let mut items = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
         let at = |e: ApiError| ApiError::new(e.code, format!("events[{i}]: {}", e.message));
-        let input = for_caller(&caller, parse_json(r.get().as_bytes()).map_err(at)?).map_err(at)?;
+        let input =
+            for_caller(&caller, parse_json(r.get().as_bytes(), limits).map_err(at)?).map_err(at)?;
         // One key for a batch: each event gets `<key>:<index>`.
         let k = key.as_ref().map(|k| format!("{k}:{i}"));
         items.push(candidate(input, &s.inner.types, k.as_deref()).map_err(|e| at(e.into()))?);

@@ -30,7 +30,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use hookd_types::{ErrorKind, RESPONSE_EXCERPT_BYTES};
 
-use crate::policy::{is_forbidden_ip, TargetPolicy, UrlError};
+use crate::policy::{is_forbidden_ip, numeric_ipv4, TargetPolicy, UrlError};
 
 /// Sent when the caller gives no `user-agent`.
 const DEFAULT_USER_AGENT: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"));
@@ -331,9 +331,18 @@ impl tower::Service<Name> for PolicyResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str();
-            // Port 0: the connector puts the URL's port on every address.
-            let mut addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, 0)).await {
-                Ok(addrs) => addrs.collect(),
+            // A numeric host (`127.1`, `0x7f.1`) is read as the policy reads it, not by whatever
+            // the system resolver makes of it. Port 0: the connector puts the URL's port on
+            // every address.
+            let numeric = numeric_ipv4(host).ok().flatten();
+            let resolved = match numeric {
+                Some(ip) => Ok(vec![SocketAddr::from((ip, 0))]),
+                None => tokio::net::lookup_host((host, 0))
+                    .await
+                    .map(|addrs| addrs.collect()),
+            };
+            let mut addrs: Vec<SocketAddr> = match resolved {
+                Ok(addrs) => addrs,
                 Err(source) => {
                     return Err(ResolveError::Lookup {
                         host: host.to_owned(),

@@ -14,8 +14,11 @@
 
 use std::collections::HashMap;
 
-/// Deeper input is refused rather than risking the stack (ingest accepts far less).
-const MAX_DEPTH: usize = 512;
+/// Deeper input is refused rather than risking the stack: parsing, printing and dropping recurse
+/// once per level (about 1-2 KiB of stack each in a debug build, far less optimised), so 256
+/// levels stay well inside a tokio worker's 2 MiB. Ingest refuses events nested deeper than
+/// `[server] max_json_depth`, which the config keeps below this (the envelope adds a level).
+pub const MAX_DEPTH: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not JSON at byte {0}")]

@@ -4,6 +4,11 @@
 //! [`TargetPolicy::check_url`] is the syntactic check made when an endpoint is created; the HTTP
 //! client applies [`is_forbidden_ip`] again to every address a name resolves to at connect time,
 //! so DNS names pointing at (or rebinding to) private addresses are refused too.
+//!
+//! A host is read as browsers and `inet_aton` read it, not as the `http` crate's `Uri` does
+//! (which keeps `2130706433` or `0x7f.1` as a name): a host that ends in a number is an IPv4
+//! address in decimal, octal or hex parts ([`numeric_ipv4`], the WHATWG URL IPv4 parser), checked
+//! like its dotted form; the resolver reads such hosts with the same function.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -90,6 +95,70 @@ pub(crate) fn literal_ip(host: &str) -> Option<IpAddr> {
     bare.parse().ok()
 }
 
+/// A host that is not a valid numeric IPv4 address although it ends in a number (`1.2.3.256`,
+/// `1.2.3.08`, `foo.123`); WHATWG URL parsing fails such URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAnIpv4;
+
+/// The host read as an IPv4 address the way the WHATWG URL standard (and `inet_aton`) reads it:
+/// one to four dot-separated parts (a trailing dot allowed), each decimal, octal (leading `0`) or
+/// hex (`0x`), the last filling the remaining bytes. `127.1`, `2130706433`, `0x7f.1` and
+/// `017700000001` are all 127.0.0.1. `Ok(None)`: the host does not end in a number, so it is a
+/// name.
+pub fn numeric_ipv4(host: &str) -> Result<Option<Ipv4Addr>, NotAnIpv4> {
+    let mut parts: Vec<&str> = host.split('.').collect();
+    if parts.len() > 1 && parts.last() == Some(&"") {
+        parts.pop();
+    }
+    let last = parts.last().copied().unwrap_or_default();
+    let ends_in_number = !last.is_empty()
+        && (last.bytes().all(|b| b.is_ascii_digit()) || ipv4_number(last).is_some());
+    if !ends_in_number {
+        return Ok(None);
+    }
+    if parts.len() > 4 {
+        return Err(NotAnIpv4);
+    }
+    let numbers = parts
+        .iter()
+        .map(|p| ipv4_number(p))
+        .collect::<Option<Vec<u64>>>()
+        .ok_or(NotAnIpv4)?;
+    let (&last, init) = numbers.split_last().ok_or(NotAnIpv4)?;
+    if init.iter().any(|&n| n > 255) || last >= 1 << (8 * (5 - numbers.len())) {
+        return Err(NotAnIpv4);
+    }
+    let high = init
+        .iter()
+        .enumerate()
+        .fold(0u64, |acc, (i, &n)| acc | n << (8 * (3 - i)));
+    u32::try_from(high | last)
+        .map(|v| Some(Ipv4Addr::from(v)))
+        .map_err(|_| NotAnIpv4)
+}
+
+/// One part of a numeric IPv4 host: `0x`/`0X` hex (`0x` alone is 0), leading-`0` octal, else
+/// decimal. Saturates instead of overflowing: anything past 2^32 is out of range anyway.
+fn ipv4_number(part: &str) -> Option<u64> {
+    let (digits, radix) = if let Some(h) = part.strip_prefix("0x").or(part.strip_prefix("0X")) {
+        (h, 16)
+    } else if part.len() > 1 && part.starts_with('0') {
+        (&part[1..], 8)
+    } else {
+        (part, 10)
+    };
+    if part.is_empty() {
+        return None;
+    }
+    digits.chars().try_fold(0u64, |n, c| {
+        let d = c.to_digit(radix)?;
+        Some(
+            n.saturating_mul(u64::from(radix))
+                .saturating_add(u64::from(d)),
+        )
+    })
+}
+
 /// `localhost`, `*.localhost` (RFC 6761), with or without a trailing dot, any case.
 fn is_localhost_name(host: &str) -> bool {
     let h = host.strip_suffix('.').unwrap_or(host);
@@ -160,8 +229,23 @@ impl TargetPolicy {
         if self.require_https && !https {
             return Err(UrlError::HttpsRequired);
         }
+        if host.contains('%') {
+            // Percent-encoded hosts (and IPv6 zone ids) are decoded differently by different
+            // parsers; no receiver needs one.
+            return Err(UrlError::Invalid("percent sign in the host".into()));
+        }
+        let ip = match literal_ip(host) {
+            Some(ip) => Some(ip),
+            None => numeric_ipv4(host)
+                .map_err(|NotAnIpv4| {
+                    UrlError::Invalid(format!(
+                        "{host} ends in a number but is not an IPv4 address"
+                    ))
+                })?
+                .map(IpAddr::V4),
+        };
         if !self.allow_private {
-            if let Some(ip) = literal_ip(host) {
+            if let Some(ip) = ip {
                 if is_forbidden_ip(ip) {
                     return Err(UrlError::Forbidden(format!("{ip} is not a public address")));
                 }
@@ -379,6 +463,26 @@ mod tests {
             "http://localhost./x",
             "https://api.localhost/x",
             "https://a.b.LocalHost/x",
+            // Numeric IPv4 forms, and IPv6 forms that embed a private IPv4 address.
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://017700000001/",
+            "http://127.1/",
+            "http://127.0.1:8080/x",
+            "http://0x7F000001/",
+            "http://0/",
+            "http://3232235777/",
+            "http://0xa9.0xfe.0xa9.0xfe/latest",
+            "http://10.1/",
+            "http://[::ffff:7f00:1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[64:ff9b::10.0.0.1]/",
+            "http://[2002:7f00:1::]/",
+            "http://[2002:c0a8:101::1]/",
+            "http://[::127.0.0.1]/",
+            "http://[::7f00:1]/",
         ] {
             assert!(
                 matches!(STRICT.check_url(url), Err(UrlError::Forbidden(_))),
@@ -387,6 +491,81 @@ mod tests {
             );
             OPEN.check_url(url)
                 .unwrap_or_else(|e| panic!("{url} with allow_private: {e}"));
+        }
+    }
+
+    #[test]
+    fn numeric_ipv4_forms() {
+        let v4 = |s: &str| numeric_ipv4(s).unwrap().map(|ip| ip.to_string());
+        for (host, want) in [
+            ("127.0.0.1", "127.0.0.1"),
+            ("127.1", "127.0.0.1"),
+            ("127.0.1", "127.0.0.1"),
+            ("2130706433", "127.0.0.1"),
+            ("0x7f.1", "127.0.0.1"),
+            ("0X7F.0.0.1", "127.0.0.1"),
+            ("0x7f000001", "127.0.0.1"),
+            ("017700000001", "127.0.0.1"),
+            ("0177.0.0.01", "127.0.0.1"),
+            ("0x", "0.0.0.0"),
+            ("0", "0.0.0.0"),
+            ("10.0xa00001.", "10.160.0.1"),
+            ("4294967295", "255.255.255.255"),
+            ("3232235777", "192.168.1.1"),
+            ("134744072", "8.8.8.8"),
+        ] {
+            assert_eq!(v4(host).as_deref(), Some(want), "{host}");
+        }
+        for name in [
+            "example.com",
+            "0x7f.example",
+            "1.2.3.x",
+            "a0x1",
+            "0xg",
+            "localhost",
+            "1.2.3.4.example",
+        ] {
+            assert_eq!(numeric_ipv4(name), Ok(None), "{name}");
+        }
+        for bad in [
+            "4294967296",
+            "1.2.3.256",
+            "1.2.65536",
+            "256.1",
+            "1.2.3.4.5",
+            "1.2.3.08",
+            "09",
+            "foo.123",
+            "1..2",
+            "99999999999999999999999999",
+        ] {
+            assert_eq!(numeric_ipv4(bad), Err(NotAnIpv4), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numeric_hosts_that_are_public_or_not_ipv4() {
+        for url in [
+            "http://134744072/",
+            "http://0x8.0x8.0x8.0x8/",
+            "http://[::ffff:808:808]/",
+        ] {
+            STRICT
+                .check_url(url)
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+        for url in [
+            "http://4294967296/",
+            "http://1.2.3.256/",
+            "http://foo.123/",
+            "http://%31%32%37.0.0.1/",
+            "http://[fe80::1%25eth0]/",
+        ] {
+            assert!(
+                matches!(OPEN.check_url(url), Err(UrlError::Invalid(_))),
+                "{url} should be invalid: {:?}",
+                OPEN.check_url(url)
+            );
         }
     }
 

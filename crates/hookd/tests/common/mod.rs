@@ -26,6 +26,7 @@ pub mod crash;
 mod daemon;
 pub mod keys;
 mod process;
+pub mod raw;
 mod signature;
 mod time;
 pub mod tls;

@@ -292,6 +292,27 @@ async fn resolver_filters_addresses() {
 }
 
 #[tokio::test]
+async fn resolver_reads_numeric_hosts_as_the_policy_does() {
+    for host in ["0x7f.1", "127.1", "2130706433", "017700000001"] {
+        let e = PolicyResolver {
+            allow_private: false,
+        }
+        .call(Name::from_str(host).unwrap())
+        .await
+        .unwrap_err();
+        assert!(matches!(e, ResolveError::Forbidden { .. }), "{host}: {e}");
+        let addrs: Vec<_> = PolicyResolver {
+            allow_private: true,
+        }
+        .call(Name::from_str(host).unwrap())
+        .await
+        .unwrap()
+        .collect();
+        assert_eq!(addrs, [SocketAddr::from(([127, 0, 0, 1], 0))], "{host}");
+    }
+}
+
+#[tokio::test]
 async fn unknown_name_is_dns() {
     let c = client(OPEN, Duration::from_secs(10));
     let uri: Uri = "http://no-such-host.invalid/x".parse().unwrap();

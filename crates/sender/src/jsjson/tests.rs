@@ -243,3 +243,29 @@ proptest! {
         let _ = normalize(&bytes);
     }
 }
+
+/// Parsing and printing recurse once per level, bounded by `MAX_DEPTH`: on a quarter of a tokio
+/// worker's stack (2 MiB) the deepest accepted document still prints, and anything deeper,
+/// however deep, is refused rather than overflowing.
+#[test]
+fn depth_is_bounded_on_a_small_stack() {
+    std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(|| {
+            for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+                let at_limit = format!("{}0{}", open.repeat(MAX_DEPTH), close.repeat(MAX_DEPTH));
+                assert_eq!(normalize(at_limit.as_bytes()).unwrap(), at_limit.as_bytes());
+                let over = format!(
+                    "{}0{}",
+                    open.repeat(MAX_DEPTH + 1),
+                    close.repeat(MAX_DEPTH + 1)
+                );
+                assert!(normalize(over.as_bytes()).is_err());
+                let hostile = open.repeat(100_000);
+                assert!(normalize(hostile.as_bytes()).is_err());
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
