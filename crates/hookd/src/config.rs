@@ -532,7 +532,6 @@ mod tests {
                 "[tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"",
                 "tls.cert_file",
             ),
-            ("listen = ", "hookd"),
             ("[server]\nmax_json_depth = 0", "server.max_json_depth"),
             ("[server]\nmax_json_depth = 256", "server.max_json_depth"),
             (
