@@ -8,10 +8,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use hookd_http::error::ErrorCode;
 use hookd_http::views::{AttemptView, DeliveryView, Page, RequestView};
 use hookd_http::{Access, ApiError, Principal, RouteAccess};
-use hookd_log::DeliveryQuery;
-use hookd_scheduler::Job;
+use hookd_log::{Change, DeliveryQuery};
+use hookd_scheduler::{Job, Reservation};
 use hookd_sender::wire;
 use hookd_types::time::{now_ms, parse_time};
 use hookd_types::{Attempt, DeliveryId, DeliveryStatus, Endpoint, ErrorKind, Event, Scope};
@@ -184,18 +185,47 @@ async fn retry(
             before.status.as_str()
         )));
     }
+    // The shard owning the endpoint is the one that knows whether an attempt is queued or
+    // running: it reserves the delivery, or says it is busy.
+    match state.scheduler.reserve(before.id, before.endpoint_id).await {
+        Reservation::Reserved => {}
+        Reservation::Busy => {
+            return Err(ApiError::conflict(
+                "delivery is being attempted right now; retry once the attempt is over".to_owned(),
+            ))
+        }
+        Reservation::Stopped => {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "hookd is shutting down",
+            ))
+        }
+    }
     let now = now_ms();
-    let mut after = before.clone();
+    let change = Change::Retried {
+        delivery: before.id,
+        due_ms: now,
+        at_ms: now,
+    };
+    // A manual retry is rare: make it durable before saying so, and visible to the next read.
+    let recorded = match state.outcomes.record_durable(&[change]).await {
+        Ok(seq) => state.outcomes.applied(seq).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = recorded {
+        state.scheduler.unreserve(before.id, before.endpoint_id);
+        return Err(e.into());
+    }
+    state.scheduler.schedule(Job {
+        delivery: before.id,
+        endpoint: before.endpoint_id,
+        due_ms: now,
+        attempts: before.attempts,
+        event: None,
+    });
+    let mut after = before;
     after.next_attempt_ms = Some(now);
     after.updated_at_ms = now;
-    state.store.reschedule(&before, &after)?;
-    // A manual retry is rare: make it durable before saying so.
-    state.store.flush()?;
-    state.scheduler.schedule(Job {
-        delivery: after.id,
-        endpoint: after.endpoint_id,
-        due_ms: now,
-    });
     tracing::info!(delivery = %after.id, "manual retry");
     Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(&after))).into_response())
 }

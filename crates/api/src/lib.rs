@@ -37,6 +37,8 @@ pub struct ApiState {
     pub registry: Arc<EndpointRegistry>,
     pub keys: Arc<KeyRegistry>,
     pub scheduler: SchedulerHandle,
+    /// Where manual retries are recorded.
+    pub outcomes: Arc<hookd_log::OutcomeLog>,
     pub sender: Arc<Sender>,
     pub policy: TargetPolicy,
     pub event_types: Arc<HashSet<String>>,

@@ -31,26 +31,27 @@ use hookd_http::auth::{authenticate, refuse_when_draining};
 use hookd_http::error::{envelope_errors, not_found_route};
 use hookd_http::{Draining, Gate};
 use hookd_ingest::{Committer, CommitterConfig, IngestConfig, IngestState};
-use hookd_log::{EndpointRegistry, KeyRegistry, LogError, SledConfig, SledStore, Store, Syncer};
+use hookd_log::{
+    EndpointRegistry, KeyRegistry, LogError, OutcomeLog, SledConfig, SledStore, Store,
+};
 use hookd_scheduler::{Dispatch, Fanout, Job, Scheduler, SchedulerConfig, Slot};
 use hookd_sender::policy::TargetPolicy;
-use hookd_sender::{ClientConfig, HttpClient, Sender};
+use hookd_sender::{ClientConfig, Due, HttpClient, Sender};
 
 pub use config::Config;
-
-/// Attempt outcomes are flushed at most this often. Nothing is delivered later for it (the
-/// endpoint's slot is free once its response is in); only a retry's deadline reaches its shard
-/// up to this much later, while concurrent outcomes share one fsync.
-const OUTCOME_FLUSH_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The scheduler asks, the sender attempts.
 struct SendDispatch(Arc<Sender>);
 
 impl Dispatch for SendDispatch {
     async fn attempt(&self, job: Job, slot: Slot) -> Option<u64> {
-        self.0
-            .attempt(job.delivery, job.due_ms, move || slot.release())
-            .await
+        let due = Due {
+            delivery: job.delivery,
+            endpoint: job.endpoint,
+            attempts: job.attempts,
+            event: job.event,
+        };
+        self.0.attempt(due, move || slot.release()).await
     }
 }
 
@@ -86,6 +87,10 @@ pub async fn run(
         );
     }
     let sled = Arc::new(sled);
+    let outcomes = Arc::new(
+        OutcomeLog::open(&cfg.data_dir.join("outcomes"), sled.clone())
+            .with_context(|| format!("opening the outcome log in {}", cfg.data_dir.display()))?,
+    );
     let store: Arc<dyn Store> = sled.clone();
     let key = keys::admin_key(&cfg, &*store)?;
     let api_keys = Arc::new(KeyRegistry::load(sled)?);
@@ -105,7 +110,7 @@ pub async fn run(
         store.clone(),
         registry.clone(),
         cfg.retry.clone(),
-        Syncer::start(store.clone(), OUTCOME_FLUSH_WINDOW)?,
+        outcomes.clone(),
     ));
 
     let mut loader = Scheduler::prepare(
@@ -152,6 +157,7 @@ pub async fn run(
         registry,
         keys: api_keys.clone(),
         scheduler: scheduler.handle(),
+        outcomes: outcomes.clone(),
         sender,
         policy,
         event_types,
@@ -221,6 +227,12 @@ pub async fn run(
     }
     committer.close();
     let _ = tokio::task::spawn_blocking(move || committer_thread.join()).await;
+    // Every holder of the outcome log (sender, API) is gone with the tasks above; closing it
+    // applies what is left to the read model.
+    match Arc::try_unwrap(outcomes) {
+        Ok(log) => log.close()?,
+        Err(_) => tracing::warn!("outcome log still in use at shutdown; a restart replays it"),
+    }
     store.flush()?;
     tracing::info!("stopped");
     Ok(())

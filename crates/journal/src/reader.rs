@@ -126,6 +126,16 @@ impl Tail {
         })
     }
 
+    /// The next record if one is visible now, without waiting.
+    pub fn try_next(&mut self) -> Option<Result<Record>> {
+        self.reader.next()
+    }
+
+    /// The seq the next record will have.
+    pub fn position(&self) -> Seq {
+        self.reader.position()
+    }
+
     /// The next record; [`JournalError::Closed`] once the journal is closed and every record
     /// has been read.
     pub async fn next(&mut self) -> Result<Record> {

@@ -29,6 +29,10 @@ pub enum LogError {
     },
     #[error("the syncer has stopped")]
     SyncerStopped,
+    #[error("outcome log: {0}")]
+    Journal(#[from] hookd_journal::JournalError),
+    #[error("the outcome indexer has stopped")]
+    IndexerStopped,
     #[error("storage: {0}")]
     Io(#[from] std::io::Error),
     #[error(

@@ -9,8 +9,8 @@
 //! - [`registry`]: the in-memory read model of endpoints, written through to the store.
 //! - [`keys`]: API key records: the small [`KeyStore`] interface and the in-memory
 //!   [`KeyRegistry`] requests are authenticated against, written through to it.
-//! - [`sync`]: group flush for buffered writes (attempt outcomes), as the committer does for
-//!   the log.
+//! - [`outcome`]: the outcome log (attempt outcomes, manual retries) and the indexer thread
+//!   that applies it, in order, to the read model: the one writer of delivery state.
 //! - `testing` (feature `test-util`): a store in a temporary directory, and a store whose
 //!   durable writes can be held back.
 //!
@@ -19,16 +19,17 @@
 
 pub mod error;
 pub mod keys;
+pub mod outcome;
 pub mod registry;
 pub mod sealed;
 pub mod sled_store;
 pub mod store;
-pub mod sync;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
 pub use error::LogError;
 pub use keys::{KeyRegistry, KeyStore};
+pub use outcome::{Change, OutcomeLog};
 pub use registry::EndpointRegistry;
 pub use sealed::MasterKey;
 pub use sled_store::{rekey, SledConfig, SledStore};
@@ -36,4 +37,3 @@ pub use store::{
     DeliveryPage, DeliveryQuery, EndpointStats, IdemRecord, LogEntry, LogRecord, ScheduleEntry,
     Seq, Store,
 };
-pub use sync::Syncer;

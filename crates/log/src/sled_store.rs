@@ -12,10 +12,10 @@
 //! | `d` delivery(16) | [`Delivery`] |
 //! | `x` endpoint(16) delivery(16) | `()`: deliveries of an endpoint (ids sort by creation time) |
 //! | `a` delivery(16) attempt(4) | [`Attempt`] |
-//! | `s` due_ms(8) delivery(16) | endpoint(16): durable deadlines, in time order |
+//! | `s` due_ms(8) delivery(16) | endpoint(16) attempts made(4, BE): durable deadlines, in time order (older stores: endpoint only) |
 //! | `p` endpoint(16) | [`Endpoint`] in plain text (older stores; stores opened without a master key) |
 //! | `q` endpoint(16) | the endpoint with its secrets sealed (see `sled_store/secrets.rs`) |
-//! | `c` endpoint(16) | stats: 4 x i64 LE (delivered, failed, retrying, last delivery ms), merged |
+//! | `c` endpoint(16) | stats: 4 x i64 LE (delivered, failed, retrying, last delivery ms) |
 //! | tree `api_keys`: key id(16) | [`hookd_types::ApiKey`] (a digest, never the key; see [`api_keys`]) |
 //!
 //! # Invariants and recovery
@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use hookd_types::{Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
 
 use crate::error::{LogError, Result};
+use crate::outcome::Change;
 use crate::sealed::MasterKey;
 use crate::store::*;
 
@@ -133,9 +134,10 @@ impl Kind {
 const TENANT_END: &[u8] = b"\0";
 /// The fan-out cursor's name among the metadata.
 const CURSOR: &str = "cursor";
+/// The last outcome record applied, among the metadata.
+const OUTCOMES_APPLIED: &str = "outcomes_applied";
 /// Endpoint stats are one record of four i64 (LE): delivered, failed (dead-lettered),
-/// retrying, last delivery time. A merge adds the first three and keeps the larger time, so one
-/// status change is one merge.
+/// retrying, last delivery time. Only the outcome indexer writes them, inside its batches.
 const STAT_DELIVERED: usize = 0;
 const STAT_FAILED: usize = 1;
 const STAT_RETRYING: usize = 2;
@@ -259,6 +261,11 @@ fn meta_key(name: &str) -> Vec<u8> {
     key(&[Kind::Meta.prefix(), name.as_bytes()])
 }
 
+/// What a deadline key holds: who the delivery is for and how many attempts it has had.
+fn deadline_value(d: &Delivery) -> Vec<u8> {
+    key(&[&d.endpoint_id.to_bytes(), &d.attempts.to_be_bytes()])
+}
+
 fn read_stats(bytes: Option<&[u8]>) -> Stats {
     let mut out = [0i64; 4];
     if let Some(b) = bytes.filter(|b| b.len() == 32) {
@@ -274,16 +281,6 @@ fn write_stats(s: &Stats) -> Vec<u8> {
 }
 fn attempt_key(id: DeliveryId, n: u32) -> Vec<u8> {
     key(&[Kind::Attempt.prefix(), &id.to_bytes(), &n.to_be_bytes()])
-}
-
-/// Counters add; the last-delivery time keeps the maximum.
-fn merge_stat(_key: &[u8], old: Option<&[u8]>, delta: &[u8]) -> Option<Vec<u8>> {
-    let (mut acc, delta) = (read_stats(old), read_stats(Some(delta)));
-    for i in [STAT_DELIVERED, STAT_FAILED, STAT_RETRYING] {
-        acc[i] = acc[i].saturating_add(delta[i]);
-    }
-    acc[STAT_LAST] = acc[STAT_LAST].max(delta[STAT_LAST]);
-    Some(write_stats(&acc))
 }
 
 fn stat_slot(status: DeliveryStatus) -> Option<usize> {
@@ -317,7 +314,6 @@ impl SledStore {
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(every_ms)
             .open()?;
-        db.set_merge_operator(merge_stat);
         let cursor = match db.get(meta_key(CURSOR))? {
             Some(v) => {
                 u64::from_be_bytes(v.as_ref().try_into().map_err(|_| LogError::Corrupt {
@@ -356,34 +352,99 @@ impl SledStore {
         }
     }
 
-    /// Moves the deadline of a delivery inside `batch` and returns the stat deltas to merge.
-    fn stage_delivery(batch: &mut sled::Batch, before: &Delivery, after: &Delivery) -> Result<()> {
-        if let Some(due) = before.next_attempt_ms {
-            batch.remove(due_key(due, before.id));
-        }
-        if let Some(due) = after.next_attempt_ms {
-            batch.insert(due_key(due, after.id), &after.endpoint_id.to_bytes()[..]);
-        }
-        batch.insert(delivery_key(after.id), enc(after)?);
-        Ok(())
+    /// The last outcome record applied ([`crate::outcome`]); 0 for none.
+    pub fn outcomes_applied(&self) -> Result<Seq> {
+        self.meta_u64(OUTCOMES_APPLIED)
     }
 
-    fn merge_stats(&self, before: &Delivery, after: &Delivery) -> Result<()> {
-        if before.status == after.status {
-            return Ok(());
+    fn meta_u64(&self, name: &str) -> Result<u64> {
+        match self.db.get(meta_key(name))? {
+            Some(v) => Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                LogError::Corrupt {
+                    key: format!("m{name}"),
+                    detail: "not 8 bytes".into(),
+                }
+            })?)),
+            None => Ok(0),
         }
-        let mut delta: Stats = [0; 4];
-        if let Some(slot) = stat_slot(before.status) {
-            delta[slot] -= 1;
+    }
+
+    /// Applies outcome-log facts, in order, in one atomic batch that also records `through`
+    /// (the seq of the last record they came from) as applied. Only the indexer calls this: it
+    /// is the one writer of delivery state after fan-out, so reading a record and writing it
+    /// back here loses nothing. A fact about a delivery the read model does not hold (its
+    /// fan-out was lost in a crash and redone under new ids) is skipped.
+    pub fn apply(&self, changes: &[Change], through: Seq) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let mut deliveries: HashMap<DeliveryId, Delivery> = HashMap::new();
+        let mut stats: HashMap<EndpointId, Stats> = HashMap::new();
+        for change in changes {
+            let id = change.delivery();
+            let before = match deliveries.remove(&id) {
+                Some(d) => d,
+                None => match self.get_delivery(id)? {
+                    Some(d) => d,
+                    None => continue,
+                },
+            };
+            let mut after = before.clone();
+            match change {
+                Change::Attempted {
+                    attempt,
+                    status,
+                    next_attempt_ms,
+                    at_ms,
+                    ..
+                } => {
+                    batch.insert(attempt_key(id, attempt.number), enc(attempt)?);
+                    after.attempts = attempt.number;
+                    after.last_attempt_ms = Some(attempt.at_ms);
+                    after.last_status_code = attempt.status_code;
+                    after.status = *status;
+                    after.next_attempt_ms = *next_attempt_ms;
+                    after.updated_at_ms = *at_ms;
+                }
+                Change::Retried { due_ms, at_ms, .. } => {
+                    after.next_attempt_ms = Some(*due_ms);
+                    after.updated_at_ms = *at_ms;
+                }
+            }
+            if before.next_attempt_ms != after.next_attempt_ms {
+                if let Some(due) = before.next_attempt_ms {
+                    batch.remove(due_key(due, id));
+                }
+                if let Some(due) = after.next_attempt_ms {
+                    batch.insert(due_key(due, id), deadline_value(&after));
+                }
+            }
+            if before.status != after.status {
+                let s = match stats.entry(after.endpoint_id) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(read_stats(
+                        self.db.get(stat_key(after.endpoint_id))?.as_deref(),
+                    )),
+                };
+                if let Some(slot) = stat_slot(before.status) {
+                    s[slot] -= 1;
+                }
+                if let Some(slot) = stat_slot(after.status) {
+                    s[slot] += 1;
+                }
+                if after.status == DeliveryStatus::Delivered {
+                    let at = after.last_attempt_ms.unwrap_or(after.updated_at_ms) as i64;
+                    s[STAT_LAST] = s[STAT_LAST].max(at);
+                }
+            }
+            deliveries.insert(id, after);
         }
-        if let Some(slot) = stat_slot(after.status) {
-            delta[slot] += 1;
+        for (id, d) in &deliveries {
+            batch.insert(delivery_key(*id), enc(d)?);
         }
-        if after.status == DeliveryStatus::Delivered {
-            delta[STAT_LAST] = after.last_attempt_ms.unwrap_or(after.updated_at_ms) as i64;
+        for (ep, s) in &stats {
+            batch.insert(stat_key(*ep), write_stats(s));
         }
-        self.db
-            .merge(stat_key(after.endpoint_id), write_stats(&delta))?;
+        batch.insert(meta_key(OUTCOMES_APPLIED), &through.to_be_bytes()[..]);
+        self.db.apply_batch(batch)?;
         Ok(())
     }
 }
@@ -444,7 +505,7 @@ impl Store for SledStore {
                 &[][..],
             );
             if let Some(due) = d.next_attempt_ms {
-                batch.insert(due_key(due, d.id), &d.endpoint_id.to_bytes()[..]);
+                batch.insert(due_key(due, d.id), deadline_value(d));
             }
         }
         batch.insert(meta_key(CURSOR), &(seq + 1).to_be_bytes()[..]);
@@ -586,37 +647,29 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn record_attempt(&self, before: &Delivery, after: &Delivery, attempt: &Attempt) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        batch.insert(attempt_key(after.id, attempt.number), enc(attempt)?);
-        Self::stage_delivery(&mut batch, before, after)?;
-        self.db.apply_batch(batch)?;
-        self.merge_stats(before, after)
-    }
-
-    fn reschedule(&self, before: &Delivery, after: &Delivery) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        Self::stage_delivery(&mut batch, before, after)?;
-        self.db.apply_batch(batch)?;
-        self.merge_stats(before, after)
-    }
-
     fn for_each_scheduled(&self, visit: &mut dyn FnMut(ScheduleEntry)) -> Result<()> {
         for kv in self.db.scan_prefix(Kind::Deadline.prefix()) {
             let (k, v) = kv?;
+            let corrupt = || LogError::Corrupt {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                detail: "bad deadline record".into(),
+            };
             let (Some(delivery), Some(endpoint)) = (
                 k.get(9..25).and_then(DeliveryId::from_bytes),
-                EndpointId::from_bytes(&v),
+                v.get(..16).and_then(EndpointId::from_bytes),
             ) else {
-                return Err(LogError::Corrupt {
-                    key: String::from_utf8_lossy(&k).into_owned(),
-                    detail: "bad deadline record".into(),
-                });
+                return Err(corrupt());
+            };
+            let attempts = match v.get(16..20) {
+                Some(n) => u32::from_be_bytes(n.try_into().map_err(|_| corrupt())?),
+                // An older store kept the endpoint only: the delivery knows.
+                None => self.get_delivery(delivery)?.map_or(0, |d| d.attempts),
             };
             visit(ScheduleEntry {
                 due_ms: u64::from_be_bytes(k[1..9].try_into().unwrap_or_default()),
                 delivery,
                 endpoint,
+                attempts,
             });
         }
         Ok(())

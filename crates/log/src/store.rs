@@ -3,11 +3,14 @@
 //!
 //! Durability promised by each call:
 //! - [`Store::append`] and the endpoint and meta writes return only once the data is on disk.
-//! - [`Store::commit_fanout`], [`Store::record_attempt`] and [`Store::reschedule`] are atomic but
-//!   buffered: they become durable with the next flush (at the latest the next `append`, or the
-//!   backend's periodic flush). After a crash they are either wholly there or wholly absent; when
-//!   absent, the log still holds the events (fan-out is redone) or the deadline is still there
-//!   (the attempt is redone). That is what makes delivery at-least-once.
+//! - [`Store::commit_fanout`] is atomic but buffered: it becomes durable with the next flush (at
+//!   the latest the next `append`, or the backend's periodic flush). After a crash it is either
+//!   wholly there or wholly absent; when absent, the log still holds the events and fan-out is
+//!   redone.
+//! - Later changes of a delivery (attempt outcomes, manual retries) are not made through this
+//!   trait: they are appended to the outcome log ([`crate::outcome`]) and applied to the read
+//!   model by its one indexer. A lost outcome leaves the durable deadline in place, and the
+//!   attempt is redone. That is what makes delivery at-least-once.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +47,8 @@ pub struct ScheduleEntry {
     pub due_ms: u64,
     pub delivery: DeliveryId,
     pub endpoint: EndpointId,
+    /// Attempts made before the one due.
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -101,10 +106,6 @@ pub trait Store: Send + Sync + 'static {
     fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>>;
     fn endpoint_deliveries(&self, endpoint: EndpointId, q: &DeliveryQuery) -> Result<DeliveryPage>;
     fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>>;
-    /// Atomically: store `attempt`, replace `before` by `after` and move its deadline.
-    fn record_attempt(&self, before: &Delivery, after: &Delivery, attempt: &Attempt) -> Result<()>;
-    /// Atomically replace `before` by `after` and move its deadline (a manual retry).
-    fn reschedule(&self, before: &Delivery, after: &Delivery) -> Result<()>;
     /// Visits every durable deadline, earliest first, without collecting them: the wheels are
     /// rebuilt from this on start (a million pending retries must not need a second copy).
     fn for_each_scheduled(&self, visit: &mut dyn FnMut(ScheduleEntry)) -> Result<()>;

@@ -99,9 +99,12 @@ impl Fanout {
 
     fn fan_out(&mut self, seq: Seq, record: &LogRecord) -> hookd_log::error::Result<()> {
         let mut deliveries = Vec::new();
+        let mut events = Vec::with_capacity(record.len());
         let mut endpoints = Vec::new();
         for entry in record {
             let ev = &entry.event;
+            // One copy per event, shared by its deliveries' first attempts.
+            events.push(Arc::new(ev.clone()));
             endpoints.clear();
             self.registry
                 .matching(&ev.tenant, &ev.event_type, &mut endpoints);
@@ -127,11 +130,22 @@ impl Fanout {
         }
         self.store.commit_fanout(seq, record, &deliveries)?;
         inc(&METRICS.deliveries_created_total, deliveries.len() as u64);
+        let mut event = events.iter();
+        let mut current: Option<&Arc<hookd_types::Event>> = None;
         for d in &deliveries {
+            // Deliveries are in event order.
+            while current.is_none_or(|e| e.id != d.event_id) {
+                current = event.next();
+                if current.is_none() {
+                    break;
+                }
+            }
             self.scheduler.schedule(Job {
                 delivery: d.id,
                 endpoint: d.endpoint_id,
                 due_ms: d.created_at_ms,
+                attempts: 0,
+                event: current.cloned(),
             });
         }
         // Counted last: once a reader sees it, the event's deliveries are stored and handed to

@@ -16,4 +16,6 @@ pub mod shard;
 pub mod wheel;
 
 pub use fanout::Fanout;
-pub use shard::{Clock, Dispatch, Job, Loader, Scheduler, SchedulerConfig, SchedulerHandle, Slot};
+pub use shard::{
+    Clock, Dispatch, Job, Loader, Reservation, Scheduler, SchedulerConfig, SchedulerHandle, Slot,
+};

@@ -26,16 +26,21 @@ use tracing::Instrument;
 
 use hookd_log::ScheduleEntry;
 use hookd_types::time::now_ms;
-use hookd_types::{DeliveryId, EndpointId};
+use hookd_types::{DeliveryId, EndpointId, Event};
 
 use crate::wheel::Wheel;
 
 /// Attempt `delivery` (bound for `endpoint`) at `due_ms` (unix ms).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub delivery: DeliveryId,
     pub endpoint: EndpointId,
     pub due_ms: u64,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// The event, when the job comes straight from fan-out; jobs that waited in a wheel (retries,
+    /// deadlines loaded on start) leave it to the attempt to read from the store.
+    pub event: Option<Arc<Event>>,
 }
 
 impl From<ScheduleEntry> for Job {
@@ -44,8 +49,22 @@ impl From<ScheduleEntry> for Job {
             delivery: e.delivery,
             endpoint: e.endpoint,
             due_ms: e.due_ms,
+            attempts: e.attempts,
+            event: None,
         }
     }
+}
+
+/// What the shard did with a manual retry's request to reserve a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Reserved: nothing will attempt it until [`SchedulerHandle::schedule`] or
+    /// [`SchedulerHandle::unreserve`].
+    Reserved,
+    /// It is being attempted, or another retry holds it.
+    Busy,
+    /// The shard has stopped.
+    Stopped,
 }
 
 /// Makes one attempt and records its outcome; returns the next deadline, if any. The attempt
@@ -142,12 +161,20 @@ pub struct SchedulerConfig {
 
 enum Cmd {
     Schedule(Job),
+    Reserve {
+        delivery: DeliveryId,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
+    Unreserve {
+        delivery: DeliveryId,
+    },
     /// An attempt is done with the endpoint (its slot is free).
     Released {
         endpoint: EndpointId,
     },
-    /// An attempt has finished, outcome durable, with the next deadline if any.
+    /// An attempt has finished, outcome recorded, with the next deadline if any.
     Finished {
+        delivery: DeliveryId,
         next: Option<Job>,
     },
 }
@@ -173,10 +200,37 @@ pub fn shard_of(endpoint: EndpointId, shards: usize) -> usize {
 }
 
 impl SchedulerHandle {
+    /// Hands `job` to its shard. It becomes the one job of its delivery: an older one still
+    /// waiting in a wheel is dropped when it comes due.
     pub fn schedule(&self, job: Job) {
-        let shard = shard_of(job.endpoint, self.shards.len());
         // A closed shard means shutdown: the deadline is durable, a restart picks it up.
-        let _ = self.shards[shard].send(Cmd::Schedule(job));
+        let _ = self.shard(job.endpoint).send(Cmd::Schedule(job));
+    }
+
+    /// Asks the shard that owns `endpoint` to reserve `delivery` for a manual retry: refused
+    /// while the delivery is being attempted or another retry holds it; a deadline it was
+    /// waiting for is dropped. The shard is the one
+    /// owner of that knowledge, so a retry and an attempt can never both run.
+    pub async fn reserve(&self, delivery: DeliveryId, endpoint: EndpointId) -> Reservation {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let cmd = Cmd::Reserve { delivery, reply };
+        if self.shard(endpoint).send(cmd).is_err() {
+            return Reservation::Stopped;
+        }
+        match rx.await {
+            Ok(true) => Reservation::Reserved,
+            Ok(false) => Reservation::Busy,
+            Err(_) => Reservation::Stopped,
+        }
+    }
+
+    /// Gives up a reservation that will not be scheduled.
+    pub fn unreserve(&self, delivery: DeliveryId, endpoint: EndpointId) {
+        let _ = self.shard(endpoint).send(Cmd::Unreserve { delivery });
+    }
+
+    fn shard(&self, endpoint: EndpointId) -> &mpsc::UnboundedSender<Cmd> {
+        &self.shards[shard_of(endpoint, self.shards.len())]
     }
 }
 
@@ -231,6 +285,7 @@ impl Scheduler {
                 index,
                 clock,
                 wheel: Wheel::new(),
+                live: HashMap::new(),
                 endpoints: HashMap::new(),
                 runnable: VecDeque::new(),
                 in_flight: 0,
@@ -323,21 +378,23 @@ async fn futures_join(tasks: Vec<JoinHandle<()>>) {
     }
 }
 
-/// A job as a wheel holds it: 40 bytes, 8-aligned. (A [`Job`] is 48, because `u128` ids are
-/// 16-aligned; with the wheel's own deadline that was 64 bytes an entry.)
+/// A job as a wheel holds it: 48 bytes, 8-aligned, no event. (A [`Job`] is 64, because `u128`
+/// ids are 16-aligned.)
 #[derive(Clone, Copy)]
 struct Parked {
     delivery: [u8; 16],
     endpoint: [u8; 16],
     due_ms: u64,
+    attempts: u32,
 }
 
-impl From<Job> for Parked {
-    fn from(j: Job) -> Self {
+impl From<&Job> for Parked {
+    fn from(j: &Job) -> Self {
         Self {
             delivery: j.delivery.to_bytes(),
             endpoint: j.endpoint.to_bytes(),
             due_ms: j.due_ms,
+            attempts: j.attempts,
         }
     }
 }
@@ -348,9 +405,15 @@ impl From<Parked> for Job {
             delivery: DeliveryId(u128::from_be_bytes(p.delivery)),
             endpoint: EndpointId(u128::from_be_bytes(p.endpoint)),
             due_ms: p.due_ms,
+            attempts: p.attempts,
+            event: None,
         }
     }
 }
+
+/// What `Shard::live` says of a delivery that is not waiting for a deadline.
+const IN_FLIGHT: u64 = u64::MAX;
+const RESERVED: u64 = u64::MAX - 1;
 
 #[derive(Default)]
 struct EndpointState {
@@ -364,6 +427,10 @@ struct Shard<D> {
     /// Wheel time is this clock's monotonic ms.
     clock: Clock,
     wheel: Wheel<Parked>,
+    /// Every delivery of this shard that will be attempted: the deadline of its one current
+    /// job, or [`IN_FLIGHT`] / [`RESERVED`]. A job whose deadline is not the one here is stale
+    /// (a manual retry replaced it) and is dropped; a delivery that is here cannot be reserved.
+    live: HashMap<DeliveryId, u64>,
     endpoints: HashMap<EndpointId, EndpointState>,
     /// Endpoints with due jobs and room to start one, in round-robin order.
     runnable: VecDeque<EndpointId>,
@@ -379,9 +446,16 @@ struct Shard<D> {
 }
 
 impl<D: Dispatch> Shard<D> {
+    /// Makes `job` the current job of its delivery: due now with its event at hand, straight
+    /// into its endpoint's queue; otherwise into the wheel.
     fn insert(&mut self, job: Job) {
-        self.wheel
-            .insert(self.clock.wheel_time(job.due_ms), Parked::from(job));
+        self.live.insert(job.delivery, job.due_ms);
+        if job.event.is_some() && job.due_ms <= self.clock.now_ms() {
+            self.enqueue(job);
+        } else {
+            self.wheel
+                .insert(self.clock.wheel_time(job.due_ms), Parked::from(&job));
+        }
     }
 
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
@@ -391,7 +465,10 @@ impl<D: Dispatch> Shard<D> {
             if !stopping {
                 self.wheel.advance(self.clock.elapsed_ms(), &mut fired);
                 for parked in fired.drain(..) {
-                    self.enqueue(Job::from(parked));
+                    let job = Job::from(parked);
+                    if self.live.get(&job.delivery) == Some(&job.due_ms) {
+                        self.enqueue(job);
+                    }
                 }
                 self.pump();
             } else if self.tasks == 0 {
@@ -423,10 +500,27 @@ impl<D: Dispatch> Shard<D> {
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Schedule(job) => self.insert(job),
-            Cmd::Finished { next } => {
+            Cmd::Reserve { delivery, reply } => {
+                // A deadline still waiting is replaced (its job turns stale); an attempt running
+                // or another retry being recorded is not.
+                let free = !matches!(self.live.get(&delivery), Some(&IN_FLIGHT | &RESERVED));
+                if free {
+                    self.live.insert(delivery, RESERVED);
+                }
+                let _ = reply.send(free);
+            }
+            Cmd::Unreserve { delivery } => {
+                if self.live.get(&delivery) == Some(&RESERVED) {
+                    self.live.remove(&delivery);
+                }
+            }
+            Cmd::Finished { delivery, next } => {
                 self.tasks -= 1;
-                if let Some(job) = next {
-                    self.insert(job);
+                match next {
+                    Some(job) => self.insert(job),
+                    None => {
+                        self.live.remove(&delivery);
+                    }
                 }
             }
             Cmd::Released { endpoint } => {
@@ -446,11 +540,12 @@ impl<D: Dispatch> Shard<D> {
     }
 
     fn enqueue(&mut self, job: Job) {
-        let st = self.endpoints.entry(job.endpoint).or_default();
+        let endpoint = job.endpoint;
+        let st = self.endpoints.entry(endpoint).or_default();
         st.queue.push_back(job);
         if !st.runnable && st.in_flight < self.per_endpoint {
             st.runnable = true;
-            self.runnable.push_back(job.endpoint);
+            self.runnable.push_back(endpoint);
         }
     }
 
@@ -467,6 +562,17 @@ impl<D: Dispatch> Shard<D> {
                 st.runnable = false;
                 continue;
             };
+            // Replaced while it queued (a manual retry of a dead-lettered delivery cannot race
+            // it, but a restart's reload and a fresh schedule can meet here).
+            if self.live.get(&job.delivery) != Some(&job.due_ms) {
+                if st.queue.is_empty() {
+                    st.runnable = false;
+                } else {
+                    self.runnable.push_back(ep);
+                }
+                continue;
+            }
+            self.live.insert(job.delivery, IN_FLIGHT);
             st.in_flight += 1;
             if !st.queue.is_empty() && st.in_flight < self.per_endpoint {
                 self.runnable.push_back(ep);
@@ -484,11 +590,15 @@ impl<D: Dispatch> Shard<D> {
             let span = tracing::debug_span!("attempt", delivery = %job.delivery);
             tokio::spawn(
                 async move {
-                    let next = d
-                        .attempt(job, slot)
-                        .await
-                        .map(|due_ms| Job { due_ms, ..job });
-                    let _ = tx.send(Cmd::Finished { next });
+                    let (delivery, endpoint, attempts) = (job.delivery, job.endpoint, job.attempts);
+                    let next = d.attempt(job, slot).await.map(|due_ms| Job {
+                        delivery,
+                        endpoint,
+                        due_ms,
+                        attempts: attempts + 1,
+                        event: None,
+                    });
+                    let _ = tx.send(Cmd::Finished { delivery, next });
                 }
                 .instrument(span),
             );

@@ -1,20 +1,21 @@
-//! One attempt of one delivery, end to end: check the deadline is still current, build the
-//! envelope, sign it, POST it, classify the answer, decide the next step on the retry schedule,
-//! and record attempt + new state + moved deadline atomically in the store.
+//! One attempt of one delivery, end to end: build the envelope, sign it, POST it, classify the
+//! answer, decide the next step on the retry schedule, and append the outcome to the outcome
+//! log. The shard that started the attempt owns which job is current; the outcome log's indexer
+//! derives the delivery's stored state from the outcome.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
-use hookd_log::{EndpointRegistry, Store, Syncer};
+use hookd_log::{Change, EndpointRegistry, OutcomeLog, Store};
 use hookd_types::metrics::{dec, inc, METRICS};
 use hookd_types::retry::RetryPolicy;
 use hookd_types::time::{now_ms, rfc3339};
 use hookd_types::{
-    Attempt, DeliveryId, DeliveryStatus, Endpoint, ErrorKind, Event, RESPONSE_EXCERPT_BYTES,
+    Attempt, DeliveryId, DeliveryStatus, Endpoint, EndpointId, ErrorKind, Event,
+    RESPONSE_EXCERPT_BYTES,
 };
 
 use crate::client::{HttpClient, Response, SendError};
@@ -77,9 +78,7 @@ pub struct Sender {
     store: Arc<dyn Store>,
     registry: Arc<EndpointRegistry>,
     retry: RetryPolicy,
-    syncer: Syncer,
-    /// Deliveries being attempted right now: a second job for one of them is dropped.
-    in_flight: Mutex<HashSet<DeliveryId>>,
+    outcomes: Arc<OutcomeLog>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -88,13 +87,29 @@ impl std::fmt::Debug for Sender {
     }
 }
 
-struct InFlight<'a>(&'a Sender, DeliveryId);
+struct InFlight;
 
-impl Drop for InFlight<'_> {
+impl InFlight {
+    fn start() -> Self {
+        inc(&METRICS.deliveries_in_flight, 1);
+        Self
+    }
+}
+
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.lock_in_flight().remove(&self.1);
         dec(&METRICS.deliveries_in_flight, 1);
     }
+}
+
+/// One attempt to make: which delivery, for whom, how many came before, and the event when the
+/// caller has it at hand.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub delivery: DeliveryId,
+    pub endpoint: EndpointId,
+    pub attempts: u32,
+    pub event: Option<Arc<Event>>,
 }
 
 type Exchange = (Result<Response, SendError>, Option<String>);
@@ -105,20 +120,15 @@ impl Sender {
         store: Arc<dyn Store>,
         registry: Arc<EndpointRegistry>,
         retry: RetryPolicy,
-        syncer: Syncer,
+        outcomes: Arc<OutcomeLog>,
     ) -> Self {
         Self {
             client,
             store,
             registry,
             retry,
-            syncer,
-            in_flight: Mutex::new(HashSet::new()),
+            outcomes,
         }
-    }
-
-    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<DeliveryId>> {
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Signs and POSTs `event` to `endpoint` in the endpoint's wire format, stamped `at_ms`.
@@ -142,35 +152,16 @@ impl Sender {
         self.client.post(&uri, headers, Bytes::from(body)).await
     }
 
-    /// Makes the attempt due at `due_ms` and records it; returns the next deadline, if any.
-    /// `sent` is called once the exchange with the endpoint is over, before the outcome is
-    /// made durable (it frees the endpoint's concurrency slot).
-    pub async fn attempt(
-        &self,
-        id: DeliveryId,
-        due_ms: u64,
-        sent: impl FnOnce() + Send,
-    ) -> Option<u64> {
-        let before = match self.store.get_delivery(id) {
-            Ok(Some(d)) => d,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::error!(delivery = %id, error = %e, "reading delivery");
-                return None;
-            }
-        };
-        // A manual retry or an earlier attempt moved the deadline: this job is stale.
-        if before.next_attempt_ms != Some(due_ms) || !self.lock_in_flight().insert(id) {
-            return None;
-        }
-        inc(&METRICS.deliveries_in_flight, 1);
-        let _guard = InFlight(self, id);
+    /// Makes the attempt and records its outcome; returns the next deadline, if any. `sent` is
+    /// called once the exchange with the endpoint is over, before the outcome is recorded (it
+    /// frees the endpoint's concurrency slot).
+    pub async fn attempt(&self, due: Due, sent: impl FnOnce() + Send) -> Option<u64> {
+        let id = due.delivery;
+        let _guard = InFlight::start();
         let started = now_ms();
-        let (result, refused) = self
-            .exchange(&before.endpoint_id, &before.event_id, started)
-            .await;
+        let (result, refused) = self.exchange(&due, started).await;
         sent();
-        let number = before.attempts + 1;
+        let number = due.attempts + 1;
         let mut attempt = Attempt {
             number,
             at_ms: started,
@@ -197,50 +188,44 @@ impl Sender {
             }
         }
         let now = now_ms();
-        let mut after = before.clone();
-        after.attempts = number;
-        after.last_attempt_ms = Some(started);
-        after.updated_at_ms = now;
-        after.last_status_code = attempt.status_code;
         inc(&METRICS.attempts_total, 1);
-        if attempt.succeeded() {
-            after.status = DeliveryStatus::Delivered;
-            after.next_attempt_ms = None;
+        let (status, next_attempt_ms) = if attempt.succeeded() {
             inc(&METRICS.deliveries_succeeded_total, 1);
+            (DeliveryStatus::Delivered, None)
         } else {
             inc(&METRICS.attempts_failed_total, 1);
             let delay = match refused {
                 // No endpoint to send to: retrying cannot help.
                 Some(_) => None,
                 None => self
-                    .policy_for(&before.endpoint_id)
+                    .policy_for(&due.endpoint)
                     .delay_after(number, rand::random::<f64>()),
             };
             match delay {
-                Some(d) => {
-                    after.status = DeliveryStatus::Retrying;
-                    after.next_attempt_ms = Some(now + d.as_millis() as u64);
-                }
+                Some(d) => (DeliveryStatus::Retrying, Some(now + d.as_millis() as u64)),
                 None => {
-                    after.status = DeliveryStatus::DeadLettered;
-                    after.next_attempt_ms = None;
                     inc(&METRICS.deliveries_dead_lettered_total, 1);
+                    (DeliveryStatus::DeadLettered, None)
                 }
             }
-        }
-        tracing::debug!(delivery = %id, attempt = number, status = after.status.as_str(),
+        };
+        tracing::debug!(delivery = %id, attempt = number, status = status.as_str(),
             code = ?attempt.status_code, error = ?attempt.error, "attempt");
-        if let Err(e) = self.store.record_attempt(&before, &after, &attempt) {
+        let change = Change::Attempted {
+            delivery: id,
+            attempt,
+            status,
+            next_attempt_ms,
+            at_ms: now,
+        };
+        // Written before the shard hears of it: a crash of the process from here on neither
+        // repeats a delivered attempt nor moves a retry earlier.
+        if let Err(e) = self.outcomes.record(std::slice::from_ref(&change)).await {
             // The old deadline is still stored: the attempt is redone after a restart.
             tracing::error!(delivery = %id, error = %e, "recording attempt");
             return None;
         }
-        // The outcome is durable before the shard hears of it: a crash from here on neither
-        // repeats a delivered attempt nor moves a retry earlier. Concurrent attempts share the flush.
-        if let Err(e) = self.syncer.sync().await {
-            tracing::error!(delivery = %id, error = %e, "flushing attempt");
-        }
-        after.next_attempt_ms
+        next_attempt_ms
     }
 
     /// The endpoint's own retry schedule (with the daemon's jitter), else the daemon's.
@@ -260,12 +245,7 @@ impl Sender {
 
     /// Looks up endpoint and event and sends. The second value names why nothing was sent when
     /// the endpoint is gone or disabled.
-    async fn exchange(
-        &self,
-        endpoint: &hookd_types::EndpointId,
-        event_id: &str,
-        at_ms: u64,
-    ) -> Exchange {
+    async fn exchange(&self, due: &Due, at_ms: u64) -> Exchange {
         let refuse = |kind: ErrorKind, what: &str| {
             let e = SendError {
                 kind,
@@ -274,26 +254,41 @@ impl Sender {
             };
             (Err(e), Some(what.to_owned()))
         };
-        let Some(ep) = self.registry.get(*endpoint) else {
+        let Some(ep) = self.registry.get(due.endpoint) else {
             return refuse(ErrorKind::EndpointDeleted, "endpoint deleted");
         };
         if !ep.enabled {
             return refuse(ErrorKind::EndpointDisabled, "endpoint disabled");
         }
-        let event = match self.store.get_event(event_id) {
-            Ok(Some(ev)) => ev,
-            Ok(None) => return refuse(ErrorKind::Io, "event missing from the store"),
-            Err(e) => {
-                tracing::error!(error = %e, "reading event");
-                let err = SendError {
-                    kind: ErrorKind::Io,
-                    detail: "storage error reading the event".into(),
-                    latency: Duration::ZERO,
-                };
-                return (Err(err), None);
-            }
+        let event = match &due.event {
+            Some(ev) => ev.clone(),
+            None => match self.load_event(due.delivery).await {
+                Ok(Some(ev)) => Arc::new(ev),
+                Ok(None) => return refuse(ErrorKind::Io, "event missing from the store"),
+                Err(e) => {
+                    tracing::error!(error = %e, "reading event");
+                    let err = SendError {
+                        kind: ErrorKind::Io,
+                        detail: "storage error reading the event".into(),
+                        latency: Duration::ZERO,
+                    };
+                    return (Err(err), None);
+                }
+            },
         };
         (self.send(&ep, &event, at_ms).await, None)
+    }
+
+    /// The event of a delivery, read on a blocking thread (store reads may touch the disk).
+    async fn load_event(&self, delivery: DeliveryId) -> hookd_log::error::Result<Option<Event>> {
+        let store = self.store.clone();
+        let read = move || match store.get_delivery(delivery)? {
+            Some(d) => store.get_event(&d.event_id),
+            None => Ok(None),
+        };
+        tokio::task::spawn_blocking(read)
+            .await
+            .unwrap_or_else(|e| Err(hookd_log::LogError::Io(std::io::Error::other(e))))
     }
 
     /// Sends a synthetic `event_type` event to `endpoint` now; nothing is recorded.

@@ -18,6 +18,6 @@ pub mod sign;
 pub mod wire;
 
 pub use client::{ClientConfig, HttpClient};
-pub use deliver::{Sender, TestOutcome};
+pub use deliver::{Due, Sender, TestOutcome};
 /// Re-exported so callers name certificates with the same types the client takes.
 pub use rustls;

@@ -26,20 +26,60 @@ fn entry(id: &str, key: Option<&str>) -> LogEntry {
 }
 
 fn delivery(event: &str, ep: EndpointId, due: u64) -> Delivery {
-    Delivery {
-        id: DeliveryId::generate(),
-        event_id: event.into(),
-        endpoint_id: ep,
-        tenant: "t".into(),
-        event_type: "job.completed".into(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        created_at_ms: due,
-        updated_at_ms: due,
-        next_attempt_ms: Some(due),
-        last_attempt_ms: None,
-        last_status_code: None,
+    crate::testing::pending_delivery(event, ep, due)
+}
+
+fn attempted(
+    delivery: DeliveryId,
+    attempt: &Attempt,
+    status: DeliveryStatus,
+    next_attempt_ms: Option<u64>,
+) -> Change {
+    Change::Attempted {
+        delivery,
+        attempt: attempt.clone(),
+        status,
+        next_attempt_ms,
+        at_ms: attempt.at_ms,
     }
+}
+
+#[test]
+fn facts_about_unknown_deliveries_are_skipped_and_several_about_one_compose() {
+    let dir = TempStore::new();
+    let s = dir.open();
+    let ep = EndpointId::generate();
+    let d0 = delivery("e1", ep, 10);
+    s.commit_fanout(0, &vec![entry("e1", None)], std::slice::from_ref(&d0))
+        .unwrap();
+    let fail = crate::testing::answered_attempt(1, 10, 503);
+    let ok = Attempt {
+        number: 2,
+        at_ms: 30,
+        status_code: Some(200),
+        error: None,
+        ..fail.clone()
+    };
+    // Two facts about one delivery in one batch, and one about a delivery never fanned out.
+    s.apply(
+        &[
+            attempted(d0.id, &fail, DeliveryStatus::Retrying, Some(30)),
+            attempted(
+                DeliveryId::generate(),
+                &fail,
+                DeliveryStatus::Retrying,
+                Some(99),
+            ),
+            attempted(d0.id, &ok, DeliveryStatus::Delivered, None),
+        ],
+        7,
+    )
+    .unwrap();
+    assert!(s.scheduled().unwrap().is_empty());
+    let st = s.endpoint_stats(ep).unwrap();
+    assert_eq!((st.delivered, st.retrying, st.failed), (1, 0, 0));
+    assert_eq!(s.attempts(d0.id).unwrap(), vec![fail, ok]);
+    assert_eq!(s.outcomes_applied().unwrap(), 7);
 }
 
 #[test]
@@ -93,12 +133,13 @@ fn attempts_move_deadlines_and_stats() {
         error_detail: String::new(),
         response_body: "boom".into(),
     };
-    let mut d1 = d0.clone();
-    d1.status = DeliveryStatus::Retrying;
-    d1.attempts = 1;
-    d1.next_attempt_ms = Some(40);
-    s.record_attempt(&d0, &d1, &fail).unwrap();
+    s.apply(
+        &[attempted(d0.id, &fail, DeliveryStatus::Retrying, Some(40))],
+        1,
+    )
+    .unwrap();
     assert_eq!(s.scheduled().unwrap()[0].due_ms, 40);
+    assert_eq!(s.outcomes_applied().unwrap(), 1);
     assert_eq!(s.endpoint_stats(ep).unwrap().retrying, 1);
     let ok = Attempt {
         number: 2,
@@ -107,13 +148,19 @@ fn attempts_move_deadlines_and_stats() {
         error: None,
         ..fail.clone()
     };
-    let mut d2 = d1.clone();
-    d2.status = DeliveryStatus::Delivered;
-    d2.attempts = 2;
-    d2.next_attempt_ms = None;
-    d2.last_attempt_ms = Some(40);
-    s.record_attempt(&d1, &d2, &ok).unwrap();
+    s.apply(&[attempted(d0.id, &ok, DeliveryStatus::Delivered, None)], 2)
+        .unwrap();
     assert!(s.scheduled().unwrap().is_empty());
+    let d2 = s.get_delivery(d0.id).unwrap().unwrap();
+    assert_eq!(
+        (
+            d2.status,
+            d2.attempts,
+            d2.last_attempt_ms,
+            d2.last_status_code
+        ),
+        (DeliveryStatus::Delivered, 2, Some(40), Some(200))
+    );
     let st = s.endpoint_stats(ep).unwrap();
     assert_eq!((st.delivered, st.retrying, st.failed), (1, 0, 0));
     assert_eq!(st.last_delivery_ms, Some(40));
@@ -185,24 +232,27 @@ fn stats_follow_dead_letter_and_manual_retry() {
         error_detail: "refused".into(),
         response_body: String::new(),
     };
-    let mut dead = d0.clone();
-    dead.status = DeliveryStatus::DeadLettered;
-    dead.attempts = 1;
-    dead.next_attempt_ms = None;
-    s.record_attempt(&d0, &dead, &failed).unwrap();
+    s.apply(
+        &[attempted(
+            d0.id,
+            &failed,
+            DeliveryStatus::DeadLettered,
+            None,
+        )],
+        1,
+    )
+    .unwrap();
     let st = s.endpoint_stats(ep).unwrap();
     assert_eq!((st.delivered, st.failed, st.retrying), (0, 1, 0));
     // A manual retry moves the deadline only; the status changes with the attempt.
-    let mut retried = dead.clone();
-    retried.next_attempt_ms = Some(20);
-    s.reschedule(&dead, &retried).unwrap();
+    let retried = Change::Retried {
+        delivery: d0.id,
+        due_ms: 20,
+        at_ms: 20,
+    };
+    s.apply(&[retried], 2).unwrap();
     assert_eq!(s.endpoint_stats(ep).unwrap().failed, 1);
     assert_eq!(s.scheduled().unwrap()[0].due_ms, 20);
-    let mut done = retried.clone();
-    done.status = DeliveryStatus::Delivered;
-    done.attempts = 2;
-    done.next_attempt_ms = None;
-    done.last_attempt_ms = Some(21);
     let ok = Attempt {
         number: 2,
         at_ms: 21,
@@ -211,7 +261,8 @@ fn stats_follow_dead_letter_and_manual_retry() {
         error_detail: String::new(),
         ..failed
     };
-    s.record_attempt(&retried, &done, &ok).unwrap();
+    s.apply(&[attempted(d0.id, &ok, DeliveryStatus::Delivered, None)], 3)
+        .unwrap();
     let st = s.endpoint_stats(ep).unwrap();
     assert_eq!((st.delivered, st.failed, st.retrying), (1, 0, 0));
     assert_eq!(st.last_delivery_ms, Some(21));

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 /// One recorded attempt: the job, when it started, and how many earlier attempts were still
 /// doing their post-release work at that moment.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Call {
     job: Job,
     at: Instant,
@@ -62,7 +62,7 @@ impl Dispatch for Fake {
         let tries = {
             let mut calls = self.calls.lock().unwrap();
             calls.push(Call {
-                job,
+                job: job.clone(),
                 at: Instant::now(),
                 tails: self.tails.load(Ordering::SeqCst),
             });
@@ -116,6 +116,8 @@ fn job(ep: EndpointId, due_ms: u64) -> Job {
         delivery: DeliveryId::generate(),
         endpoint: ep,
         due_ms,
+        attempts: 0,
+        event: None,
     }
 }
 
@@ -148,7 +150,7 @@ async fn fires_at_its_deadline_exactly() {
     let t0 = Instant::now();
     let later = job(ep, fake.clock.now_ms() + 80);
     s.handle().schedule(job(ep, 0)); // long overdue: at once
-    s.handle().schedule(later);
+    s.handle().schedule(later.clone());
     wait_calls(&fake, 2).await;
     let calls = fake.calls();
     assert_eq!(calls[0].at, t0);
@@ -210,9 +212,13 @@ async fn retries_come_back_and_startup_deadlines_load() {
         due_ms: fake.clock.now_ms() + 50,
         delivery: DeliveryId::generate(),
         endpoint: EndpointId::generate(),
+        attempts: 4,
     }];
     let s = start(&fake, 1, initial);
     wait_calls(&fake, 3).await;
+    // Each attempt knows how many came before it, the loaded one included.
+    let attempts: Vec<u32> = fake.calls().iter().map(|c| c.job.attempts).collect();
+    assert_eq!(attempts, [4, 5, 6]);
     // The loaded deadline fired when due; each retry 20 ms after the attempt before it.
     let at: Vec<Duration> = fake.calls().iter().map(|c| c.at - t0).collect();
     assert_eq!(at, [50, 70, 90].map(Duration::from_millis).to_vec());
@@ -276,11 +282,76 @@ async fn shutdown_waits_for_in_flight_within_grace() {
 
 #[test]
 fn parked_jobs_are_compact_and_round_trip() {
-    assert_eq!(std::mem::size_of::<Parked>(), 40);
+    assert_eq!(std::mem::size_of::<Parked>(), 48);
     let j = Job {
         delivery: DeliveryId(u128::MAX - 7),
         endpoint: EndpointId(1 << 100),
         due_ms: 1_746_723_690_123,
+        attempts: 7,
+        event: None,
     };
-    assert_eq!(Job::from(Parked::from(j)), j);
+    assert_eq!(Job::from(Parked::from(&j)), j);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manual_retry_replaces_a_waiting_deadline_and_is_refused_while_in_flight() {
+    let fake = Arc::new(Fake {
+        hold: Duration::from_millis(100),
+        ..Fake::new()
+    });
+    let s = start(&fake, 4, vec![]);
+    let ep = EndpointId::generate();
+    let t0 = Instant::now();
+    // Waiting an hour for its deadline: a retry takes it over and runs now, and the old
+    // deadline, when it comes, finds its job stale.
+    let waiting = job(ep, fake.clock.now_ms() + 3_600_000);
+    s.handle().schedule(waiting.clone());
+    assert_eq!(
+        s.handle().reserve(waiting.delivery, ep).await,
+        Reservation::Reserved
+    );
+    // Held by the retry being recorded: a second retry is refused.
+    assert_eq!(
+        s.handle().reserve(waiting.delivery, ep).await,
+        Reservation::Busy
+    );
+    s.handle().schedule(Job {
+        due_ms: fake.clock.now_ms(),
+        ..waiting.clone()
+    });
+    wait_calls(&fake, 1).await;
+    assert_eq!(fake.calls()[0].at, t0);
+    // In flight (the fake holds it 100 ms): refused.
+    assert_eq!(
+        s.handle().reserve(waiting.delivery, ep).await,
+        Reservation::Busy
+    );
+    // Finished with no retry: free again, and the hour passes with no second attempt.
+    tokio::time::sleep(Duration::from_secs(3601)).await;
+    assert_eq!(fake.calls().len(), 1);
+    assert_eq!(
+        s.handle().reserve(waiting.delivery, ep).await,
+        Reservation::Reserved
+    );
+    s.handle().unreserve(waiting.delivery, ep);
+    assert!(s.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_with_its_event_due_now_skips_the_wheel_and_keeps_the_event() {
+    let fake = Arc::new(Fake::new());
+    let s = start(&fake, 4, vec![]);
+    let ev = Arc::new(Event {
+        id: "evt_1".into(),
+        tenant: "t".into(),
+        event_type: "job.completed".into(),
+        created_at_ms: 1,
+        data: "{}".into(),
+    });
+    let mut j = job(EndpointId::generate(), fake.clock.now_ms());
+    j.event = Some(ev.clone());
+    s.handle().schedule(j);
+    wait_calls(&fake, 1).await;
+    assert_eq!(fake.calls()[0].job.event.as_deref(), Some(&*ev));
+    assert!(s.shutdown(Duration::from_secs(1)).await);
 }

@@ -1,0 +1,314 @@
+//! The outcome log: every change to a delivery after fan-out made it (an attempt's outcome, a
+//! manual retry) is appended here as a record, and nothing else writes delivery state. One
+//! indexer thread follows the log and applies each record, in log order, to the read model the
+//! API and restarts read (deliveries, attempts, durable deadlines, endpoint stats in
+//! [`SledStore`]).
+//!
+//! Why a log and not read-modify-write of shared records: two writers of one delivery record (an
+//! attempt finishing and a manual retry) could each read the old record and write back their own
+//! version, losing the other's. Here writers only append facts; the indexer is the one writer of
+//! the derived records, and it applies facts in one order. An attempt no longer reads, writes or
+//! flushes the read model on a runtime thread: it appends one record (the journal's writer
+//! thread writes every queued record with one `write`).
+//!
+//! # Durability
+//! - [`OutcomeLog::record`] returns once the record is written to the journal file (in the page
+//!   cache): it survives the process being killed. [`OutcomeLog::record_durable`] returns once
+//!   it is on the disk (`fdatasync`): a manual retry is acknowledged only then.
+//! - The indexer syncs the journal before it applies what it read, so the read model never
+//!   holds a fact the log could lose in a power cut. The read model itself is flushed lazily;
+//!   the last applied seq is stored in the same atomic batch as the facts, so a restart replays
+//!   exactly the records after it ([`OutcomeLog::open`]).
+//! - A record lost in a crash (written but never synced) loses an attempt's outcome: the
+//!   delivery's durable deadline is still there and the attempt is made again (at-least-once).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use hookd_journal::{Config as JournalConfig, Durability, Journal};
+use hookd_types::metrics::{inc, METRICS};
+use hookd_types::{Attempt, DeliveryId, DeliveryStatus};
+
+use crate::error::{LogError, Result};
+use crate::sled_store::SledStore;
+use crate::store::Seq;
+
+/// One fact about a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// An attempt was made; the delivery is now `status`, due again at `next_attempt_ms`.
+    Attempted {
+        delivery: DeliveryId,
+        attempt: Attempt,
+        status: DeliveryStatus,
+        next_attempt_ms: Option<u64>,
+        at_ms: u64,
+    },
+    /// A manual retry: the delivery is due at `due_ms`.
+    Retried {
+        delivery: DeliveryId,
+        due_ms: u64,
+        at_ms: u64,
+    },
+}
+
+impl Change {
+    pub fn delivery(&self) -> DeliveryId {
+        match self {
+            Change::Attempted { delivery, .. } | Change::Retried { delivery, .. } => *delivery,
+        }
+    }
+}
+
+/// Most records the indexer applies in one batch of the read model.
+const APPLY_BATCH: usize = 4096;
+
+/// The outcome log and its indexer. Dropping it stops the indexer after it has applied
+/// everything appended before.
+pub struct OutcomeLog {
+    journal: Arc<Journal>,
+    applied: watch::Receiver<Seq>,
+    stop: watch::Sender<bool>,
+    indexer: Option<thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for OutcomeLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutcomeLog")
+            .field("applied", &*self.applied.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+fn encode(changes: &[Change]) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(changes, bincode::config::standard()).map_err(LogError::from)
+}
+
+fn decode(seq: Seq, payload: &[u8]) -> Result<Vec<Change>> {
+    bincode::serde::decode_from_slice(payload, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| LogError::Corrupt {
+            key: format!("outcome record {seq}"),
+            detail: e.to_string(),
+        })
+}
+
+impl OutcomeLog {
+    /// Opens the log in `dir`, applies to `store` every record it has not applied yet, and
+    /// starts the indexer thread.
+    pub fn open(dir: &Path, store: Arc<SledStore>) -> Result<Self> {
+        let (journal, report) = Journal::open(
+            dir,
+            JournalConfig {
+                durability: Durability::Buffered,
+                ..JournalConfig::default()
+            },
+        )?;
+        if let Some(t) = &report.truncated {
+            tracing::warn!(file = %t.path.display(), offset = t.offset, bytes = t.dropped_bytes,
+                "outcome log: cut a torn tail (outcomes never synced; their attempts are redone)");
+        }
+        // What a killed process left in the page cache is read back as written: make it
+        // durable before the read model may reflect it.
+        journal.sync()?;
+        let journal = Arc::new(journal);
+        let mut applied = store.outcomes_applied()?;
+        let mut reader = journal.read_from(applied + 1)?;
+        let mut batch = Vec::new();
+        let mut replayed = 0usize;
+        loop {
+            let record = reader.next().transpose()?;
+            let done = record.is_none();
+            if let Some(r) = record {
+                batch.extend(decode(r.seq, &r.payload)?);
+                applied = r.seq;
+                replayed += 1;
+            }
+            if done || batch.len() >= APPLY_BATCH {
+                store.apply(&batch, applied)?;
+                batch.clear();
+            }
+            if done {
+                break;
+            }
+        }
+        if replayed > 0 {
+            tracing::info!(
+                records = replayed,
+                "outcome log replayed into the read model"
+            );
+        }
+        let (applied_tx, applied_rx) = watch::channel(applied);
+        let (stop, stop_rx) = watch::channel(false);
+        let indexer = Indexer {
+            journal: journal.clone(),
+            store,
+            applied: applied_tx,
+        };
+        let handle = thread::Builder::new()
+            .name("hookd-indexer".into())
+            .spawn(move || indexer.run(stop_rx))
+            .map_err(|source| LogError::Spawn {
+                thread: "indexer",
+                source,
+            })?;
+        Ok(Self {
+            journal,
+            applied: applied_rx,
+            stop,
+            indexer: Some(handle),
+        })
+    }
+
+    /// Appends `changes` as one record; returns its seq once it is written (survives the
+    /// process, not the machine).
+    pub async fn record(&self, changes: &[Change]) -> Result<Seq> {
+        let payload = encode(changes)?;
+        Ok(self
+            .journal
+            .append_async_with(payload, Durability::Buffered)
+            .await?)
+    }
+
+    /// Appends `changes` as one record; returns its seq once it is on the disk.
+    pub async fn record_durable(&self, changes: &[Change]) -> Result<Seq> {
+        let payload = encode(changes)?;
+        Ok(self
+            .journal
+            .append_async_with(payload, Durability::Sync)
+            .await?)
+    }
+
+    /// Waits until the read model reflects record `seq` (and all before it).
+    pub async fn applied(&self, seq: Seq) -> Result<()> {
+        let mut rx = self.applied.clone();
+        rx.wait_for(|&a| a >= seq)
+            .await
+            .map(|_| ())
+            .map_err(|_| LogError::IndexerStopped)
+    }
+
+    /// The last seq the read model reflects.
+    pub fn applied_seq(&self) -> Seq {
+        *self.applied.borrow()
+    }
+
+    /// Waits until the read model reflects every record appended before the call.
+    pub async fn caught_up(&self) -> Result<()> {
+        let last = self.journal.next_seq().saturating_sub(1);
+        self.applied(last).await
+    }
+
+    /// Stops the indexer once it has applied everything appended so far, and syncs the log.
+    pub fn close(mut self) -> Result<()> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> Result<()> {
+        let _ = self.stop.send(true);
+        if let Some(h) = self.indexer.take() {
+            let _ = h.join();
+        }
+        self.journal.sync()?;
+        Ok(())
+    }
+}
+
+impl Drop for OutcomeLog {
+    fn drop(&mut self) {
+        if let Err(e) = self.shut_down() {
+            tracing::error!(error = %e, "closing the outcome log");
+        }
+    }
+}
+
+struct Indexer {
+    journal: Arc<Journal>,
+    store: Arc<SledStore>,
+    applied: watch::Sender<Seq>,
+}
+
+impl Indexer {
+    fn run(self, stop: watch::Receiver<bool>) {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "indexer: no runtime");
+                return;
+            }
+        };
+        rt.block_on(self.follow(stop));
+    }
+
+    async fn follow(&self, mut stop: watch::Receiver<bool>) {
+        let from = *self.applied.borrow() + 1;
+        let mut tail = match self.journal.tail(from) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "indexer: opening the outcome log");
+                return;
+            }
+        };
+        let mut stopping = false;
+        loop {
+            let mut records = Vec::new();
+            if !stopping {
+                tokio::select! {
+                    r = tail.next() => match r {
+                        Ok(r) => records.push(r),
+                        Err(e) => {
+                            tracing::error!(error = %e, "indexer: reading the outcome log");
+                            return;
+                        }
+                    },
+                    _ = stop.wait_for(|&s| s) => stopping = true,
+                }
+            }
+            while records.len() < APPLY_BATCH {
+                match tail.try_next() {
+                    Some(Ok(r)) => records.push(r),
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "indexer: reading the outcome log");
+                        return;
+                    }
+                    None => break,
+                }
+            }
+            if records.is_empty() {
+                if stopping {
+                    return;
+                }
+                continue;
+            }
+            if let Err(e) = self.apply(&records) {
+                // The facts stay in the log; a restart applies them.
+                tracing::error!(error = %e, "indexer: applying outcomes; stopping");
+                return;
+            }
+        }
+    }
+
+    fn apply(&self, records: &[hookd_journal::Record]) -> Result<()> {
+        // Never let the read model run ahead of what the log keeps after a power cut.
+        self.journal.sync()?;
+        inc(&METRICS.outcome_flushes_total, 1);
+        let mut changes = Vec::with_capacity(records.len());
+        for r in records {
+            changes.extend(decode(r.seq, &r.payload)?);
+        }
+        let last = records.last().map_or(0, |r| r.seq);
+        self.store.apply(&changes, last)?;
+        let _ = self.applied.send(last);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
