@@ -247,7 +247,7 @@ async fn create(
         format,
         previous_secrets: Vec::new(),
     };
-    let ep = state.registry.upsert(ep)?;
+    let ep = state.registry.insert(ep)?;
     tracing::info!(endpoint = %ep.id, tenant = %ep.tenant, "endpoint created");
     Ok(with_secret(&ep, StatusCode::CREATED))
 }
@@ -300,38 +300,44 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(mut input): JsonBody<PatchIn>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut ep = (*load(&state, &caller, &id)?).clone();
-    let format = format_in!(input).apply(&ep.format, false)?;
-    if format.scheme != ep.format.scheme {
-        ep.format = format;
-        formats::check_scheme_change(&mut ep)?;
-    } else {
-        ep.format = format;
-    }
-    if let Some(name) = input.name {
-        check_name(&name)?;
-        ep.name = name;
-    }
-    if let Some(types) = input.event_types {
-        check_types(&state, &types)?;
-        ep.event_types = types;
-    }
-    if let Some(d) = input.description {
-        ep.description = d;
-    }
-    if let Some(m) = input.metadata {
-        ep.metadata = m;
-    }
-    check_extras(&ep.description, &ep.metadata)?;
-    if let Some(enabled) = input.enabled {
-        ep.enabled = enabled;
-    }
-    if let Some(url) = input.url {
-        check_url(&state, &url)?;
-        ep.url = url;
-    }
-    ep.updated_at_ms = now_ms();
-    let ep = state.registry.upsert(ep)?;
+    let id = load(&state, &caller, &id)?.id;
+    let registry = state.registry.clone();
+    let ep = registry
+        .update(id, |current| -> Result<Endpoint, ApiError> {
+            let mut ep = current.clone();
+            let format = format_in!(input).apply(&ep.format, false)?;
+            if format.scheme != ep.format.scheme {
+                ep.format = format;
+                formats::check_scheme_change(&mut ep)?;
+            } else {
+                ep.format = format;
+            }
+            if let Some(name) = input.name {
+                check_name(&name)?;
+                ep.name = name;
+            }
+            if let Some(types) = input.event_types {
+                check_types(&state, &types)?;
+                ep.event_types = types;
+            }
+            if let Some(d) = input.description {
+                ep.description = d;
+            }
+            if let Some(m) = input.metadata {
+                ep.metadata = m;
+            }
+            check_extras(&ep.description, &ep.metadata)?;
+            if let Some(enabled) = input.enabled {
+                ep.enabled = enabled;
+            }
+            if let Some(url) = input.url {
+                check_url(&state, &url)?;
+                ep.url = url;
+            }
+            ep.updated_at_ms = now_ms();
+            Ok(ep)
+        })?
+        .ok_or_else(|| ApiError::not_found("endpoint"))?;
     Ok(Json(
         serde_json::to_value(EndpointView::from(&*ep)).unwrap_or_default(),
     ))
@@ -343,7 +349,9 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let ep = load(&state, &caller, &id)?;
-    state.registry.remove(ep.id)?;
+    if !state.registry.remove(ep.id)? {
+        return Err(ApiError::not_found("endpoint"));
+    }
     tracing::info!(endpoint = %ep.id, "endpoint deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -363,18 +371,24 @@ async fn rotate(
     limits: hookd_http::JsonLimits,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut ep = (*load(&state, &caller, &id)?).clone();
+    let id = load(&state, &caller, &id)?.id;
     // The body is optional: none (or `{}`) asks for a generated secret.
     let input: RotateIn = if body.iter().all(u8::is_ascii_whitespace) {
         RotateIn::default()
     } else {
         hookd_http::json::parse_json(&body, limits)?
     };
-    let secret = formats::secret_or_generated(&ep.format, input.secret)?;
-    let now = now_ms();
-    formats::rotate(&mut ep, secret, input.overlap_seconds, now)?;
-    ep.updated_at_ms = now;
-    let ep = state.registry.upsert(ep)?;
+    let ep = state
+        .registry
+        .update(id, |current| -> Result<Endpoint, ApiError> {
+            let mut ep = current.clone();
+            let secret = formats::secret_or_generated(&ep.format, input.secret)?;
+            let now = now_ms();
+            formats::rotate(&mut ep, secret, input.overlap_seconds, now)?;
+            ep.updated_at_ms = now;
+            Ok(ep)
+        })?
+        .ok_or_else(|| ApiError::not_found("endpoint"))?;
     tracing::info!(endpoint = %ep.id, "endpoint secret rotated");
     let until = ep.previous_secrets.iter().map(|p| p.expires_at_ms).max();
     Ok(Json(serde_json::json!({

@@ -3,7 +3,7 @@
 //! to the store first (durably) and then here, so a restart rebuilds the same view.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use hookd_types::{Endpoint, EndpointId};
 
@@ -19,6 +19,10 @@ struct View {
 pub struct EndpointRegistry {
     store: Arc<dyn Store>,
     view: RwLock<View>,
+    /// Held by every write from reading the current endpoint to publishing the new one, so
+    /// writes of one endpoint apply one after another: a change can neither overwrite another
+    /// it never saw nor bring back an endpoint deleted meanwhile.
+    writer: Mutex<()>,
 }
 
 impl std::fmt::Debug for EndpointRegistry {
@@ -36,6 +40,7 @@ impl EndpointRegistry {
         Ok(Self {
             store,
             view: RwLock::new(view),
+            writer: Mutex::new(()),
         })
     }
 
@@ -75,8 +80,40 @@ impl EndpointRegistry {
         (page, next)
     }
 
-    /// Stores `endpoint` durably, then publishes it.
-    pub fn upsert(&self, endpoint: Endpoint) -> Result<Arc<Endpoint>> {
+    /// Stores a new `endpoint` durably, then publishes it.
+    pub fn insert(&self, endpoint: Endpoint) -> Result<Arc<Endpoint>> {
+        let _writing = self.lock_writer();
+        self.publish(endpoint)
+    }
+
+    /// Changes endpoint `id` by `change`, which sees the current endpoint (not one read before
+    /// another write), then stores and publishes the result. `None` when there is no such
+    /// endpoint (any more). Blocks on the store: call it from a blocking context.
+    pub fn update<E: From<crate::LogError>>(
+        &self,
+        id: EndpointId,
+        change: impl FnOnce(&Endpoint) -> std::result::Result<Endpoint, E>,
+    ) -> std::result::Result<Option<Arc<Endpoint>>, E> {
+        let _writing = self.lock_writer();
+        let Some(current) = self.get(id) else {
+            return Ok(None);
+        };
+        let next = change(&current)?;
+        Ok(Some(self.publish(next)?))
+    }
+
+    /// Deletes endpoint `id`; says whether there was one.
+    pub fn remove(&self, id: EndpointId) -> Result<bool> {
+        let _writing = self.lock_writer();
+        if self.get(id).is_none() {
+            return Ok(false);
+        }
+        self.store.delete_endpoint(id)?;
+        self.write().remove(id);
+        Ok(true)
+    }
+
+    fn publish(&self, endpoint: Endpoint) -> Result<Arc<Endpoint>> {
         self.store.put_endpoint(&endpoint)?;
         let ep = Arc::new(endpoint);
         let mut view = self.write();
@@ -85,10 +122,8 @@ impl EndpointRegistry {
         Ok(ep)
     }
 
-    pub fn remove(&self, id: EndpointId) -> Result<()> {
-        self.store.delete_endpoint(id)?;
-        self.write().remove(id);
-        Ok(())
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, View> {
