@@ -104,6 +104,7 @@ struct Scheduler {
 struct Storage {
     cache_mb: u64,
     background_flush: String,
+    checkpoint_interval: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,6 +201,8 @@ pub struct Config {
     pub cache_bytes: u64,
     /// sled's own periodic flush (`[storage] background_flush`); `None`: off.
     pub background_flush: Option<Duration>,
+    /// `[storage] checkpoint_interval`.
+    pub checkpoint_interval: Duration,
     pub grace: Duration,
     /// Serve the API over TLS (`[tls]`); `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
@@ -378,6 +381,13 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         &f.storage.background_flush,
     )?)
     .filter(|d| !d.is_zero());
+    let checkpoint_interval = duration(
+        "storage.checkpoint_interval",
+        &f.storage.checkpoint_interval,
+    )?;
+    if checkpoint_interval.is_zero() {
+        return Err(err("storage.checkpoint_interval must be positive"));
+    }
     let tls = match (f.tls.cert_file.trim(), f.tls.key_file.trim()) {
         ("", "") => None,
         ("", _) | (_, "") => {
@@ -415,6 +425,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         shards,
         cache_bytes: f.storage.cache_mb << 20,
         background_flush,
+        checkpoint_interval,
         grace: duration("shutdown.grace", &f.shutdown.grace)?,
         tls,
         master_key,

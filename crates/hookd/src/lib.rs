@@ -55,6 +55,32 @@ impl Dispatch for SendDispatch {
     }
 }
 
+/// Checkpoints the read model and the logs every `every` until `stop`.
+async fn checkpoints(
+    outcomes: Arc<OutcomeLog>,
+    sled: Arc<SledStore>,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let (log, store) = (outcomes.clone(), sled.clone());
+        match tokio::task::spawn_blocking(move || log.checkpoint(&store)).await {
+            Ok(Ok(c)) => tracing::debug!(
+                outcomes_through = c.outcomes_through,
+                outcome_segments_removed = c.outcome_segments_removed,
+                event_segments_removed = c.event_segments_removed,
+                "checkpoint"
+            ),
+            Ok(Err(e)) => tracing::error!(error = %e, "checkpoint failed; retrying later"),
+            Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
+        }
+    }
+}
+
 /// Runs the daemon on `listener` until `shutdown` resolves, then drains and returns.
 pub async fn run(
     cfg: Config,
@@ -93,7 +119,7 @@ pub async fn run(
     );
     let store: Arc<dyn Store> = sled.clone();
     let key = keys::admin_key(&cfg, &*store)?;
-    let api_keys = Arc::new(KeyRegistry::load(sled)?);
+    let api_keys = Arc::new(KeyRegistry::load(sled.clone())?);
     let registry = Arc::new(EndpointRegistry::load(store.clone())?);
     let policy = TargetPolicy {
         allow_private: cfg.allow_private_targets,
@@ -125,13 +151,20 @@ pub async fn run(
     let scheduler = loader.start();
     let appended = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let checkpointer = tokio::spawn(checkpoints(
+        outcomes.clone(),
+        sled.clone(),
+        cfg.checkpoint_interval,
+        stop_rx.clone(),
+    ));
     let fanout = Fanout::new(
         store.clone(),
         registry.clone(),
         scheduler.handle(),
         appended.clone(),
     )
-    .spawn(stop_rx);
+    .spawn(stop_rx)
+    .context("starting the fan-out thread")?;
     let (committer, committer_thread) = Committer::start(
         store.clone(),
         CommitterConfig {
@@ -211,7 +244,8 @@ pub async fn run(
     tracing::info!(grace = ?cfg.grace, "shutting down: refusing new events, finishing deliveries");
     draining.start();
     let _ = stop_tx.send(true);
-    let _ = fanout.await;
+    let _ = tokio::task::spawn_blocking(move || fanout.join()).await;
+    let _ = checkpointer.await;
     let finished = scheduler.shutdown(cfg.grace).await;
     if !finished {
         tracing::warn!(
@@ -230,7 +264,13 @@ pub async fn run(
     // Every holder of the outcome log (sender, API) is gone with the tasks above; closing it
     // applies what is left to the read model.
     match Arc::try_unwrap(outcomes) {
-        Ok(log) => log.close()?,
+        Ok(log) => {
+            let done = tokio::task::spawn_blocking(move || {
+                log.checkpoint(&sled)?;
+                log.close()
+            });
+            done.await??;
+        }
         Err(_) => tracing::warn!("outcome log still in use at shutdown; a restart replays it"),
     }
     store.flush()?;

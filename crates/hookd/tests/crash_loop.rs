@@ -260,6 +260,8 @@ async fn retry_failed(ctx: Arc<Ctx>, mut rng: StdRng) {
                 Ok(r) if r.status == 202 => bump(&ctx.retried),
                 // Attempted (and delivered) since it was listed.
                 Ok(r) if r.status == 409 => {}
+                // Draining for shutdown: the shards no longer take work.
+                Ok(r) if r.status == 503 && r.text.contains("UNAVAILABLE") => {}
                 Ok(r) => ctx.unexpected(format!("POST {path} -> {} {}", r.status, r.text)),
                 Err(_) => break,
             }

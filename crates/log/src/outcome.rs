@@ -64,6 +64,14 @@ impl Change {
     }
 }
 
+/// What a checkpoint did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkpointed {
+    pub outcomes_through: Seq,
+    pub outcome_segments_removed: usize,
+    pub event_segments_removed: usize,
+}
+
 /// Most records the indexer applies in one batch of the read model.
 const APPLY_BATCH: usize = 4096;
 
@@ -201,6 +209,25 @@ impl OutcomeLog {
     pub async fn caught_up(&self) -> Result<()> {
         let last = self.journal.next_seq().saturating_sub(1);
         self.applied(last).await
+    }
+
+    /// Makes the read model durable (sled flushed and `fsync`ed) up to what the indexer has
+    /// applied, records that as the outcome log's checkpoint, and drops the segments before
+    /// it; then does the same for the event log up to the fan-out cursor. A restart replays
+    /// only what came after. Blocks: call it from a blocking thread.
+    pub fn checkpoint(&self, store: &SledStore) -> Result<Checkpointed> {
+        let applied = self.applied_seq();
+        let events_removed = store.checkpoint_events()?;
+        let mut outcome_segments_removed = 0;
+        if applied > 0 && self.journal.last_checkpoint() != Some(applied) {
+            self.journal.checkpoint(applied, Vec::new())?;
+            outcome_segments_removed = self.journal.remove_before(applied + 1)?.segments;
+        }
+        Ok(Checkpointed {
+            outcomes_through: applied,
+            outcome_segments_removed,
+            event_segments_removed: events_removed,
+        })
     }
 
     /// Stops the indexer once it has applied everything appended so far, and syncs the log.

@@ -29,7 +29,7 @@
 //! - sled recovers a prefix of its writes, so a buffered fan-out or attempt lost in a crash
 //!   leaves the log record or the deadline in place, and the work is redone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ use serde::{Deserialize, Serialize};
 use hookd_types::{Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
 
 use crate::error::{LogError, Result};
+use hookd_journal::{Config as JournalConfig, Durability, Journal};
+
 use crate::outcome::Change;
 use crate::sealed::MasterKey;
 use crate::store::*;
@@ -62,11 +64,12 @@ pub const DEFAULT_BACKGROUND_FLUSH: Duration = Duration::from_millis(200);
 
 pub struct SledStore {
     db: sled::Db,
-    /// The log records, apart from the state: sled rewrites whole leaves, and the large log
-    /// records must not be copied along with every small state update.
-    log: sled::Tree,
-    next_seq: AtomicU64,
+    /// The event log: every group commit of ingest, one record each, synced before the 202.
+    events: Journal,
+    /// First event-log seq not yet fanned out.
     cursor: AtomicU64,
+    /// sled's directory.
+    path: PathBuf,
     /// Seals endpoint secrets when set ([`SledStore::open_sealed`]).
     master: Option<MasterKey>,
 }
@@ -74,7 +77,7 @@ pub struct SledStore {
 impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SledStore")
-            .field("next_seq", &self.next_seq)
+            .field("next_seq", &self.events.next_seq())
             .field("cursor", &self.cursor)
             .finish()
     }
@@ -132,8 +135,10 @@ impl Kind {
 
 /// Ends the tenant in an idempotency key, which tokens never contain.
 const TENANT_END: &[u8] = b"\0";
-/// The fan-out cursor's name among the metadata.
+/// The fan-out cursor of stores from before the event journal (numbering of the old `log` tree).
 const CURSOR: &str = "cursor";
+/// The fan-out cursor: the first event-log seq not yet fanned out.
+const EVENTS_CURSOR: &str = "events_cursor";
 /// The last outcome record applied, among the metadata.
 const OUTCOMES_APPLIED: &str = "outcomes_applied";
 /// Endpoint stats are one record of four i64 (LE): delivered, failed (dead-lettered),
@@ -227,12 +232,26 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-fn log_key(seq: Seq) -> [u8; 8] {
-    seq.to_be_bytes()
+/// The largest event-log record: a group commit of many large events.
+const MAX_EVENT_RECORD_BYTES: u32 = 1 << 30;
+
+/// The event log's directory: beside the sled directory (a re-seal swaps that one whole).
+pub fn events_dir(db: &Path) -> PathBuf {
+    db.with_extension("events")
 }
 
-fn seq_of(k: &[u8]) -> Seq {
-    u64::from_be_bytes(k.try_into().unwrap_or_default())
+/// `fsync`s every file under `dir`, and the directories themselves.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            std::fs::File::open(&path)?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
 }
 fn delivery_key(id: DeliveryId) -> Vec<u8> {
     key(&[Kind::Delivery.prefix(), &id.to_bytes()])
@@ -314,31 +333,80 @@ impl SledStore {
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(every_ms)
             .open()?;
-        let cursor = match db.get(meta_key(CURSOR))? {
-            Some(v) => {
-                u64::from_be_bytes(v.as_ref().try_into().map_err(|_| LogError::Corrupt {
-                    key: "mcursor".into(),
-                    detail: "not 8 bytes".into(),
-                })?)
-            }
-            None => 0,
+        let journal = JournalConfig {
+            // One record is one group commit of ingest: up to `max_commit_batch` events.
+            max_record_bytes: MAX_EVENT_RECORD_BYTES,
+            ..JournalConfig::default()
         };
-        let log = db.open_tree("log")?;
-        // Records below the cursor are fanned out; a crash may have left some behind.
-        for k in log.range(..log_key(cursor)).keys() {
-            log.remove(k?)?;
+        let (events, report) = Journal::open(events_dir(&cfg.path), journal)?;
+        if let Some(t) = &report.truncated {
+            // Never acknowledged: the 202 waits for the sync that did not complete.
+            tracing::warn!(file = %t.path.display(), offset = t.offset, bytes = t.dropped_bytes,
+                "event log: cut a torn tail of unacknowledged events");
         }
-        let next_seq = match log.last()? {
-            Some((k, _)) => seq_of(&k) + 1,
-            None => cursor,
-        };
-        Ok(Self {
+        let mut store = Self {
             db,
-            log,
-            next_seq: AtomicU64::new(next_seq.max(cursor)),
-            cursor: AtomicU64::new(cursor),
+            events,
+            cursor: AtomicU64::new(0),
+            path: cfg.path.clone(),
             master: None,
-        })
+        };
+        let cursor = match store.meta_u64_opt(EVENTS_CURSOR)? {
+            Some(c) => c,
+            None => store.adopt_legacy_log()?,
+        };
+        *store.cursor.get_mut() = cursor;
+        Ok(store)
+    }
+
+    /// A store from before the event journal kept the events not yet fanned out in a sled
+    /// tree `log`, numbered from 0 with the cursor under `mcursor`. They move to the journal
+    /// (synced) in order, then the cursor is set in the journal's numbering and the tree is
+    /// emptied. A crash in between moves them again on the next open: their events may be fanned
+    /// out twice (delivered at least once, as always). A fresh store starts at the journal's end.
+    fn adopt_legacy_log(&self) -> Result<Seq> {
+        let old_cursor = self.meta_u64(CURSOR)?;
+        let log = self.db.open_tree("log")?;
+        let first = self.events.next_seq();
+        let mut moved = 0usize;
+        for kv in log.range(old_cursor.to_be_bytes()..) {
+            let (_, v) = kv?;
+            self.events.append(v.to_vec())?;
+            moved += 1;
+        }
+        self.db
+            .insert(meta_key(EVENTS_CURSOR), &first.to_be_bytes()[..])?;
+        self.db.flush()?;
+        log.clear()?;
+        self.db.flush()?;
+        if moved > 0 {
+            tracing::info!(
+                records = moved,
+                "moved events not yet fanned out into the event log"
+            );
+        }
+        Ok(first)
+    }
+
+    /// Makes what fan-out has committed durable, then lets the event log drop the segments
+    /// it no longer needs: every event before the fan-out cursor is indexed in the store.
+    /// Returns the segments removed.
+    pub fn checkpoint_events(&self) -> Result<usize> {
+        let cursor = self.fanout_cursor();
+        self.sync_to_disk()?;
+        if cursor <= self.events.first_seq() {
+            return Ok(0);
+        }
+        self.events.checkpoint(cursor - 1, Vec::new())?;
+        Ok(self.events.remove_before(cursor)?.segments)
+    }
+
+    /// Flushes sled and then `fsync`s its files: sled 0.34's own flush ends in
+    /// `sync_file_range`, which leaves the device's write cache and file metadata unsynced.
+    pub fn sync_to_disk(&self) -> Result<()> {
+        self.db.flush()?;
+        sync_tree(&self.path)?;
+        Ok(())
     }
 
     fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>> {
@@ -358,14 +426,18 @@ impl SledStore {
     }
 
     fn meta_u64(&self, name: &str) -> Result<u64> {
+        Ok(self.meta_u64_opt(name)?.unwrap_or(0))
+    }
+
+    fn meta_u64_opt(&self, name: &str) -> Result<Option<u64>> {
         match self.db.get(meta_key(name))? {
-            Some(v) => Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
-                LogError::Corrupt {
+            Some(v) => Ok(Some(u64::from_be_bytes(v.as_ref().try_into().map_err(
+                |_| LogError::Corrupt {
                     key: format!("m{name}"),
                     detail: "not 8 bytes".into(),
-                }
-            })?)),
-            None => Ok(0),
+                },
+            )?))),
+            None => Ok(None),
         }
     }
 
@@ -451,17 +523,15 @@ impl SledStore {
 
 impl Store for SledStore {
     fn append(&self, record: &LogRecord) -> Result<Seq> {
-        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
-        self.log.insert(log_key(seq), enc(record)?)?;
-        self.db.flush()?;
-        Ok(seq)
+        Ok(self.events.append_with(enc(record)?, Durability::Sync)?)
     }
 
     fn read_log(&self, from: Seq, max: usize) -> Result<Vec<(Seq, LogRecord)>> {
         let mut out = Vec::new();
-        for kv in self.log.range(log_key(from)..).take(max) {
-            let (k, v) = kv?;
-            out.push((seq_of(&k), dec(&k, &v)?));
+        for r in self.events.read_from(from)?.take(max) {
+            let r = r?;
+            let record = dec(format!("event log {}", r.seq).as_bytes(), &r.payload)?;
+            out.push((r.seq, record));
         }
         Ok(out)
     }
@@ -508,12 +578,9 @@ impl Store for SledStore {
                 batch.insert(due_key(due, d.id), deadline_value(d));
             }
         }
-        batch.insert(meta_key(CURSOR), &(seq + 1).to_be_bytes()[..]);
+        batch.insert(meta_key(EVENTS_CURSOR), &(seq + 1).to_be_bytes()[..]);
         self.db.apply_batch(batch)?;
         self.cursor.fetch_max(seq + 1, Ordering::SeqCst);
-        // The cursor, committed with the state, is what counts; dropping the record is garbage
-        // collection (redone on open if a crash comes first).
-        self.log.remove(log_key(seq))?;
         Ok(())
     }
 

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::thread::JoinHandle;
 use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use hookd_log::{EndpointRegistry, LogRecord, Seq, Store};
@@ -53,25 +53,29 @@ impl Fanout {
         }
     }
 
-    pub fn spawn(mut self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
-        tokio::spawn(
-            async move {
-                loop {
-                    if let Err(e) = self.drain() {
-                        tracing::error!(error = %e, "fan-out failed; retrying in 1s");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                    tokio::select! {
-                        _ = self.appended.notified() => {}
-                        // A safety net only: every append notifies.
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = stop.changed() => break,
-                    }
+    /// Runs fan-out on a thread of its own (named `hookd-fanout`): its store reads and writes
+    /// may wait on the disk, which a runtime worker must never do. It stops when `stop` turns
+    /// true; join the handle (from a blocking context) to wait for it.
+    pub fn spawn(mut self, mut stop: watch::Receiver<bool>) -> std::io::Result<JoinHandle<()>> {
+        let runtime = tokio::runtime::Handle::current();
+        let run = async move {
+            loop {
+                if let Err(e) = self.drain() {
+                    tracing::error!(error = %e, "fan-out failed; retrying in 1s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                tokio::select! {
+                    _ = self.appended.notified() => {}
+                    // A safety net only: every append notifies.
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => break,
                 }
             }
-            .instrument(tracing::info_span!("fanout")),
-        )
+        };
+        std::thread::Builder::new()
+            .name("hookd-fanout".into())
+            .spawn(move || runtime.block_on(run.instrument(tracing::info_span!("fanout"))))
     }
 
     /// Fans out every record from the cursor to the end of the log.

@@ -88,8 +88,9 @@ fn log_survives_reopen_and_fanout_moves_cursor() {
     let ep = EndpointId::generate();
     {
         let s = dir.open();
-        assert_eq!(s.append(&vec![entry("e1", Some("k1"))]).unwrap(), 0);
-        assert_eq!(s.append(&vec![entry("e2", None)]).unwrap(), 1);
+        assert_eq!(s.fanout_cursor(), 1);
+        assert_eq!(s.append(&vec![entry("e1", Some("k1"))]).unwrap(), 1);
+        assert_eq!(s.append(&vec![entry("e2", None)]).unwrap(), 2);
     }
     let s = dir.open();
     let log = s.read_log(s.fanout_cursor(), 10).unwrap();
@@ -98,7 +99,7 @@ fn log_survives_reopen_and_fanout_moves_cursor() {
     let d = delivery("e1", ep, 5);
     s.commit_fanout(*seq, rec, std::slice::from_ref(&d))
         .unwrap();
-    assert_eq!(s.fanout_cursor(), 1);
+    assert_eq!(s.fanout_cursor(), 2);
     assert_eq!(s.get_event("e1").unwrap().unwrap().id, "e1");
     assert_eq!(
         s.get_idempotency("t", "k1").unwrap().unwrap().event_id,
@@ -110,10 +111,10 @@ fn log_survives_reopen_and_fanout_moves_cursor() {
     assert_eq!((sched[0].due_ms, sched[0].delivery), (5, d.id));
     drop(s);
     let s = dir.open();
-    assert_eq!(s.fanout_cursor(), 1);
-    assert_eq!(s.read_log(1, 10).unwrap().len(), 1);
+    assert_eq!(s.fanout_cursor(), 2);
+    assert_eq!(s.read_log(2, 10).unwrap().len(), 1);
     // A new append after reopen never reuses a position.
-    assert_eq!(s.append(&vec![entry("e3", None)]).unwrap(), 2);
+    assert_eq!(s.append(&vec![entry("e3", None)]).unwrap(), 3);
 }
 
 #[test]
@@ -270,22 +271,68 @@ fn stats_follow_dead_letter_and_manual_retry() {
 }
 
 #[test]
-fn records_left_below_the_cursor_are_collected_on_open() {
+fn a_store_from_before_the_event_log_hands_its_unfanned_events_over() {
     let dir = TempStore::new();
     {
-        let s = dir.open();
-        let rec = vec![entry("e1", None)];
-        s.append(&rec).unwrap();
-        s.append(&vec![entry("e2", None)]).unwrap();
-        s.commit_fanout(0, &rec, &[]).unwrap();
-        // A crash between the state batch and the removal leaves the record behind.
-        s.log.insert(log_key(0), enc(&rec).unwrap()).unwrap();
-        s.flush().unwrap();
+        // The old layout: events in a sled tree `log` numbered from 0, the cursor at 1 (record
+        // 0 fanned out, left behind by a crash before its removal).
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let log = db.open_tree("log").unwrap();
+        for (seq, id) in [(0u64, "e0"), (1, "e1"), (2, "e2")] {
+            let rec = vec![entry(id, None)];
+            log.insert(seq.to_be_bytes(), enc(&rec).unwrap()).unwrap();
+        }
+        db.insert(meta_key(CURSOR), &1u64.to_be_bytes()[..])
+            .unwrap();
+        db.flush().unwrap();
     }
     let s = dir.open();
-    assert_eq!(s.fanout_cursor(), 1);
-    assert!(s.log.get(log_key(0)).unwrap().is_none());
-    let pending: Vec<Seq> = s.read_log(0, 10).unwrap().iter().map(|(q, _)| *q).collect();
-    assert_eq!(pending, vec![1]);
-    assert_eq!(s.append(&vec![entry("e3", None)]).unwrap(), 2);
+    let cursor = s.fanout_cursor();
+    let pending: Vec<String> = s
+        .read_log(cursor, 10)
+        .unwrap()
+        .into_iter()
+        .flat_map(|(_, rec)| rec.into_iter().map(|e| e.event.id))
+        .collect();
+    assert_eq!(pending, ["e1", "e2"]);
+    assert!(s.db.open_tree("log").unwrap().is_empty());
+    drop(s);
+    // Adopted once: a second open finds the same two, not four.
+    let s = dir.open();
+    assert_eq!(s.read_log(s.fanout_cursor(), 10).unwrap().len(), 2);
+}
+
+#[test]
+fn an_event_checkpoint_drops_only_fanned_out_segments() {
+    let dir = TempStore::new();
+    let s = dir.open();
+    // Large records roll segments (64 MiB each): five of 15 MiB, four in the first segment.
+    let big = |id: &str| {
+        let mut e = entry(id, None);
+        e.event.data = format!("\"{}\"", "x".repeat(15 << 20));
+        vec![e]
+    };
+    let seqs: Vec<Seq> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|id| s.append(&big(id)).unwrap())
+        .collect();
+    assert_eq!(s.checkpoint_events().unwrap(), 0, "nothing fanned out yet");
+    for &seq in &seqs[..3] {
+        let rec = s.read_log(seq, 1).unwrap().remove(0).1;
+        s.commit_fanout(seq, &rec, &[]).unwrap();
+    }
+    assert_eq!(
+        s.checkpoint_events().unwrap(),
+        0,
+        "the first segment holds d still"
+    );
+    for &seq in &seqs[3..4] {
+        let rec = s.read_log(seq, 1).unwrap().remove(0).1;
+        s.commit_fanout(seq, &rec, &[]).unwrap();
+    }
+    assert_eq!(s.checkpoint_events().unwrap(), 1);
+    // What is not fanned out is still there, and so is every fanned-out event's record.
+    assert_eq!(s.read_log(seqs[4], 10).unwrap().len(), 1);
+    assert_eq!(s.get_event("a").unwrap().unwrap().id, "a");
+    assert!(s.read_log(seqs[0], 1).is_err(), "the first segment is gone");
 }
