@@ -72,21 +72,28 @@ async fn create_an_endpoint_send_an_event_and_read_its_delivery() {
 
     // The data goes out byte for byte (`1.10` stays `1.10`, the key order stays).
     let data = r#"{"z_job":"job-42","n":1.10}"#;
-    let run = cli
-        .run(&[
-            "events",
-            "send",
-            "--type",
-            "job.completed",
-            "--tenant",
-            "acme",
-            "--data",
-            data,
-        ])
-        .await;
+    let send = [
+        "events",
+        "send",
+        "--type",
+        "job.completed",
+        "--tenant",
+        "acme",
+        "--data",
+        data,
+        "--idempotency-key",
+        "job-42-done",
+    ];
+    let run = cli.run(&send).await;
     run.ok();
     let event = run.field("id");
     assert_eq!(run.field("type"), "job.completed");
+    assert!(!run.stdout.contains("replayed"), "{run}");
+    // The same key again: the original event, said to be a replay.
+    let run = cli.run(&send).await;
+    run.ok();
+    assert_eq!(run.field("id"), event);
+    assert!(run.field("replayed").starts_with("yes"), "{run}");
     let got = rx.wait_for_path("/hook", 1, PATIENCE).await;
     assert!(got[0].body_str().contains(data), "{}", got[0].body_str());
     assert_signed(&got[0], &secret);

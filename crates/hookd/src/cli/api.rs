@@ -93,9 +93,9 @@ impl Api {
         .map_err(|e| CliError::Usage(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+        // `--timeout` bounds the whole exchange, connecting included (see `call`).
         let mut http = HttpConnector::new();
         http.enforce_http(false);
-        http.set_connect_timeout(Some(conn.timeout));
         let https = HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
