@@ -2,14 +2,17 @@
 //! one HTTP listener, and its orderly shutdown.
 //!
 //! - [`config`]: defaults, file, environment, validation.
+//! - [`cli`]: `hookd endpoints|events|deliveries ...`, a client of a running daemon's API.
 //! - [`keys`]: the master key for secrets at rest, the admin key.
 //! - [`tls`]: the listener over TLS and its certificate reload on SIGHUP.
 //! - [`rekey`]: `hookd rekey`, re-sealing every secret under a new master key.
 //! - [`listener`]: accepting and serving connections under the `[server]` limits.
 //! - [`run`]: opens the store, builds every stage, serves until `shutdown` resolves, then drains.
 //!
-//! This crate owns process concerns (config, admin key, signals, lifetimes) and no pipeline logic.
+//! This crate owns process concerns (config, admin key, signals, lifetimes, the operator's
+//! client) and no pipeline logic.
 
+pub mod cli;
 pub mod config;
 pub mod keys;
 pub mod listener;

@@ -1,6 +1,7 @@
 //! `hookd --config config/hookd.toml`: tracing, config (invalid: one line on stderr, exit 64),
 //! bind, run until SIGTERM or ctrl-c, drain, exit 0. Other commands are subcommands; serving is
-//! the default.
+//! the default. The client subcommands (`hookd endpoints ...`, see `hookd::cli`) read no config:
+//! they talk to a running daemon.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,29 +15,58 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// TOML config file, laid over the built-in defaults (see config/hookd.toml).
-    #[arg(long, short, global = true)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigFile,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// `--config`, taken before the daemon's subcommands or after them (not by the client ones,
+/// which read no config).
+#[derive(Debug, clap::Args)]
+struct ConfigFile {
+    /// TOML config file, laid over the built-in defaults (see config/hookd.toml).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the API and deliver webhooks (the default).
-    Serve,
+    Serve {
+        #[command(flatten)]
+        config: ConfigFile,
+    },
     /// Re-seal every endpoint secret under a new master key, then exit. Stop the daemon first.
     Rekey {
+        #[command(flatten)]
+        config: ConfigFile,
         /// The new master key (32 bytes, base64 or hex); created with a random key if missing.
         #[arg(long)]
         new_key_file: PathBuf,
     },
+    #[command(flatten)]
+    Client(Box<hookd::cli::Command>),
 }
 
 const EX_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let top = args.config.config;
+    match args.command {
+        Some(Command::Client(client)) => hookd::cli::run(*client),
+        None => with_config(top, serve_until_stopped),
+        Some(Command::Serve { config }) => with_config(config.config.or(top), serve_until_stopped),
+        Some(Command::Rekey {
+            config,
+            new_key_file,
+        }) => with_config(config.config.or(top), |cfg| rekey(&cfg, &new_key_file)),
+    }
+}
+
+/// Tracing on stderr, then the config, then `run` on it.
+fn with_config(path: Option<PathBuf>, run: impl FnOnce(hookd::Config) -> ExitCode) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOOKD_LOG")
@@ -45,16 +75,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cfg = match hookd::config::load(args.config.as_deref(), |k| std::env::var(k).ok()) {
-        Ok(c) => c,
+    match hookd::config::load(path.as_deref(), |k| std::env::var(k).ok()) {
+        Ok(cfg) => run(cfg),
         Err(e) => {
             eprintln!("hookd: invalid config: {e}");
-            return ExitCode::from(EX_CONFIG);
+            ExitCode::from(EX_CONFIG)
         }
-    };
-    match args.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve_until_stopped(cfg),
-        Command::Rekey { new_key_file } => rekey(&cfg, &new_key_file),
     }
 }
 

@@ -12,21 +12,6 @@ use common::tls::*;
 use common::*;
 use serde_json::json;
 
-fn tls_config(dir: &Path, cert: &ServerCert) -> std::path::PathBuf {
-    Config::new(dir)
-        .set(
-            "tls",
-            "cert_file",
-            &toml_str(&cert.cert_file.to_string_lossy()),
-        )
-        .set(
-            "tls",
-            "key_file",
-            &toml_str(&cert.key_file.to_string_lossy()),
-        )
-        .write(dir)
-}
-
 /// ALPN protocols offered, the one the server should pick, the HTTP version answered.
 type AlpnCase = (&'static [&'static [u8]], &'static [u8], http::Version);
 

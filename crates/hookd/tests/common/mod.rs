@@ -8,6 +8,7 @@
 //! - [`process`]: the `hookd` child process and its logs (`Proc`).
 //! - [`daemon`]: a started daemon and `setup` (temp dir, receiver, daemon).
 //! - [`api`]: the API client (`Api`, `Resp`) and the error-shape check.
+//! - [`cli`]: the `hookd` binary as a client of a started daemon (`Cli`, `Run`).
 //! - the receiver: `hookd_testkit`'s (`Receiver`, `Reply`, `Recorded`), and its TLS certificate.
 //! - [`signature`]: Standard Webhooks checks in Rust and with the Python library.
 //! - [`time`]: clock, timestamp format and duration shorthands.
@@ -21,6 +22,7 @@
 
 mod api;
 pub mod checks;
+mod cli;
 mod config;
 pub mod crash;
 mod daemon;
@@ -38,6 +40,8 @@ pub mod verifiers;
 pub use api::*;
 #[allow(unused_imports)]
 pub use checks::*;
+#[allow(unused_imports)]
+pub use cli::*;
 #[allow(unused_imports)]
 pub use config::*;
 #[allow(unused_imports)]

@@ -12,7 +12,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
 
-use super::{Proc, ADMIN_KEY};
+use super::{toml_str, Config, Proc, ADMIN_KEY};
 
 /// A certificate authority for 127.0.0.1 servers.
 pub struct TestCa {
@@ -43,6 +43,11 @@ impl TestCa {
         self.issuer.der().clone()
     }
 
+    /// The CA certificate as PEM, for a client to trust.
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
     /// A new certificate for 127.0.0.1, written (each file atomically) to `cert_file` and
     /// `key_file`.
     pub fn issue(&self, cert_file: &Path, key_file: &Path) -> ServerCert {
@@ -59,6 +64,22 @@ impl TestCa {
             der: cert.der().clone(),
         }
     }
+}
+
+/// The harness config over TLS with `cert`, written to `<dir>/hookd.toml`; returns its path.
+pub fn tls_config(dir: &Path, cert: &ServerCert) -> PathBuf {
+    Config::new(dir)
+        .set(
+            "tls",
+            "cert_file",
+            &toml_str(&cert.cert_file.to_string_lossy()),
+        )
+        .set(
+            "tls",
+            "key_file",
+            &toml_str(&cert.key_file.to_string_lossy()),
+        )
+        .write(dir)
 }
 
 pub fn write_atomically(path: &Path, bytes: &[u8]) {
