@@ -10,7 +10,7 @@ use axum::{Json, Router};
 
 use hookd_http::error::ErrorCode;
 use hookd_http::views::{AttemptView, DeliveryView, Page, RequestView};
-use hookd_http::{Access, ApiError, Principal, RouteAccess};
+use hookd_http::{blocking, Access, ApiError, Principal, RouteAccess};
 use hookd_log::{Change, DeliveryQuery};
 use hookd_scheduler::{Job, Reservation};
 use hookd_sender::wire;
@@ -100,7 +100,8 @@ async fn list(
     endpoints::parse_id(&id)?;
     let query = parse_query(&q)?;
     let ep = endpoints::load(&state, &caller, &id)?.id;
-    let page = state.store.endpoint_deliveries(ep, &query)?;
+    let store = state.store.clone();
+    let page = blocking(move || Ok(store.endpoint_deliveries(ep, &query)?)).await?;
     Ok(Json(Page {
         data: page.items.iter().map(DeliveryView::from).collect(),
         next_cursor: page.next_cursor.map(|c| c.to_string()),
@@ -109,11 +110,15 @@ async fn list(
 }
 
 /// The delivery `id`, if it exists and the caller may see it (404 otherwise, either way).
-fn load(state: &ApiState, caller: &Principal, id: &str) -> Result<hookd_types::Delivery, ApiError> {
+async fn load(
+    state: &ApiState,
+    caller: &Principal,
+    id: &str,
+) -> Result<hookd_types::Delivery, ApiError> {
     let id: DeliveryId = id.parse().map_err(|_| ApiError::not_found("delivery"))?;
-    let d = state
-        .store
-        .get_delivery(id)?
+    let store = state.store.clone();
+    let d = blocking(move || Ok(store.get_delivery(id)?))
+        .await?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
     caller.owns(&d.tenant, "delivery")?;
     Ok(d)
@@ -124,10 +129,11 @@ async fn read(
     caller: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let d = load(&state, &caller, &id)?;
-    let attempts = state.store.attempts(d.id)?;
+    let d = load(&state, &caller, &id).await?;
+    let (store, delivery, event_id) = (state.store.clone(), d.id, d.event_id.clone());
+    let (attempts, event) =
+        blocking(move || Ok((store.attempts(delivery)?, store.get_event(&event_id)?))).await?;
     let endpoint = state.registry.get(d.endpoint_id);
-    let event = state.store.get_event(&d.event_id)?;
     let mut v = serde_json::to_value(DeliveryView::from(&d)).unwrap_or_default();
     v["attempts"] = attempts
         .iter()
@@ -175,7 +181,7 @@ async fn retry(
     caller: Principal,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let before = load(&state, &caller, &id)?;
+    let before = load(&state, &caller, &id).await?;
     if !matches!(
         before.status,
         DeliveryStatus::Retrying | DeliveryStatus::DeadLettered

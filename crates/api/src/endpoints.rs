@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use hookd_http::views::{EndpointView, Page, StatsView};
-use hookd_http::{Access, ApiError, ErrorCode, JsonBody, Principal, RouteAccess};
+use hookd_http::{blocking, Access, ApiError, ErrorCode, JsonBody, Principal, RouteAccess};
 use hookd_sender::policy::UrlError;
 use hookd_types::check::{check_event_type, tenant_or_default};
 use hookd_types::endpoint::EventFilter;
@@ -247,7 +247,8 @@ async fn create(
         format,
         previous_secrets: Vec::new(),
     };
-    let ep = state.registry.insert(ep)?;
+    let registry = state.registry.clone();
+    let ep = blocking(move || Ok(registry.insert(ep)?)).await?;
     tracing::info!(endpoint = %ep.id, tenant = %ep.tenant, "endpoint created");
     Ok(with_secret(&ep, StatusCode::CREATED))
 }
@@ -288,7 +289,8 @@ async fn read(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let ep = load(&state, &caller, &id)?;
-    let stats = state.store.endpoint_stats(ep.id)?;
+    let (store, ep_id) = (state.store.clone(), ep.id);
+    let stats = blocking(move || Ok(store.endpoint_stats(ep_id)?)).await?;
     let mut v = serde_json::to_value(EndpointView::from(&*ep)).unwrap_or_default();
     v["stats"] = serde_json::to_value(StatsView::from(stats)).unwrap_or_default();
     Ok(Json(v))
@@ -301,43 +303,48 @@ async fn update(
     JsonBody(mut input): JsonBody<PatchIn>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = load(&state, &caller, &id)?.id;
-    let registry = state.registry.clone();
-    let ep = registry
-        .update(id, |current| -> Result<Endpoint, ApiError> {
-            let mut ep = current.clone();
-            let format = format_in!(input).apply(&ep.format, false)?;
-            if format.scheme != ep.format.scheme {
-                ep.format = format;
-                formats::check_scheme_change(&mut ep)?;
-            } else {
-                ep.format = format;
-            }
-            if let Some(name) = input.name {
-                check_name(&name)?;
-                ep.name = name;
-            }
-            if let Some(types) = input.event_types {
-                check_types(&state, &types)?;
-                ep.event_types = types;
-            }
-            if let Some(d) = input.description {
-                ep.description = d;
-            }
-            if let Some(m) = input.metadata {
-                ep.metadata = m;
-            }
-            check_extras(&ep.description, &ep.metadata)?;
-            if let Some(enabled) = input.enabled {
-                ep.enabled = enabled;
-            }
-            if let Some(url) = input.url {
-                check_url(&state, &url)?;
-                ep.url = url;
-            }
-            ep.updated_at_ms = now_ms();
-            Ok(ep)
-        })?
-        .ok_or_else(|| ApiError::not_found("endpoint"))?;
+    let state = state.clone();
+    let ep = blocking(move || {
+        let state = &state;
+        state
+            .registry
+            .update(id, |current| -> Result<Endpoint, ApiError> {
+                let mut ep = current.clone();
+                let format = format_in!(input).apply(&ep.format, false)?;
+                if format.scheme != ep.format.scheme {
+                    ep.format = format;
+                    formats::check_scheme_change(&mut ep)?;
+                } else {
+                    ep.format = format;
+                }
+                if let Some(name) = input.name {
+                    check_name(&name)?;
+                    ep.name = name;
+                }
+                if let Some(types) = input.event_types {
+                    check_types(state, &types)?;
+                    ep.event_types = types;
+                }
+                if let Some(d) = input.description {
+                    ep.description = d;
+                }
+                if let Some(m) = input.metadata {
+                    ep.metadata = m;
+                }
+                check_extras(&ep.description, &ep.metadata)?;
+                if let Some(enabled) = input.enabled {
+                    ep.enabled = enabled;
+                }
+                if let Some(url) = input.url {
+                    check_url(state, &url)?;
+                    ep.url = url;
+                }
+                ep.updated_at_ms = now_ms();
+                Ok(ep)
+            })
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("endpoint"))?;
     Ok(Json(
         serde_json::to_value(EndpointView::from(&*ep)).unwrap_or_default(),
     ))
@@ -349,7 +356,8 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let ep = load(&state, &caller, &id)?;
-    if !state.registry.remove(ep.id)? {
+    let (registry, ep_id) = (state.registry.clone(), ep.id);
+    if !blocking(move || Ok(registry.remove(ep_id)?)).await? {
         return Err(ApiError::not_found("endpoint"));
     }
     tracing::info!(endpoint = %ep.id, "endpoint deleted");
@@ -378,17 +386,19 @@ async fn rotate(
     } else {
         hookd_http::json::parse_json(&body, limits)?
     };
-    let ep = state
-        .registry
-        .update(id, |current| -> Result<Endpoint, ApiError> {
+    let registry = state.registry.clone();
+    let ep = blocking(move || {
+        registry.update(id, |current| -> Result<Endpoint, ApiError> {
             let mut ep = current.clone();
             let secret = formats::secret_or_generated(&ep.format, input.secret)?;
             let now = now_ms();
             formats::rotate(&mut ep, secret, input.overlap_seconds, now)?;
             ep.updated_at_ms = now;
             Ok(ep)
-        })?
-        .ok_or_else(|| ApiError::not_found("endpoint"))?;
+        })
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("endpoint"))?;
     tracing::info!(endpoint = %ep.id, "endpoint secret rotated");
     let until = ep.previous_secrets.iter().map(|p| p.expires_at_ms).max();
     Ok(Json(serde_json::json!({

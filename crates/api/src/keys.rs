@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use hookd_http::auth::new_key;
 use hookd_http::views::Page;
-use hookd_http::{Access, ApiError, JsonBody, RouteAccess};
+use hookd_http::{blocking, Access, ApiError, JsonBody, RouteAccess};
 use hookd_types::id::is_valid_token;
 use hookd_types::time::{now_ms, parse_time, rfc3339};
 use hookd_types::{ApiKey, KeyId, Scope, Scopes};
@@ -134,7 +134,7 @@ async fn create(
     let expires_at_ms = input.expires_at.map(|t| expiry(t, now)).transpose()?;
     let id = KeyId::generate();
     let (text, key_sha256) = new_key(id)?;
-    let key = state.keys.insert(ApiKey {
+    let record = ApiKey {
         id,
         tenant,
         name,
@@ -142,7 +142,9 @@ async fn create(
         key_sha256,
         created_at_ms: now,
         expires_at_ms,
-    })?;
+    };
+    let keys = state.keys.clone();
+    let key = blocking(move || Ok(keys.insert(record)?)).await?;
     tracing::info!(key = %key.id, tenant = %key.tenant, scopes = ?key.scopes, "API key created");
     let mut v = serde_json::to_value(KeyView::from(&*key)).unwrap_or_default();
     v["key"] = serde_json::Value::String(text.expose().to_owned());
@@ -193,7 +195,8 @@ async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
-    if !state.keys.remove(id)? {
+    let keys = state.keys.clone();
+    if !blocking(move || Ok(keys.remove(id)?)).await? {
         return Err(ApiError::not_found("API key"));
     }
     tracing::info!(key = %id, "API key revoked");

@@ -210,13 +210,14 @@ async fn get_event(
     caller: Principal,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let ev = s
-        .inner
-        .committer
-        .event(&id)?
+    let committer = s.inner.committer.clone();
+    let lookup = id.clone();
+    let ev = hookd_http::blocking(move || Ok(committer.event(&lookup)?))
+        .await?
         .ok_or_else(|| ApiError::not_found("event"))?;
     caller.owns(&ev.tenant, "event")?;
-    let deliveries = s.inner.store.event_deliveries(&id)?;
+    let store = s.inner.store.clone();
+    let deliveries = hookd_http::blocking(move || Ok(store.event_deliveries(&id)?)).await?;
     let mut view = EventView::from(&ev);
     view.deliveries = Some(deliveries.iter().map(DeliveryView::from).collect());
     Ok(Json(view).into_response())
