@@ -28,7 +28,16 @@ impl Daemon {
     /// Starts hookd on an existing config file with extra environment variables and waits for
     /// `listening on http://ADDR` on stdout.
     pub async fn start_path(config_path: &Path, env: &[(&str, &str)]) -> Daemon {
-        let mut proc = Proc::spawn(config_path, env);
+        Self::start_wrapped(&[], config_path, env).await
+    }
+
+    /// [`Daemon::start_path`] under `wrapper` (see [`Proc::spawn_wrapped`]).
+    pub async fn start_wrapped(
+        wrapper: &[String],
+        config_path: &Path,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let mut proc = Proc::spawn_wrapped(wrapper, config_path, env);
         let deadline = Instant::now() + START_TIMEOUT;
         let addr = loop {
             let found = proc.stdout_lines().iter().find_map(|l| {

@@ -38,7 +38,20 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(config_path: &Path, env: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(hookd_bin());
+        Self::spawn_wrapped(&[], config_path, env)
+    }
+
+    /// Starts hookd under `wrapper` (a command and its arguments, such as a tracer), or directly
+    /// when it is empty.
+    pub fn spawn_wrapped(wrapper: &[String], config_path: &Path, env: &[(&str, &str)]) -> Proc {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(hookd_bin());
+                c
+            }
+            None => Command::new(hookd_bin()),
+        };
         cmd.arg("--config")
             .arg(config_path)
             .stdin(Stdio::null())
