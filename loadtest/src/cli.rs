@@ -247,7 +247,7 @@ pub struct MisbehaveArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "slow,hang,fail,reset,retry-after,silent"
+        default_value = "ok,slow,hang,fail,reset,close,retry-after,silent"
     )]
     pub kinds: Vec<Kind>,
     /// Misbehaving endpoints next to the healthy one in each phase.

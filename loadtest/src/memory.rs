@@ -1,9 +1,11 @@
 //! `memory`: N deliveries waiting for a far-future retry, made through the public API only, in a
 //! hookd this mode starts itself ([`crate::daemon`]). Endpoints whose receiver always answers 503
 //! and whose `retry_schedule` is one long delay; events through the batch API; every first
-//! attempt fails and leaves its delivery `retrying`. Then: hookd's RSS and its data directory's
-//! disk use once it is idle, and, after a kill -9 and a restart on the same directory, the time
-//! until `/health` answers and until the endpoints' `stats.retrying` add up to N again.
+//! attempt fails (at the receiver, or before reaching it) and leaves its delivery `retrying`.
+//! The pending count is the sum of the endpoints' `stats.retrying`, polled (it is the progress:
+//! done = pending). Then: hookd's RSS and its data directory's disk use once it is idle, and,
+//! after a kill -9 and a restart on the same directory, the time until `/health` answers and
+//! until the pending count is back to N.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -56,12 +58,12 @@ pub async fn memory_mode(args: &MemoryArgs, ctx: &RunCtx) -> Result<(bool, Strin
     let recv = Receiver::start_async(ReceiverConfig::embedded(
         ctx.receiver_threads,
         Reply::Status(503),
-        vec![meter.clone()],
+        Vec::new(),
     ))
     .await?;
     let mut daemon = Daemon::spawn(&spec)?;
     let pid = pid_cell(Some(daemon.pid));
-    let mut watch = ctx.watch("memory", "first attempts/s", pid.clone());
+    let mut watch = ctx.watch("memory", "pending/s", pid.clone());
     watch.data_dir = Some(spec.data_dir.clone());
     let sampler = Sampler::start(meter.clone(), None, watch);
     let run = measure(args, ctx, &spec, &mut daemon, &pid, &recv, meter).await;
@@ -172,14 +174,15 @@ async fn measure(
         bail!("posting events: {e}");
     }
     let want = ingest.events_ok * args.endpoints;
-    // Every first attempt made (and failed), then every delivery counted as retrying.
-    while recv.snapshot().deliveries < want && Instant::now() < deadline {
-        if let Some(status) = daemon.exited() {
-            bail!("hookd exited ({status}); see {}", spec.log_path().display());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    f.pending = wait_pending(&client, &target, key, &ids, want, deadline).await?;
+    // Every first attempt made and failed: polled slowly, the polls are load too.
+    let poll = Poll {
+        ids: &ids,
+        want,
+        meter: &meter,
+        every: Duration::from_millis(500),
+        deadline,
+    };
+    f.pending = poll.wait(&client, &target, key, daemon).await?;
     f.attempts_seconds = start.elapsed().as_secs_f64() - f.ingest_seconds;
     if let Ok(c0) = cpu::process_secs(daemon.pid) {
         settle_cpu(daemon.pid, c0, deadline).await;
@@ -196,7 +199,12 @@ async fn measure(
     f.restart_health = daemon::wait_healthy(&client, &target, daemon, deadline)
         .await?
         .as_secs_f64();
-    let back = wait_pending(&client, &target, key, &ids, want, deadline).await?;
+    // Polled fast now: the time until the count is back is the figure.
+    let fast = Poll {
+        every: Duration::from_millis(10),
+        ..poll
+    };
+    let back = fast.wait(&client, &target, key, daemon).await?;
     f.restart_pending = restarted.elapsed().as_secs_f64();
     f.rss_after_restart = cpu::rss_bytes(daemon.pid);
     f.complete = ingest.events_ok * args.endpoints == args.pending
@@ -205,39 +213,51 @@ async fn measure(
     Ok(f)
 }
 
-/// Polls the endpoints' `stats.retrying` until they add up to `want` (or the deadline);
-/// returns the last sum.
-async fn wait_pending(
-    client: &HttpClient,
-    target: &Target,
-    key: &str,
-    ids: &[String],
+/// Polling the endpoints' `stats.retrying` until they add up to `want`.
+#[derive(Clone, Copy)]
+struct Poll<'a> {
+    ids: &'a [String],
     want: u64,
+    meter: &'a Meter,
+    every: Duration,
     deadline: Instant,
-) -> Result<u64> {
-    loop {
+}
+
+impl Poll<'_> {
+    /// Polls until the sum is `want` or the deadline; returns the last complete sum.
+    async fn wait(
+        &self,
+        client: &HttpClient,
+        target: &Target,
+        key: &str,
+        daemon: &mut Daemon,
+    ) -> Result<u64> {
+        let mut last = 0;
+        loop {
+            if let Some(sum) = self.sum(client, target, key).await {
+                self.meter.set_done(sum);
+                last = sum;
+            }
+            if last == self.want || Instant::now() >= self.deadline {
+                return Ok(last);
+            }
+            if let Some(status) = daemon.exited() {
+                bail!("hookd exited ({status})");
+            }
+            tokio::time::sleep(self.every).await;
+        }
+    }
+
+    /// The sum of `stats.retrying`; none if an endpoint could not be read (not serving yet).
+    async fn sum(&self, client: &HttpClient, target: &Target, key: &str) -> Option<u64> {
         let mut sum = 0;
-        for id in ids {
-            match endpoints::get_json(
-                client,
-                target,
-                key,
-                &format!("/v1/endpoints/{id}"),
-                deadline,
-            )
-            .await
-            {
-                Ok(v) => sum += v["stats"]["retrying"].as_u64().unwrap_or(0),
-                // Not serving yet after a restart, or a deadline: the sum is not complete.
-                Err(_) => sum = u64::MAX,
-            }
-            if sum == u64::MAX {
-                break;
-            }
+        for id in self.ids {
+            let path = format!("/v1/endpoints/{id}");
+            let v = endpoints::get_json(client, target, key, &path, self.deadline)
+                .await
+                .ok()?;
+            sum += v["stats"]["retrying"].as_u64()?;
         }
-        if sum == want || Instant::now() >= deadline {
-            return Ok(if sum == u64::MAX { 0 } else { sum });
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        Some(sum)
     }
 }

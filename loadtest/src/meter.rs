@@ -55,6 +55,11 @@ impl Meter {
         self.done.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Sets the done count, for work counted by polling (a gauge read from hookd).
+    pub fn set_done(&self, n: u64) {
+        self.done.store(n, Ordering::Relaxed);
+    }
+
     pub fn error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
@@ -143,6 +148,8 @@ mod tests {
         m.done(2);
         m.error();
         assert_eq!((m.in_flight(), m.total()), (2, Some(10)));
+        m.set_done(4);
+        assert_eq!(m.in_flight(), 0);
         m.record_us(1_000);
         m.record_us(3_000);
         let first = m.take_second();

@@ -28,6 +28,9 @@ use crate::RunCtx;
 /// How the misbehaving endpoints' receiver behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
+    /// The control: answers 204 at once, so the cost of fanning out to K more endpoints is
+    /// told apart from the cost of their misbehaving.
+    Ok,
     /// Answers 200 after `--slow`.
     Slow,
     /// Reads the request and never answers (the connection stays open).
@@ -47,6 +50,7 @@ pub enum Kind {
 impl Kind {
     pub fn name(self) -> &'static str {
         match self {
+            Kind::Ok => "ok",
             Kind::Slow => "slow",
             Kind::Hang => "hang",
             Kind::Fail => "fail",
@@ -60,6 +64,7 @@ impl Kind {
     /// The receiver's reply; none for [`Kind::Silent`], which is no HTTP server at all.
     fn reply(self, a: &MisbehaveArgs) -> Option<Reply> {
         Some(match self {
+            Kind::Ok => Reply::Status(204),
             Kind::Slow => Reply::Slow {
                 delay: a.slow,
                 status: 200,
@@ -148,7 +153,7 @@ pub async fn misbehave_mode(
     for kind in std::iter::once(None).chain(args.kinds.iter().copied().map(Some)) {
         match phase(&client, target, key, args, kind, &run_meter, ctx).await {
             Ok(p) => {
-                print_phase(&p, phases.first());
+                print_phase(&p, &phases);
                 phases.push(p);
             }
             Err(e) => {
@@ -169,8 +174,8 @@ pub async fn misbehave_mode(
         "mode": "misbehave",
         "bad_endpoints": args.bad_endpoints,
         "events": args.events,
-        "alone": alone.as_ref().map(|a| phase_json(a, None)),
-        "kinds": phases.iter().skip(1).map(|p| phase_json(p, alone.as_ref())).collect::<Vec<_>>(),
+        "alone": alone.as_ref().map(|a| phase_json(a, &[])),
+        "kinds": phases.iter().skip(1).map(|p| phase_json(p, &phases)).collect::<Vec<_>>(),
         "complete": complete,
     };
     out!("{line}");
@@ -317,18 +322,27 @@ fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
-fn print_phase(p: &Phase, alone: Option<&Phase>) {
-    let vs = alone
-        .map(|a| {
+/// The phases a phase is compared with: alone (the first), and the `ok` control if it ran.
+fn references<'a>(p: &Phase, before: &'a [Phase]) -> (Option<&'a Phase>, Option<&'a Phase>) {
+    let alone = before.first().filter(|a| a.name != p.name);
+    let control = before.iter().find(|c| c.name == "ok" && p.name != "ok");
+    (alone, control)
+}
+
+fn print_phase(p: &Phase, before: &[Phase]) {
+    let (alone, control) = references(p, before);
+    let vs = |r: Option<&Phase>, what: &str| {
+        r.map(|a| {
             format!(
-                " ({:.2}x alone's rate, p99 {:.1}x alone's)",
+                "; {:.2}x {what}'s rate, p99 {:.1}x {what}'s",
                 ratio(p.rate(), a.rate()),
                 ratio(p.p99_us as f64, a.p99_us as f64)
             )
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+    };
     out!(
-        "misbehave: {}: healthy endpoint got {} of {} in {:.2} s = {:.0} deliveries/s, delivery p50 {} p99 {} max {}{vs}; misbehaving endpoints got {} requests",
+        "misbehave: {}: healthy endpoint got {} of {} in {:.2} s = {:.0} deliveries/s, delivery p50 {} p99 {} max {}{}{}; misbehaving endpoints got {} requests",
         p.name,
         p.delivered,
         p.events,
@@ -337,11 +351,16 @@ fn print_phase(p: &Phase, alone: Option<&Phase>) {
         ms(p.p50_us),
         ms(p.p99_us),
         ms(p.max_us),
+        vs(alone, "alone"),
+        vs(control, "ok"),
         p.bad_requests
     );
 }
 
-fn phase_json(p: &Phase, alone: Option<&Phase>) -> Value {
+fn phase_json(p: &Phase, before: &[Phase]) -> Value {
+    let (alone, control) = references(p, before);
+    let rate_vs = |r: Option<&Phase>| r.map(|a| r3(ratio(p.rate(), a.rate())));
+    let p99_vs = |r: Option<&Phase>| r.map(|a| r3(ratio(p.p99_us as f64, a.p99_us as f64)));
     json!({
         "kind": p.name,
         "delivered": p.delivered,
@@ -350,8 +369,10 @@ fn phase_json(p: &Phase, alone: Option<&Phase>) -> Value {
         "p50_us": p.p50_us,
         "p99_us": p.p99_us,
         "max_us": p.max_us,
-        "rate_vs_alone": alone.map(|a| r3(ratio(p.rate(), a.rate()))),
-        "p99_vs_alone": alone.map(|a| r3(ratio(p.p99_us as f64, a.p99_us as f64))),
+        "rate_vs_alone": rate_vs(alone),
+        "p99_vs_alone": p99_vs(alone),
+        "rate_vs_ok": rate_vs(control),
+        "p99_vs_ok": p99_vs(control),
         "bad_requests": p.bad_requests,
         "complete": p.complete(),
     })
@@ -360,6 +381,37 @@ fn phase_json(p: &Phase, alone: Option<&Phase>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn phase(name: &'static str, seconds: f64, p99_us: u64) -> Phase {
+        Phase {
+            name,
+            delivered: 100,
+            events: 100,
+            seconds,
+            p50_us: 1,
+            p99_us,
+            max_us: p99_us,
+            bad_requests: 0,
+        }
+    }
+
+    #[test]
+    fn phases_compare_with_alone_and_the_control() {
+        let before = [phase("alone", 1.0, 10), phase("ok", 2.0, 40)];
+        let hang = phase_json(&phase("hang", 4.0, 80), &before);
+        assert_eq!(
+            (&hang["rate_vs_alone"], &hang["p99_vs_alone"]),
+            (&json!(0.25), &json!(8.0))
+        );
+        assert_eq!(
+            (&hang["rate_vs_ok"], &hang["p99_vs_ok"]),
+            (&json!(0.5), &json!(2.0))
+        );
+        let ok = phase_json(&before[1], &before);
+        assert!(ok["rate_vs_ok"].is_null() && ok["rate_vs_alone"] == json!(0.5));
+        let alone = phase_json(&before[0], &[]);
+        assert!(alone["rate_vs_alone"].is_null() && alone["complete"] == json!(true));
+    }
 
     #[test]
     fn reads_an_unlabelled_metric() {

@@ -72,30 +72,39 @@ pub async fn sustained_mode(
     };
     let (sampler, readers) = watch_run(&api, &meter, watch, &ids, &args.reads, limits.work);
 
-    // Posting: each task sends a batch whenever the window has room for it.
+    // Posting: each task sends a batch once it has reserved room for its deliveries in the
+    // window (reserved - delivered <= window), so the tasks together never overshoot it.
     let next = Arc::new(AtomicU64::new(0));
     let post_errors = Arc::new(AtomicU64::new(0));
-    let room = args.window - args.post.batch * args.endpoints;
+    let reserved = Arc::new(AtomicU64::new(0));
+    let (cost, window) = (args.post.batch * args.endpoints, args.window);
     let tasks: Vec<_> = (0..args.post.concurrency)
         .map(|_| {
             let (client, job, meter) = (client.clone(), job.clone(), meter.clone());
-            let (next, post_errors) = (next.clone(), post_errors.clone());
+            let (next, post_errors, reserved) =
+                (next.clone(), post_errors.clone(), reserved.clone());
             tokio::spawn(async move {
                 while Instant::now() < ends_at {
-                    if meter.in_flight() > room {
+                    let r = reserved.load(Ordering::SeqCst);
+                    if r + cost > meter.done_count() + window
+                        || reserved
+                            .compare_exchange(r, r + cost, Ordering::SeqCst, Ordering::SeqCst)
+                            .is_err()
+                    {
                         tokio::time::sleep(Duration::from_millis(2)).await;
                         continue;
                     }
                     let lo = next.fetch_add(job.batch, Ordering::Relaxed);
                     let t = Instant::now();
-                    let outcome =
-                        client::send(&client, batch_request(&job, lo, lo + job.batch), ends_at)
-                            .await;
+                    let req = batch_request(&job, lo, lo + job.batch);
+                    let outcome = client::send(&client, req, ends_at).await;
                     job.watch.answered(&outcome, job.batch, t.elapsed());
                     match outcome {
                         Outcome::Response(202, _) => {}
                         Outcome::Failed("deadline") => break,
                         _ => {
+                            // Nothing to deliver: give the room back.
+                            reserved.fetch_sub(cost, Ordering::SeqCst);
                             post_errors.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
