@@ -1,15 +1,28 @@
 //! A hookd this tool starts and kills itself (the `memory` mode): a fresh data directory, a free
 //! loopback port, loopback targets allowed, an admin key made up for the run. Its stdout and
-//! stderr go to `<data-dir>.log`.
+//! stderr go to `<data-dir>.log`. Dropping it kills it; so does the `--max-seconds` watchdog
+//! (through [`kill_spawned`]), which ends the process without running drops.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tokio::time::Instant;
 
 use crate::client::{self, HttpClient, Outcome, Target};
+
+/// The pid of the daemon this process started and has not killed yet, 0 if none.
+static SPAWNED: AtomicU32 = AtomicU32::new(0);
+
+/// SIGKILLs the daemon this process started, if one runs: for the watchdog's exit.
+pub fn kill_spawned() {
+    let pid = SPAWNED.swap(0, Ordering::SeqCst);
+    if pid != 0 {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+}
 
 /// How to start the daemon.
 #[derive(Debug, Clone)]
@@ -88,6 +101,7 @@ impl Daemon {
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", spec.bin.display()))?;
+        SPAWNED.store(child.id(), Ordering::SeqCst);
         Ok(Daemon {
             pid: child.id(),
             child,
@@ -96,6 +110,7 @@ impl Daemon {
 
     /// SIGKILL, and reap it.
     pub fn kill9(&mut self) -> Result<()> {
+        let _ = SPAWNED.compare_exchange(self.pid, 0, Ordering::SeqCst, Ordering::SeqCst);
         self.child.kill().context("killing hookd")?;
         self.child.wait().context("waiting for hookd")?;
         Ok(())

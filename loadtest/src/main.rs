@@ -202,6 +202,7 @@ fn run(cli: Cli) -> Result<bool> {
         .spawn(move || {
             std::thread::sleep(max);
             eprintln!("hookd-loadtest: --max-seconds reached, exiting");
+            daemon::kill_spawned();
             std::process::exit(124);
         })
         .context("starting the watchdog")?;
