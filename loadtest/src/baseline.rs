@@ -14,7 +14,10 @@ use tokio::time::Instant;
 
 use crate::client::{self, Errors, Outcome};
 use crate::cpu;
+use crate::meter::Meter;
 use crate::receiver::Receiver;
+use crate::timeline::{pid_cell, Sampler, Timeline};
+use crate::RunCtx;
 
 #[derive(Debug)]
 pub struct BaselineResult {
@@ -27,6 +30,7 @@ pub struct BaselineResult {
     pub latency: Histogram<u64>,
     pub errors: Errors,
     pub complete: bool,
+    pub timeline: Timeline,
 }
 
 /// A body shaped like what hookd sends (~300 bytes).
@@ -47,10 +51,12 @@ pub fn baseline_body() -> Bytes {
     Bytes::from(serde_json::to_vec(&body).expect("json"))
 }
 
+/// Sends `events` requests, `concurrency` in flight, until `deadline`.
 pub async fn baseline(
     recv: &Receiver,
     events: u64,
     concurrency: usize,
+    ctx: &RunCtx,
     deadline: Instant,
 ) -> Result<BaselineResult> {
     let client = client::new_client(concurrency);
@@ -61,6 +67,12 @@ pub async fn baseline(
         body.len()
     );
     let next = Arc::new(AtomicU64::new(0));
+    let meter = Arc::new(Meter::new(events));
+    let sampler = Sampler::start(
+        meter.clone(),
+        None,
+        ctx.watch("baseline", "requests/s", pid_cell(None)),
+    );
     let cpu0 = cpu::self_secs()?;
     let rcpu0 = cpu::threads_secs(cpu::RECEIVER_THREAD)?;
     let start = Instant::now();
@@ -70,6 +82,7 @@ pub async fn baseline(
         let next = next.clone();
         let base = base.clone();
         let body = body.clone();
+        let meter = meter.clone();
         tasks.push(tokio::spawn(async move {
             let mut hist = client::new_histogram();
             let mut errors = Errors::new();
@@ -98,13 +111,22 @@ pub async fn baseline(
                     .body(http_body_util::Full::new(body.clone()))
                     .expect("valid request");
                 let t = Instant::now();
+                meter.issue(1);
                 match client::send(&client, req, deadline).await {
                     Outcome::Response(s, _) if (200..300).contains(&s) => {
                         client::record(&mut hist, t.elapsed());
+                        meter.record(t.elapsed());
+                        meter.done(1);
                         ok += 1;
                     }
-                    Outcome::Response(s, _) => client::add_error(&mut errors, s.to_string()),
-                    Outcome::Failed(kind) => client::add_error(&mut errors, kind),
+                    Outcome::Response(s, _) => {
+                        meter.error();
+                        client::add_error(&mut errors, s.to_string())
+                    }
+                    Outcome::Failed(kind) => {
+                        meter.error();
+                        client::add_error(&mut errors, kind)
+                    }
                 }
             }
             (ok, hist, errors)
@@ -122,6 +144,7 @@ pub async fn baseline(
     let seconds = start.elapsed().as_secs_f64();
     let process_cpu = cpu::self_secs()? - cpu0;
     let receiver_cpu = cpu::threads_secs(cpu::RECEIVER_THREAD)? - rcpu0;
+    let timeline = sampler.stop().await;
     let got = recv.snapshot();
     if got.deliveries < requests {
         eprintln!(
@@ -139,6 +162,7 @@ pub async fn baseline(
         latency,
         errors,
         complete: requests == events,
+        timeline,
     })
 }
 
@@ -155,8 +179,9 @@ mod tests {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let r = rt
             .block_on(async {
+                let ctx = RunCtx::for_tests(20.0);
                 let deadline = Instant::now() + Duration::from_secs(20);
-                baseline(&recv, 500, 8, deadline).await
+                baseline(&recv, 500, 8, &ctx, deadline).await
             })
             .unwrap();
         assert!(r.complete);
@@ -164,6 +189,7 @@ mod tests {
         assert!(r.errors.is_empty());
         let s = recv.snapshot();
         assert_eq!((s.requests, s.unique_ids, s.deliveries), (500, 500, 500));
+        assert_eq!(r.timeline.samples.last().map(|s| s.done), Some(500));
         drop(rt);
     }
 }

@@ -1,11 +1,15 @@
 //! The command line: subcommands, their arguments and the checks of their values.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
 use crate::cpu;
+use crate::misbehave::Kind;
+use crate::reads::ReadArgs;
 
 /// Load generator for hookd. Sends to 127.0.0.1 only; every run stops by itself.
 #[derive(Debug, Parser)]
@@ -13,8 +17,24 @@ use crate::cpu;
 pub struct Cli {
     /// Hard limit for the whole run in seconds; a watchdog exits the process when it is reached.
     /// The measurement itself stops a little earlier to leave time for results and cleanup.
-    #[arg(long, global = true, default_value_t = 60.0)]
-    pub max_seconds: f64,
+    /// Default 60, or for `sustained` its --duration plus 60.
+    #[arg(long, global = true)]
+    pub max_seconds: Option<f64>,
+    /// Show the live progress line (rate, done, in flight, errors, elapsed, ETA) even when
+    /// stderr is not a terminal: then one line per second. On a terminal it is always shown,
+    /// redrawn in place.
+    #[arg(long, global = true)]
+    pub progress: bool,
+    /// Write the run's report as JSON: its result line and one sample per second.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+    /// Write an SVG chart of the run's samples: throughput, latency, hookd RSS/disk and CPU.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub report_svg: Option<PathBuf>,
+    /// hookd's data directory, to sample its disk use each second (hookd's RSS and CPU are
+    /// sampled when its pid is known).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub hookd_data_dir: Option<PathBuf>,
     /// Worker threads of the load generator's own runtime (client side).
     #[arg(long, global = true, default_value_t = 2)]
     pub client_threads: usize,
@@ -91,6 +111,30 @@ pub enum Cmd {
         #[command(flatten)]
         fanout: FanoutArgs,
     },
+    /// Fan-out bounded by time: E endpoints, events posted as fast as hookd delivers them (at
+    /// most --window deliveries outstanding) for --duration; hookd's RSS and data-dir disk each
+    /// second, to show whether they stay flat.
+    Sustained {
+        #[command(flatten)]
+        hookd: HookdArgs,
+        #[command(flatten)]
+        args: SustainedArgs,
+    },
+    /// N deliveries waiting for a far-future retry, made through the public API, in a hookd
+    /// this mode starts itself: its RSS, its data dir's disk use, and the time from a kill -9
+    /// and restart to /health answering and to the pending count being back.
+    Memory {
+        #[command(flatten)]
+        args: MemoryArgs,
+    },
+    /// Fairness: a healthy endpoint alone, then next to K endpoints of each misbehaving kind;
+    /// the healthy endpoint's deliveries/s and p99 latency side by side.
+    Misbehave {
+        #[command(flatten)]
+        hookd: HookdArgs,
+        #[command(flatten)]
+        args: MisbehaveArgs,
+    },
     /// Baseline with N*E requests, then fanout, in one process: CPU per delivery side by side.
     Compare {
         #[command(flatten)]
@@ -121,6 +165,18 @@ pub struct FanoutArgs {
     /// Events to post.
     #[arg(long, default_value_t = 1_000)]
     pub events: u64,
+    #[command(flatten)]
+    pub post: PostArgs,
+    /// Pid of hookd, for its CPU time and RSS (optional: else the one process named `hookd`).
+    #[arg(long)]
+    pub hookd_pid: Option<u32>,
+    #[command(flatten)]
+    pub reads: ReadArgs,
+}
+
+/// How events are posted in the fan-out modes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PostArgs {
     /// Event batches in flight while posting.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
@@ -130,7 +186,92 @@ pub struct FanoutArgs {
     /// Event types, used round robin (comma separated).
     #[arg(long, value_delimiter = ',', default_value = "instance.ready")]
     pub types: Vec<String>,
-    /// Pid of hookd, for its CPU time (optional: else the one process named `hookd`).
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SustainedArgs {
+    /// How long to post for (`90s`, `10m`, `1h`).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1m")]
+    pub duration: Duration,
+    /// Endpoints to create (all subscribed to "*").
+    #[arg(long, default_value_t = 100)]
+    pub endpoints: u64,
+    /// Deliveries posted and not yet received at most: full rate without an unbounded backlog.
+    #[arg(long, default_value_t = 20_000)]
+    pub window: u64,
+    #[command(flatten)]
+    pub post: PostArgs,
+    /// Pid of hookd, for its CPU and RSS (optional: else the one process named `hookd`).
+    #[arg(long)]
+    pub hookd_pid: Option<u32>,
+    #[command(flatten)]
+    pub reads: ReadArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MemoryArgs {
+    /// The hookd binary to start (release build).
+    #[arg(long, default_value = "target/release/hookd")]
+    pub hookd_bin: PathBuf,
+    /// hookd's config file (optional; `HOOKD_*` variables set by this mode override it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// A data directory for hookd that does not exist yet (or is empty); removed at the end
+    /// unless --keep-data. hookd's stdout and stderr go to `<data-dir>.log`.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Deliveries to leave waiting for a retry.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub pending: u64,
+    /// Endpoints they are spread over (the events are pending / endpoints).
+    #[arg(long, default_value_t = 100)]
+    pub endpoints: u64,
+    /// The endpoints' retry delay after the first failed attempt (1s..=7d).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "7d")]
+    pub retry_after: Duration,
+    /// Events per POST /v1/events/batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: u64,
+    /// Event batches in flight.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Keep the data directory (and hookd's log) after the run.
+    #[arg(long)]
+    pub keep_data: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MisbehaveArgs {
+    /// Misbehaviours to try, one phase each after the healthy endpoint alone (comma separated).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "ok,slow,hang,fail,reset,close,retry-after,silent"
+    )]
+    pub kinds: Vec<Kind>,
+    /// Misbehaving endpoints next to the healthy one in each phase.
+    #[arg(long, default_value_t = 80)]
+    pub bad_endpoints: u64,
+    /// Events per phase; each goes to the healthy endpoint and to every misbehaving one.
+    #[arg(long, default_value_t = 1_000)]
+    pub events: u64,
+    /// Events per POST /v1/events/batch.
+    #[arg(long, default_value_t = 100)]
+    pub batch: u64,
+    /// Longest wait for the healthy endpoint's deliveries in one phase.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub phase_timeout: Duration,
+    /// `slow`: how long each answer takes.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "8s")]
+    pub slow: Duration,
+    /// `fail`: the share of answers that are 500.
+    #[arg(long, default_value_t = 0.5)]
+    pub fail_share: f64,
+    /// `retry-after`: the seconds a 429 asks for.
+    #[arg(long, default_value_t = 30)]
+    pub retry_after_s: u64,
+    /// Pid of hookd, for its CPU and RSS (optional: else the one process named `hookd`).
     #[arg(long)]
     pub hookd_pid: Option<u32>,
 }
@@ -159,12 +300,62 @@ pub fn check_types(types: &[String]) -> Result<()> {
     Ok(())
 }
 
+pub fn check_post(p: &PostArgs) -> Result<()> {
+    check_counts(1, p.concurrency)?;
+    check_batch(p.batch)?;
+    check_types(&p.types)
+}
+
 pub fn check_fanout(f: &FanoutArgs) -> Result<()> {
-    check_counts(f.events, f.concurrency)?;
-    check_batch(f.batch)?;
-    check_types(&f.types)?;
+    check_counts(f.events, 1)?;
+    check_post(&f.post)?;
     if f.endpoints == 0 || f.endpoints > 10_000 {
         bail!("--endpoints must be in 1..=10000");
+    }
+    f.reads.check()
+}
+
+pub fn check_sustained(a: &SustainedArgs) -> Result<()> {
+    check_post(&a.post)?;
+    if a.endpoints == 0 || a.endpoints > 10_000 {
+        bail!("--endpoints must be in 1..=10000");
+    }
+    if a.duration.is_zero() || a.duration > Duration::from_secs(86_400) {
+        bail!("--duration must be in (0, 24h]");
+    }
+    if a.window < a.post.batch * a.endpoints || a.window > 10_000_000 {
+        bail!("--window must hold at least one batch's deliveries (--batch x --endpoints) and at most 10000000");
+    }
+    a.reads.check()
+}
+
+pub fn check_memory(a: &MemoryArgs) -> Result<()> {
+    check_counts(1, a.concurrency)?;
+    check_batch(a.batch)?;
+    if a.endpoints == 0 || a.endpoints > 1_000 {
+        bail!("--endpoints must be in 1..=1000");
+    }
+    if a.pending < a.endpoints || a.pending > 20_000_000 || !a.pending.is_multiple_of(a.endpoints) {
+        bail!("--pending must be a multiple of --endpoints, at most 20000000");
+    }
+    let secs = a.retry_after.as_secs();
+    if !(1..=604_800).contains(&secs) || a.retry_after.subsec_nanos() != 0 {
+        bail!("--retry-after must be whole seconds in 1s..=7d");
+    }
+    Ok(())
+}
+
+pub fn check_misbehave(a: &MisbehaveArgs) -> Result<()> {
+    check_counts(a.events, 1)?;
+    check_batch(a.batch)?;
+    if a.events > 100_000 || a.bad_endpoints == 0 || a.bad_endpoints > 500 || a.kinds.is_empty() {
+        bail!("--events must be in 1..=100000, --bad-endpoints in 1..=500, --kinds not empty");
+    }
+    if a.phase_timeout.is_zero() || a.phase_timeout > Duration::from_secs(3_600) {
+        bail!("--phase-timeout must be in (0, 1h]");
+    }
+    if !(0.0..=1.0).contains(&a.fail_share) || !(1..=3_600).contains(&a.retry_after_s) {
+        bail!("--fail-share must be in 0..=1 and --retry-after-s in 1..=3600");
     }
     Ok(())
 }

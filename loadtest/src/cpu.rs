@@ -1,4 +1,5 @@
-//! CPU time from `/proc` (no libc): utime + stime of a process or of some of our own threads.
+//! CPU time and memory from `/proc` (no libc): utime + stime of a process or of some of our own
+//! threads, a process's resident set size.
 
 use std::fs;
 use std::path::Path;
@@ -58,6 +59,14 @@ pub fn threads_secs(prefix: &str) -> Result<f64> {
     Ok(ticks as f64 / TICKS_PER_SEC)
 }
 
+/// Resident set size of process `pid` (`VmRSS` in `/proc/PID/status`), none if it is gone.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// Pids of the processes whose command name (`/proc/PID/comm`) is exactly `name`.
 pub fn pids_named(name: &str) -> Vec<u32> {
     let mut pids = Vec::new();
@@ -115,6 +124,8 @@ mod tests {
         let by_pid = process_secs(std::process::id()).unwrap();
         assert!(by_pid >= own, "{by_pid} < {own}");
         assert!(alive(std::process::id()));
+        assert!(rss_bytes(std::process::id()).unwrap() > 0);
+        assert_eq!(rss_bytes(u32::MAX), None);
         assert!(!alive(u32::MAX));
     }
 

@@ -1,21 +1,25 @@
 //! `fanout`: endpoints in hookd pointing at the embedded receiver, events posted, every delivery
-//! waited for; deliveries/s and hookd's CPU time per delivery.
+//! waited for; deliveries/s, delivery latency and hookd's CPU time per delivery, and the latency
+//! of reads of an endpoint's deliveries made meanwhile (`--reads`).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use bytes::Bytes;
-use hyper::Method;
-use serde_json::{json, Value};
+use anyhow::Result;
+use hdrhistogram::Histogram;
+use serde_json::json;
 use tokio::time::Instant;
 
 use crate::cli::FanoutArgs;
-use crate::client::{self, Errors, HttpClient, Outcome, Target};
+use crate::client::{self, Errors, Target};
 use crate::cpu;
-use crate::ingest::{post_events, IngestJob};
+use crate::endpoints;
+use crate::ingest::{post_events, IngestJob, IngestWatch};
+use crate::meter::Meter;
+use crate::reads::{ReadArgs, Readers, ReadsResult};
 use crate::receiver::Receiver;
-use crate::Limits;
+use crate::timeline::{pid_cell, Sampler, Timeline, Watch};
+use crate::RunCtx;
 
 #[derive(Debug)]
 pub struct FanoutResult {
@@ -35,92 +39,47 @@ pub struct FanoutResult {
     pub busy_before: Option<f64>,
     pub deleted: u64,
     pub complete: bool,
+    /// From the event's POST to its arrival at the receiver, in microseconds.
+    pub latency: Histogram<u64>,
+    pub reads: Option<ReadsResult>,
+    pub timeline: Timeline,
 }
 
 pub async fn fanout_mode(
     recv: &Receiver,
+    meter: Arc<Meter>,
     target: &Target,
     key: &str,
     args: &FanoutArgs,
     pid: Option<u32>,
-    limits: Limits,
+    ctx: &RunCtx,
 ) -> Result<FanoutResult> {
-    let client = client::new_client(args.concurrency.max(4));
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    let tenant = format!("lt-{now_ms}-{}", std::process::id());
+    let limits = ctx.limits;
+    let client = client::new_client(args.post.concurrency.max(4) + args.reads.reads);
+    let tenant = endpoints::fresh_tenant();
     eprintln!(
         "fanout: tenant {tenant}, {} endpoints -> http://{}/e{{i}}, {} events in batches of {}",
-        args.endpoints, recv.addr, args.events, args.batch
+        args.endpoints, recv.addr, args.events, args.post.batch
     );
-
-    // Endpoints.
-    let mut ids = Vec::with_capacity(args.endpoints as usize);
-    let mut create_error = None;
-    for i in 0..args.endpoints {
-        let body = json!({
-            "name": format!("loadtest e{i}"),
-            "url": format!("http://{}/e{i}", recv.addr),
-            "event_types": ["*"],
-            "tenant": tenant,
-            "description": "hookd-loadtest fanout; deleted at the end of the run",
-        });
-        let req = client::request(
-            Method::POST,
-            &target.base,
-            "/v1/endpoints",
-            Some(key),
-            Bytes::from(serde_json::to_vec(&body)?),
-        );
-        match client::send(&client, req, limits.work).await {
-            Outcome::Response(201, b) => {
-                let v: Value = serde_json::from_slice(&b).context("endpoint response")?;
-                match v["id"].as_str() {
-                    Some(id) => ids.push(id.to_string()),
-                    None => {
-                        create_error = Some(format!("201 without an id: {v}"));
-                        break;
-                    }
-                }
-            }
-            Outcome::Response(status, b) => {
-                let mut msg = format!(
-                    "creating endpoint {i}: {status} {}",
-                    String::from_utf8_lossy(&b)
-                );
-                if status == 403 {
-                    msg.push_str(" (start hookd with HOOKD_ALLOW_PRIVATE_TARGETS=true)");
-                }
-                create_error = Some(msg);
-                break;
-            }
-            Outcome::Failed(kind) => {
-                create_error = Some(format!(
-                    "creating endpoint {i}: {kind} (is hookd at {}?)",
-                    target.base
-                ));
-                break;
-            }
-        }
-    }
-    if let Some(e) = create_error {
-        delete_endpoints(&client, target, key, &ids, limits.cleanup_deadline()).await;
-        bail!("{e}");
-    }
+    let bodies = endpoints::numbered(&tenant, "e", recv.addr, args.endpoints, &json!({}));
+    let ids = endpoints::create(&client, target, key, &bodies, limits.work).await?;
 
     // Events, then wait for every delivery.
+    let expected = args.events * args.endpoints;
+    meter.set_total(expected);
     let job = Arc::new(IngestJob {
         target: target.clone(),
         key: key.to_string(),
         tenant: tenant.clone(),
-        types: args.types.clone(),
+        types: args.post.types.clone(),
         events: args.events,
-        batch: args.batch,
-        concurrency: args.concurrency,
+        batch: args.post.batch,
+        concurrency: args.post.concurrency,
+        watch: IngestWatch::Acked {
+            meter: meter.clone(),
+            per_event: args.endpoints,
+        },
     });
-    let expected = args.events * args.endpoints;
     // hookd should be idle now; work left from an earlier run would be billed to this one.
     let busy_before = match pid {
         Some(p) => {
@@ -142,13 +101,19 @@ pub async fn fanout_mode(
         None => None,
     };
     let rcpu0 = cpu::threads_secs(cpu::RECEIVER_THREAD)?;
+    let watch = ctx.watch("fanout", "deliveries/s", pid_cell(pid));
+    let api = Api {
+        client: &client,
+        target,
+        key,
+    };
+    let (sampler, readers) = watch_run(&api, &meter, watch, &ids, &args.reads, limits.work);
     let start = Instant::now();
     let ingest = post_events(&client, job, limits.work).await;
     if let Some(e) = &ingest.first_error {
         eprintln!("ingest error: {e}");
     }
     let want = ingest.events_ok * args.endpoints;
-    let mut last_report = Instant::now();
     loop {
         let s = recv.snapshot();
         if s.deliveries >= want || Instant::now() >= limits.work {
@@ -158,36 +123,21 @@ pub async fn fanout_mode(
             eprintln!("hookd (pid {}) exited", pid.unwrap_or_default());
             break;
         }
-        if last_report.elapsed() >= Duration::from_secs(5) {
-            eprintln!("waiting: {} of {want} deliveries", s.deliveries);
-            last_report = Instant::now();
-        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = start.elapsed().as_secs_f64();
     let done = recv.snapshot();
+    let reads = match readers {
+        Some(r) => Some(r.stop().await),
+        None => None,
+    };
     let receiver_cpu = cpu::threads_secs(cpu::RECEIVER_THREAD)? - rcpu0;
     let (hookd_cpu_at_done, hookd_cpu) = match (pid, cpu0) {
-        (Some(p), Some(c0)) => {
-            let at_done = cpu::process_secs(p).ok().map(|c| c - c0);
-            // Let hookd finish its bookkeeping (delivery records) and count that too: sample
-            // until it is idle (<= 1 tick per 250 ms), for at most 3 s.
-            let settle_end = (Instant::now() + Duration::from_secs(3)).min(limits.work);
-            let mut last = at_done;
-            while Instant::now() < settle_end {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let now = cpu::process_secs(p).ok().map(|c| c - c0);
-                let idle = matches!((last, now), (Some(a), Some(b)) if b - a <= 0.011);
-                last = now;
-                if idle {
-                    break;
-                }
-            }
-            (at_done, last)
-        }
+        (Some(p), Some(c0)) => settle_cpu(p, c0, limits.work).await,
         _ => (None, None),
     };
-    let deleted = delete_endpoints(&client, target, key, &ids, limits.cleanup_deadline()).await;
+    let timeline = sampler.stop().await;
+    let deleted = endpoints::delete(&client, target, key, &ids, limits.cleanup_deadline()).await;
     Ok(FanoutResult {
         events: args.events,
         events_ok: ingest.events_ok,
@@ -204,50 +154,56 @@ pub async fn fanout_mode(
         busy_before,
         deleted,
         complete: ingest.events_ok == args.events && done.deliveries >= expected,
+        latency: meter.whole_run(),
+        reads,
+        timeline,
     })
 }
 
-/// Deletes the endpoints (a few at a time), returns how many went.
-pub async fn delete_endpoints(
-    client: &HttpClient,
-    target: &Target,
-    key: &str,
+/// Where a run talks to hookd.
+pub struct Api<'a> {
+    pub client: &'a client::HttpClient,
+    pub target: &'a Target,
+    pub key: &'a str,
+}
+
+/// Starts a fan-out run's sampler and its readers of the first endpoint's deliveries (if
+/// `--reads`).
+pub fn watch_run(
+    api: &Api<'_>,
+    meter: &Arc<Meter>,
+    watch: Watch,
     ids: &[String],
+    reads: &ReadArgs,
     deadline: Instant,
-) -> u64 {
-    let mut deleted = 0;
-    for chunk in ids.chunks(8) {
-        let mut set = tokio::task::JoinSet::new();
-        for id in chunk {
-            let req = client::request(
-                Method::DELETE,
-                &target.base,
-                &format!("/v1/endpoints/{id}"),
-                Some(key),
-                Bytes::new(),
-            );
-            let client = client.clone();
-            set.spawn(async move { client::send(&client, req, deadline).await });
-        }
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok(Outcome::Response(204 | 404, _)) => deleted += 1,
-                Ok(Outcome::Response(s, b)) => {
-                    eprintln!("deleting an endpoint: {s} {}", String::from_utf8_lossy(&b))
-                }
-                Ok(Outcome::Failed(kind)) => eprintln!("deleting an endpoint: {kind}"),
-                Err(e) => eprintln!("deleting an endpoint: {e}"),
-            }
+) -> (Sampler, Option<Readers>) {
+    let reads_meter = reads.meter();
+    let sampler = Sampler::start(meter.clone(), reads_meter.clone(), watch);
+    let readers = match (reads_meter, ids.first()) {
+        (Some(m), Some(first)) => Some(Readers::start(
+            api.client, api.target, api.key, first, reads, m, deadline,
+        )),
+        _ => None,
+    };
+    (sampler, readers)
+}
+
+/// hookd's CPU since `c0` now, and once it is idle again (<= 1 tick per 250 ms, at most 3 s
+/// later), so its bookkeeping after the last delivery counts too.
+pub async fn settle_cpu(pid: u32, c0: f64, until: Instant) -> (Option<f64>, Option<f64>) {
+    let at_done = cpu::process_secs(pid).ok().map(|c| c - c0);
+    let settle_end = (Instant::now() + Duration::from_secs(3)).min(until);
+    let mut last = at_done;
+    while Instant::now() < settle_end {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = cpu::process_secs(pid).ok().map(|c| c - c0);
+        let idle = matches!((last, now), (Some(a), Some(b)) if b - a <= 0.011);
+        last = now;
+        if idle {
+            break;
         }
     }
-    if deleted < ids.len() as u64 {
-        eprintln!(
-            "warning: {} of {} endpoints left in hookd",
-            ids.len() as u64 - deleted,
-            ids.len()
-        );
-    }
-    deleted
+    (at_done, last)
 }
 
 #[cfg(test)]

@@ -13,8 +13,21 @@ use tokio::time::Instant;
 
 use crate::client::{self, Errors, HttpClient, Outcome, Target};
 use crate::cpu;
+use crate::meter::{unix_us, Meter};
 use crate::report::{latency_line, per_sec, r1, r3, us_per};
-use crate::Limits;
+use crate::timeline::{pid_cell, Sampler, Timeline};
+use crate::RunCtx;
+
+/// What posting reports to a [`Meter`] as it goes.
+#[derive(Debug, Clone, Default)]
+pub enum IngestWatch {
+    #[default]
+    None,
+    /// Each acknowledged event issues `per_event` deliveries to wait for (fan-out).
+    Acked { meter: Arc<Meter>, per_event: u64 },
+    /// Events sent are issued, acknowledged ones done, each request's latency recorded (ingest).
+    Requests(Arc<Meter>),
+}
 
 #[derive(Debug, Clone)]
 pub struct IngestJob {
@@ -25,6 +38,7 @@ pub struct IngestJob {
     pub events: u64,
     pub batch: u64,
     pub concurrency: usize,
+    pub watch: IngestWatch,
 }
 
 #[derive(Debug)]
@@ -39,6 +53,7 @@ pub struct IngestResult {
     pub first_error: Option<String>,
 }
 
+/// Event `seq` of the job. `sent_us` (now) lets the receiver time its delivery.
 pub fn event_json(job: &IngestJob, seq: u64) -> Value {
     let ty = &job.types[(seq % job.types.len() as u64) as usize];
     json!({
@@ -46,12 +61,54 @@ pub fn event_json(job: &IngestJob, seq: u64) -> Value {
         "tenant": job.tenant,
         "data": {
             "seq": seq,
+            "sent_us": unix_us(),
             "instance_id": format!("i-{seq:012x}"),
             "region": "eu-central-1",
             "node": "node-17",
             "message": "instance passed its health checks",
         },
     })
+}
+
+/// The request posting events `lo..hi`: one `POST /v1/events` or a batch.
+pub fn batch_request(
+    job: &IngestJob,
+    lo: u64,
+    hi: u64,
+) -> hyper::Request<http_body_util::Full<Bytes>> {
+    let (path, body) = if job.batch > 1 {
+        let items: Vec<Value> = (lo..hi).map(|s| event_json(job, s)).collect();
+        ("/v1/events/batch", serde_json::to_vec(&items))
+    } else {
+        ("/v1/events", serde_json::to_vec(&event_json(job, lo)))
+    };
+    let body = Bytes::from(body.expect("json"));
+    client::request(Method::POST, &job.target.base, path, Some(&job.key), body)
+}
+
+impl IngestWatch {
+    /// Reports a request posting `n` events about to go.
+    pub fn sending(&self, n: u64) {
+        if let IngestWatch::Requests(m) = self {
+            m.issue(n);
+        }
+    }
+
+    /// Reports the answer to a request posting `n` events.
+    pub fn answered(&self, outcome: &Outcome, n: u64, took: std::time::Duration) {
+        match (self, outcome) {
+            (IngestWatch::None, _) => {}
+            (IngestWatch::Acked { meter, per_event }, Outcome::Response(202, _)) => {
+                meter.issue(n * per_event)
+            }
+            (IngestWatch::Acked { .. }, _) => {}
+            (IngestWatch::Requests(m), Outcome::Response(202, _)) => {
+                m.done(n);
+                m.record(took);
+            }
+            (IngestWatch::Requests(m), _) => m.error(),
+        }
+    }
 }
 
 /// Posts `job.events` events, `job.batch` per request, `job.concurrency` requests in flight.
@@ -80,18 +137,12 @@ pub async fn post_events(
                 }
                 let lo = i * job.batch;
                 let hi = (lo + job.batch).min(job.events);
-                let (path, body) = if job.batch > 1 {
-                    let items: Vec<Value> = (lo..hi).map(|s| event_json(&job, s)).collect();
-                    ("/v1/events/batch", serde_json::to_vec(&items))
-                } else {
-                    ("/v1/events", serde_json::to_vec(&event_json(&job, lo)))
-                };
-                let body = Bytes::from(body.expect("json"));
-                let req =
-                    client::request(Method::POST, &job.target.base, path, Some(&job.key), body);
+                let req = batch_request(&job, lo, hi);
                 let t = Instant::now();
+                job.watch.sending(hi - lo);
                 let outcome = client::send(&client, req, deadline).await;
                 sent += 1;
+                job.watch.answered(&outcome, hi - lo, t.elapsed());
                 match outcome {
                     Outcome::Response(202, _) => {
                         client::record(&mut hist, t.elapsed());
@@ -140,11 +191,20 @@ pub async fn post_events(
     result
 }
 
-pub async fn ingest_mode(job: IngestJob, pid: Option<u32>, limits: Limits) -> Result<bool> {
+/// The `ingest` mode; returns whether every event was acknowledged, its JSON line and timeline.
+pub async fn ingest_mode(
+    mut job: IngestJob,
+    pid: Option<u32>,
+    ctx: &RunCtx,
+) -> Result<(bool, String, Timeline)> {
     let client = client::new_client(job.concurrency);
+    let meter = Arc::new(Meter::new(job.events));
+    job.watch = IngestWatch::Requests(meter.clone());
     let job = Arc::new(job);
+    let sampler = Sampler::start(meter, None, ctx.watch("ingest", "events/s", pid_cell(pid)));
     let cpu0 = pid.map(cpu::process_secs).transpose()?;
-    let r = post_events(&client, job.clone(), limits.work).await;
+    let r = post_events(&client, job.clone(), ctx.limits.work).await;
+    let timeline = sampler.stop().await;
     let hookd_cpu = match (pid, cpu0) {
         (Some(pid), Some(c0)) => cpu::process_secs(pid).ok().map(|c1| c1 - c0),
         _ => None,
@@ -175,9 +235,7 @@ pub async fn ingest_mode(job: IngestJob, pid: Option<u32>, limits: Limits) -> Re
         eprintln!("first error: {e}");
     }
     let h = &r.latency;
-    out!(
-        "{}",
-        jline! {
+    let line = jline! {
             "mode": "ingest",
             "events": r.events_ok,
             "seconds": r3(r.seconds),
@@ -193,7 +251,7 @@ pub async fn ingest_mode(job: IngestJob, pid: Option<u32>, limits: Limits) -> Re
             "hookd_cpu_s": hookd_cpu.map(r3),
             "errors": r.errors,
             "complete": complete,
-        }
-    );
-    Ok(complete)
+    };
+    out!("{line}");
+    Ok((complete, line, timeline))
 }

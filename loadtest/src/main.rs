@@ -1,18 +1,27 @@
 //! `hookd-loadtest`: the bundled load generator for hookd.
 //!
 //! Every mode talks to 127.0.0.1 only (anything else is refused) and is bounded twice: by its
-//! count (`--events`) and by `--max-seconds` (default 60), after which a watchdog ends the process
-//! whatever it is doing. Each mode ends with a human line and a single-line JSON result on stdout.
+//! count (`--events`) or time (`--duration`) and by `--max-seconds`, after which a watchdog ends
+//! the process whatever it is doing. Each mode ends with a human line and a single-line JSON
+//! result on stdout; `--report-json` and `--report-svg` write that result with a sample of
+//! every second, and a progress line shows on stderr while it runs.
 //!
-//! - [`cli`]: the subcommands and the checks of their arguments.
+//! Modes, one file each:
 //! - [`receiver`]: the embedded webhook receiver (`hookd_testkit`'s, counting only) and the
 //!   `receiver` subcommand.
-//! - [`ingest`]: posting events (`ingest`, and the events of `fanout`).
+//! - [`ingest`]: posting events (`ingest`, and the events of the other modes).
 //! - [`baseline`]: a bare hyper client against the receiver, the reference.
-//! - [`fanout`]: end-to-end deliveries through hookd.
+//! - [`fanout`]: end-to-end deliveries through hookd; [`reads`]: API reads meanwhile.
 //! - [`compare`]: baseline then fanout, side by side.
+//! - [`sustained`]: fan-out bounded by time, hookd's RSS and disk each second.
+//! - [`memory`]: many pending retries through the API; RSS, disk, restart time
+//!   ([`daemon`]: starting and killing that hookd).
+//! - [`misbehave`]: a healthy endpoint next to misbehaving ones (fairness).
 //! - [`seed`]: `seed-retries`, filling a stopped daemon's store.
-//! - [`report`]: the result lines. [`client`] and [`cpu`]: HTTP and CPU-time plumbing.
+//!
+//! Reporting: [`meter`] (counts and latencies as they happen), [`timeline`] (the per-second
+//! sampler), [`progress`] (the live line), [`report`] (result lines), [`export`] and [`svg`]
+//! (the report files). Plumbing: [`cli`], [`client`], [`cpu`], [`endpoints`].
 
 /// `println!` that ignores a closed stdout (`| head -1`) instead of panicking.
 macro_rules! out {
@@ -34,24 +43,42 @@ mod cli;
 mod client;
 mod compare;
 mod cpu;
+mod daemon;
+mod endpoints;
+mod export;
 mod fanout;
 mod ingest;
+mod memory;
+mod meter;
+mod misbehave;
+mod progress;
+mod reads;
 mod receiver;
 mod report;
 mod seed;
+mod sustained;
+mod svg;
+mod timeline;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use hookd_testkit::Reply;
 use tokio::time::Instant;
 
 use cli::{check_batch, check_counts, check_fanout, check_types, resolve_hookd_pid, Cli, Cmd};
-use ingest::IngestJob;
+use export::ReportFiles;
+use ingest::{IngestJob, IngestWatch};
+use meter::Meter;
+use progress::Show;
 use receiver::{Receiver, ReceiverConfig, Report};
 use report::{print_baseline, print_fanout};
+use timeline::{PidCell, Timeline, Watch};
 
 /// Time limits of one run.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +109,59 @@ impl Limits {
     }
 }
 
+/// What every mode gets: its time limits, how progress shows, where hookd keeps its data.
+#[derive(Debug, Clone)]
+pub struct RunCtx {
+    pub limits: Limits,
+    pub show: Show,
+    pub data_dir: Option<PathBuf>,
+    pub receiver_threads: usize,
+}
+
+impl RunCtx {
+    /// What the sampler of a `label` run watches; its rate is in `unit`.
+    pub fn watch(&self, label: &'static str, unit: &'static str, pid: PidCell) -> Watch {
+        Watch {
+            label,
+            unit,
+            pid,
+            data_dir: self.data_dir.clone(),
+            show: self.show,
+            ends_at: None,
+        }
+    }
+
+    /// A context for unit tests: `max` seconds, no progress line. Call it inside a runtime.
+    #[cfg(test)]
+    pub fn for_tests(max: f64) -> RunCtx {
+        RunCtx {
+            limits: Limits::from_max_seconds(max),
+            show: Show::Off,
+            data_dir: None,
+            receiver_threads: 1,
+        }
+    }
+}
+
+/// How a mode ended: whether it did its whole count, its JSON line and its samples.
+struct Ended {
+    complete: bool,
+    mode: &'static str,
+    line: String,
+    timeline: Timeline,
+}
+
+impl Ended {
+    fn new(mode: &'static str, (complete, line, timeline): (bool, String, Timeline)) -> Ended {
+        Ended {
+            complete,
+            mode,
+            line,
+            timeline,
+        }
+    }
+}
+
 /// Refuses any listening address but 127.0.0.1.
 pub fn require_loopback_addr(addr: &SocketAddr) -> Result<()> {
     if addr.ip() != std::net::IpAddr::V4(Ipv4Addr::LOCALHOST) {
@@ -103,16 +183,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--max-seconds`, or its default: 60, or a sustained run's duration plus 60.
+fn max_seconds(cli: &Cli) -> f64 {
+    cli.max_seconds.unwrap_or(match &cli.cmd {
+        Cmd::Sustained { args, .. } => args.duration.as_secs_f64() + 60.0,
+        _ => 60.0,
+    })
+}
+
 fn run(cli: Cli) -> Result<bool> {
-    if !(cli.max_seconds.is_finite() && cli.max_seconds > 0.0 && cli.max_seconds <= 86_400.0) {
-        bail!("--max-seconds must be in (0, 86400]");
+    let max_seconds = max_seconds(&cli);
+    if !(max_seconds.is_finite() && max_seconds > 0.0 && max_seconds <= 90_000.0) {
+        bail!("--max-seconds must be in (0, 90000]");
     }
-    let max = Duration::from_secs_f64(cli.max_seconds);
+    let max = Duration::from_secs_f64(max_seconds);
     std::thread::Builder::new()
         .name("lt-watchdog".into())
         .spawn(move || {
             std::thread::sleep(max);
             eprintln!("hookd-loadtest: --max-seconds reached, exiting");
+            daemon::kill_spawned();
             std::process::exit(124);
         })
         .context("starting the watchdog")?;
@@ -122,15 +212,33 @@ fn run(cli: Cli) -> Result<bool> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let limits = rt.block_on(async { Limits::from_max_seconds(cli.max_seconds) });
-    let done = match cli.cmd {
+    let ctx = RunCtx {
+        limits: rt.block_on(async { Limits::from_max_seconds(max_seconds) }),
+        show: Show::choose(cli.progress),
+        data_dir: cli.hookd_data_dir.clone(),
+        receiver_threads: cli.receiver_threads,
+    };
+    let files = ReportFiles {
+        json: cli.report_json.clone(),
+        svg: cli.report_svg.clone(),
+    };
+    let ended = run_mode(&rt, cli.cmd, &ctx)?;
+    let title = format!("hookd-loadtest {}", ended.mode);
+    files.write(ended.mode, &title, &ended.line, &ended.timeline)?;
+    rt.shutdown_background();
+    Ok(ended.complete)
+}
+
+fn run_mode(rt: &tokio::runtime::Runtime, cmd: Cmd, ctx: &RunCtx) -> Result<Ended> {
+    let limits = ctx.limits;
+    Ok(match cmd {
         Cmd::SeedRetries {
             data_dir,
             count,
             endpoints,
         } => {
-            seed::seed_retries(&data_dir, count, endpoints)?;
-            true
+            let line = seed::seed_retries(&data_dir, count, endpoints)?;
+            Ended::new("seed-retries", (true, line, Timeline::default()))
         }
         Cmd::Receiver {
             listen,
@@ -138,15 +246,22 @@ fn run(cli: Cli) -> Result<bool> {
             delay_ms,
         } => {
             let status = hyper::StatusCode::from_u16(status).context("--status")?;
+            let meter = Arc::new(Meter::default());
             let recv = Receiver::start(ReceiverConfig {
                 listen,
-                status,
-                delay: Duration::from_millis(delay_ms),
-                threads: cli.receiver_threads,
+                reply: Reply::Slow {
+                    delay: Duration::from_millis(delay_ms),
+                    status: status.as_u16(),
+                },
+                threads: ctx.receiver_threads,
                 report: Report::Stdout,
+                meters: vec![meter.clone()],
             })?;
             out!("listening on http://{}", recv.addr);
-            rt.block_on(receiver::receiver_mode(&recv, limits))?
+            Ended::new(
+                "receiver",
+                rt.block_on(receiver::receiver_mode(&recv, meter, ctx))?,
+            )
         }
         Cmd::Ingest {
             hookd,
@@ -170,43 +285,71 @@ fn run(cli: Cli) -> Result<bool> {
                 events,
                 batch,
                 concurrency,
+                watch: IngestWatch::None,
             };
-            rt.block_on(ingest::ingest_mode(job, pid, limits))?
+            Ended::new("ingest", rt.block_on(ingest::ingest_mode(job, pid, ctx))?)
         }
         Cmd::Baseline {
             events,
             concurrency,
         } => {
             check_counts(events, concurrency)?;
-            let recv = Receiver::embedded(cli.receiver_threads)?;
-            let r = rt.block_on(baseline::baseline(&recv, events, concurrency, limits.work))?;
-            print_baseline(&r);
-            r.complete
+            let recv = Receiver::embedded(ctx.receiver_threads, Arc::default())?;
+            let r = rt.block_on(baseline::baseline(
+                &recv,
+                events,
+                concurrency,
+                ctx,
+                limits.work,
+            ))?;
+            let line = print_baseline(&r);
+            Ended::new("baseline", (r.complete, line, r.timeline))
         }
         Cmd::Fanout { hookd, fanout } => {
             let target = client::parse_target(&hookd.target)?;
             check_fanout(&fanout)?;
             let pid = resolve_hookd_pid(fanout.hookd_pid)?;
-            let recv = Receiver::embedded(cli.receiver_threads)?;
+            let meter = Arc::new(Meter::default());
+            let recv = Receiver::embedded(ctx.receiver_threads, meter.clone())?;
             let r = rt.block_on(fanout::fanout_mode(
-                &recv, &target, &hookd.key, &fanout, pid, limits,
+                &recv, meter, &target, &hookd.key, &fanout, pid, ctx,
             ))?;
-            print_fanout(&r);
-            r.complete
+            let line = print_fanout(&r);
+            Ended::new("fanout", (r.complete, line, r.timeline))
+        }
+        Cmd::Sustained { hookd, args } => {
+            let target = client::parse_target(&hookd.target)?;
+            cli::check_sustained(&args)?;
+            let pid = resolve_hookd_pid(args.hookd_pid)?;
+            Ended::new(
+                "sustained",
+                rt.block_on(sustained::sustained_mode(
+                    &target, &hookd.key, &args, pid, ctx,
+                ))?,
+            )
+        }
+        Cmd::Memory { args } => {
+            cli::check_memory(&args)?;
+            Ended::new("memory", rt.block_on(memory::memory_mode(&args, ctx))?)
+        }
+        Cmd::Misbehave { hookd, args } => {
+            let target = client::parse_target(&hookd.target)?;
+            cli::check_misbehave(&args)?;
+            let pid = resolve_hookd_pid(args.hookd_pid)?;
+            Ended::new(
+                "misbehave",
+                rt.block_on(misbehave::misbehave_mode(
+                    &target, &hookd.key, &args, pid, ctx,
+                ))?,
+            )
         }
         Cmd::Compare {
             hookd,
             fanout,
             baseline_concurrency,
-        } => compare::compare(
-            &rt,
-            &hookd,
-            &fanout,
-            baseline_concurrency,
-            cli.receiver_threads,
-            limits,
-        )?,
-    };
-    rt.shutdown_background();
-    Ok(done)
+        } => Ended::new(
+            "compare",
+            compare::compare(rt, &hookd, &fanout, baseline_concurrency, ctx)?,
+        ),
+    })
 }

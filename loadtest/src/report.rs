@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::baseline::BaselineResult;
 use crate::client;
 use crate::fanout::FanoutResult;
+use crate::reads::{reads_line, ReadsResult};
 
 pub fn r3(x: f64) -> f64 {
     if x.is_finite() {
@@ -62,7 +63,8 @@ pub fn json_line(fields: &[(&str, Value)]) -> String {
     format!("{{{}}}", body.join(","))
 }
 
-pub fn print_baseline(r: &BaselineResult) {
+/// Prints the baseline's lines; returns its JSON line.
+pub fn print_baseline(r: &BaselineResult) -> String {
     let client_cpu = (r.process_cpu - r.receiver_cpu).max(0.0);
     out!(
         "baseline: {} of {} requests in {:.2} s = {:.0} requests/s (concurrency {}); CPU of this process {:.2} s = {:.1} us/request (client {:.1}, receiver {:.1}); {}; errors: {}",
@@ -79,9 +81,7 @@ pub fn print_baseline(r: &BaselineResult) {
         client::errors_line(&r.errors),
     );
     let h = &r.latency;
-    out!(
-        "{}",
-        jline! {
+    let line = jline! {
             "mode": "baseline",
             "requests": r.requests,
             "seconds": r3(r.seconds),
@@ -96,14 +96,16 @@ pub fn print_baseline(r: &BaselineResult) {
             "concurrency": r.concurrency,
             "errors": r.errors,
             "complete": r.complete,
-        }
-    );
+    };
+    out!("{line}");
+    line
 }
 
-pub fn print_fanout(r: &FanoutResult) {
+/// Prints fanout's lines; returns its JSON line.
+pub fn print_fanout(r: &FanoutResult) -> String {
     let rate = per_sec(r.deliveries, r.seconds);
     out!(
-        "fanout: {} of {} deliveries ({} events ok of {}, x {} endpoints) in {:.2} s end to end = {:.0} deliveries/s (ingest {:.2} s, errors: {}); hookd CPU {}; receiver CPU {:.1} us/delivery; {} receiver requests; {} endpoints deleted",
+        "fanout: {} of {} deliveries ({} events ok of {}, x {} endpoints) in {:.2} s end to end = {:.0} deliveries/s (ingest {:.2} s, errors: {}); delivery {}; hookd CPU {}; receiver CPU {:.1} us/delivery; {} receiver requests; {} endpoints deleted{}",
         r.deliveries,
         r.expected,
         r.events_ok,
@@ -113,14 +115,32 @@ pub fn print_fanout(r: &FanoutResult) {
         rate,
         r.ingest_seconds,
         client::errors_line(&r.ingest_errors),
+        latency_line(&r.latency),
         r.hookd_cpu
             .map(|c| format!("{c:.2} s = {:.1} us/delivery", us_per(c, r.deliveries)))
             .unwrap_or_else(|| "not measured".into()),
         us_per(r.receiver_cpu, r.deliveries),
         r.requests,
         r.deleted,
+        reads_line(&r.reads),
     );
-    out!("{}", fanout_json(r));
+    let line = fanout_json(r);
+    out!("{line}");
+    line
+}
+
+/// `{"reads","errors","p50_us","p99_us","max_us"}`, or null without reads.
+pub fn reads_json(r: &Option<ReadsResult>) -> Value {
+    match r {
+        None => Value::Null,
+        Some(r) => serde_json::json!({
+            "reads": r.reads,
+            "errors": r.errors,
+            "p50_us": r.p50_us,
+            "p99_us": r.p99_us,
+            "max_us": r.max_us,
+        }),
+    }
 }
 
 pub fn fanout_json(r: &FanoutResult) -> String {
@@ -142,6 +162,10 @@ pub fn fanout_json(r: &FanoutResult) -> String {
         "hookd_busy_before_pct": r.busy_before.map(r1),
         "endpoints_deleted": r.deleted,
         "complete": r.complete,
+        "delivery_p50_us": r.latency.value_at_quantile(0.50),
+        "delivery_p99_us": r.latency.value_at_quantile(0.99),
+        "delivery_max_us": r.latency.max(),
+        "reads": reads_json(&r.reads),
     }
 }
 

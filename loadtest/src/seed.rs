@@ -19,7 +19,8 @@ use hookd_types::{Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Ev
 /// 15 GB of RSS while seeding.)
 const BATCH: u64 = 1_000;
 
-pub fn seed_retries(data_dir: &Path, count: u64, endpoints: u32) -> Result<()> {
+/// Seeds the store; returns the JSON result line (also printed).
+pub fn seed_retries(data_dir: &Path, count: u64, endpoints: u32) -> Result<String> {
     if count == 0 || count > 10_000_000 || endpoints == 0 || endpoints > 10_000 {
         bail!("--count must be in 1..=10000000 and --endpoints in 1..=10000");
     }
@@ -106,9 +107,12 @@ pub fn seed_retries(data_dir: &Path, count: u64, endpoints: u32) -> Result<()> {
         "seeded {made} retrying deliveries over {endpoints} endpoints in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    println!(
-        "{{\"mode\":\"seed-retries\",\"deliveries\":{made},\"endpoints\":{endpoints},\"seconds\":{:.3}}}",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    let line = jline! {
+        "mode": "seed-retries",
+        "deliveries": made,
+        "endpoints": endpoints,
+        "seconds": crate::report::r3(started.elapsed().as_secs_f64()),
+    };
+    println!("{line}");
+    Ok(line)
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::record::{describe, Counts, Record, Recorded};
+use crate::record::{describe, Counts, Observer, Record, Recorded};
 use crate::reply::Reply;
 use crate::serve::{accept_loop, lock, Shared};
 use crate::tls::{SelfSigned, TlsError};
@@ -32,6 +32,7 @@ pub struct Builder {
     default: Reply,
     post_only: bool,
     http1_only: bool,
+    observer: Option<Observer>,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -43,6 +44,7 @@ impl Default for Builder {
             default: Reply::Status(204),
             post_only: false,
             http1_only: false,
+            observer: None,
             tls: None,
         }
     }
@@ -79,6 +81,12 @@ impl Builder {
         self
     }
 
+    /// Calls `observer` with every request counted, before it is answered.
+    pub fn observe(mut self, observer: Observer) -> Builder {
+        self.observer = Some(observer);
+        self
+    }
+
     /// Serves https with `cert` (h2 and http/1.1 by ALPN).
     pub fn tls(mut self, cert: &SelfSigned) -> Result<Builder, TlsError> {
         self.tls = Some(cert.server_config()?);
@@ -106,6 +114,7 @@ impl Builder {
             self.default,
             self.post_only,
             self.http1_only,
+            self.observer,
         ));
         let (stop, stopped) = watch::channel(());
         let tls = self.tls.map(tokio_rustls::TlsAcceptor::from);

@@ -1,6 +1,7 @@
 //! What the receiver keeps: every request ([`Recorded`]) or only running totals ([`Counts`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -58,6 +59,37 @@ impl Recorded {
 
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+}
+
+/// One request as an [`Observer`] sees it: read to its end, counted, not yet answered.
+#[derive(Debug)]
+pub struct Observed<'a> {
+    pub path: &'a str,
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a [u8],
+    /// The status the receiver is about to answer; 0 when it sends none.
+    pub status: u16,
+}
+
+/// Called with every request counted, in both [`Record`] modes, on the connection's task: keep
+/// it short (load runs take their per-path counts and latencies from it).
+#[derive(Clone)]
+pub struct Observer(Arc<dyn Fn(&Observed<'_>) + Send + Sync>);
+
+impl Observer {
+    pub fn new(f: impl Fn(&Observed<'_>) + Send + Sync + 'static) -> Observer {
+        Observer(Arc::new(f))
+    }
+
+    pub(crate) fn call(&self, seen: &Observed<'_>) {
+        (self.0)(seen)
+    }
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer(..)")
     }
 }
 

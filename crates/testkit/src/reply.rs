@@ -1,8 +1,9 @@
 //! What the receiver does with a request to a path: [`Reply`] is the script, [`Action`] what one
 //! request gets once its number on the path is known.
 //!
-//! New behaviours (429 with `Retry-After` after N, ...) are new [`Reply`] variants mapped to the
-//! same few actions in [`Reply::action`]. The random ones ([`Reply::Share`],
+//! New behaviours are new [`Reply`] variants mapped to the same few actions in
+//! [`Reply::action`]. (A listener that accepts connections and never reads them cannot be a
+//! per-path reply, since the path is never read: that is [`crate::Silent`].) The random ones ([`Reply::Share`],
 //! [`Reply::SlowRange`]) draw from their seed and the request's number on the path, so a seed
 //! gives the same answers in the same order on every run.
 
@@ -42,6 +43,9 @@ pub enum Reply {
         status: u16,
         seed: u64,
     },
+    /// `status` (429 or 503 for a receiver asking to be left alone) with the header
+    /// `retry-after: <seconds>` and the body `retry after <seconds>`.
+    RetryAfter { status: u16, seconds: u64 },
     /// Exactly this answer: status, headers, body, after a delay.
     Respond(Answer),
     /// The n-th request to the path gets the n-th reply; the last one repeats.
@@ -210,6 +214,15 @@ impl Reply {
                 let delay = *min + Duration::from_nanos(offset as u64);
                 answer(*status, "slow".to_owned(), delay)
             }
+            Reply::RetryAfter { status, seconds } => Action::Answer(Answer {
+                status: *status,
+                headers: vec![
+                    ("content-type".to_owned(), "text/plain".to_owned()),
+                    ("retry-after".to_owned(), seconds.to_string()),
+                ],
+                body: text(*status, format!("retry after {seconds}")),
+                delay: Duration::ZERO,
+            }),
             Reply::Respond(a) => Action::Answer(a.clone()),
             Reply::Sequence(replies) => match replies.get(nth.saturating_sub(1)).or(replies.last())
             {
@@ -313,6 +326,22 @@ mod tests {
         );
         // An empty range waits its minimum.
         assert!(delays(3, max, min).iter().all(|d| *d == max));
+    }
+
+    #[test]
+    fn retry_after_names_its_seconds() {
+        let Action::Answer(a) = (Reply::RetryAfter {
+            status: 429,
+            seconds: 30,
+        })
+        .action(1) else {
+            panic!("not an answer")
+        };
+        assert_eq!(a.status, 429);
+        assert!(a
+            .headers
+            .contains(&("retry-after".to_owned(), "30".to_owned())));
+        assert_eq!(&a.body[..], b"retry after 30");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::body::ReplyBody;
 use crate::io::ConnIo;
-use crate::record::{Counts, Record, Recorded};
+use crate::record::{Counts, Observed, Observer, Record, Recorded};
 use crate::reply::{Action, Reply};
 
 pub(crate) struct Shared {
@@ -27,6 +27,7 @@ pub(crate) struct Shared {
     pub(crate) post_only: bool,
     /// Serve HTTP/1.1 only, without sniffing for the HTTP/2 preface.
     pub(crate) http1_only: bool,
+    pub(crate) observer: Option<Observer>,
     pub(crate) paths: Mutex<HashMap<String, PathState>>,
     pub(crate) requests: Mutex<Vec<Recorded>>,
     seen: Mutex<Seen>,
@@ -41,12 +42,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(record: Record, default: Reply, post_only: bool, http1_only: bool) -> Shared {
+    pub(crate) fn new(
+        record: Record,
+        default: Reply,
+        post_only: bool,
+        http1_only: bool,
+        observer: Option<Observer>,
+    ) -> Shared {
         Shared {
             record,
             default,
             post_only,
             http1_only,
+            observer,
             paths: Mutex::default(),
             requests: Mutex::default(),
             seen: Mutex::default(),
@@ -234,6 +242,14 @@ async fn handle(
         let mut seen = lock(&shared.seen);
         seen.ids.insert(id_hash);
         seen.pairs.insert(pair_hash);
+    }
+    if let Some(observer) = &shared.observer {
+        observer.call(&Observed {
+            path,
+            headers: &parts.headers,
+            body: &body,
+            status: action.status(),
+        });
     }
     if shared.record == Record::Requests {
         let mut headers: BTreeMap<String, String> = BTreeMap::new();

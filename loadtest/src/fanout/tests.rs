@@ -14,7 +14,7 @@ use super::*;
 use crate::client::{self, HttpClient, Target};
 use crate::receiver::test_receiver;
 use crate::report::fanout_json;
-use crate::Limits;
+use crate::RunCtx;
 
 /// Just enough of hookd for fanout: endpoints in memory, batches fanned out at once.
 #[derive(Default)]
@@ -113,22 +113,29 @@ fn fanout_args(endpoints: u64, events: u64) -> FanoutArgs {
     FanoutArgs {
         endpoints,
         events,
-        concurrency: 2,
-        batch: 100,
-        types: vec!["instance.ready".into()],
+        post: crate::cli::PostArgs {
+            concurrency: 2,
+            batch: 100,
+            types: vec!["instance.ready".into()],
+        },
         hookd_pid: None,
+        reads: crate::reads::ReadArgs {
+            reads: 1,
+            read_limit: 10,
+        },
     }
 }
 
 #[test]
 fn fanout_against_fake_hookd() {
-    let recv = test_receiver();
+    let meter = Arc::new(Meter::default());
+    let recv = Receiver::embedded(1, meter.clone()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (r, deleted) = rt.block_on(async {
         let (target, state) = spawn_fake_hookd().await;
-        let limits = Limits::from_max_seconds(20.0);
+        let ctx = RunCtx::for_tests(20.0);
         let pid = Some(std::process::id());
-        let r = fanout_mode(&recv, &target, "k", &fanout_args(3, 250), pid, limits)
+        let r = fanout_mode(&recv, meter, &target, "k", &fanout_args(3, 250), pid, &ctx)
             .await
             .unwrap();
         (r, state.deleted.load(Ordering::Relaxed))
@@ -147,10 +154,18 @@ fn fanout_reports_bad_key() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let err = rt.block_on(async {
         let (target, _) = spawn_fake_hookd().await;
-        let limits = Limits::from_max_seconds(10.0);
-        fanout_mode(&recv, &target, "wrong", &fanout_args(1, 1), None, limits)
-            .await
-            .unwrap_err()
+        let ctx = RunCtx::for_tests(10.0);
+        fanout_mode(
+            &recv,
+            Arc::default(),
+            &target,
+            "wrong",
+            &fanout_args(1, 1),
+            None,
+            &ctx,
+        )
+        .await
+        .unwrap_err()
     });
     assert!(err.to_string().contains("401"), "{err}");
     drop(rt);

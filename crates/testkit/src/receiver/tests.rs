@@ -243,6 +243,46 @@ async fn counting_only_keeps_no_requests() {
 }
 
 #[tokio::test]
+async fn an_observer_sees_each_request_before_its_answer() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let rx = Receiver::builder()
+        .record(Record::Counts)
+        .observe(crate::Observer::new(move |o| {
+            let id = o.headers.get("webhook-id").map(|v| v.as_bytes().to_vec());
+            log.lock()
+                .unwrap()
+                .push((o.path.to_owned(), o.body.to_vec(), o.status, id));
+        }))
+        .start()
+        .await
+        .unwrap();
+    rx.script(
+        "/busy",
+        Reply::RetryAfter {
+            status: 429,
+            seconds: 9,
+        },
+    );
+    let (status, headers, _) = send(&rx, Method::POST, "/busy", "one").await.unwrap();
+    assert_eq!(
+        (status, headers["retry-after"].to_str().unwrap()),
+        (StatusCode::TOO_MANY_REQUESTS, "9")
+    );
+    let (status, _, _) = send(&rx, Method::POST, "/ok", "two").await.unwrap();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let seen = seen.lock().unwrap().clone();
+    let id = Some(b"msg_1".to_vec());
+    assert_eq!(
+        seen,
+        vec![
+            ("/busy".to_owned(), b"one".to_vec(), 429, id.clone()),
+            ("/ok".to_owned(), b"two".to_vec(), 204, id),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn refuses_addresses_off_the_loopback() {
     let e = Receiver::builder()
         .listen("0.0.0.0:0".parse().unwrap())

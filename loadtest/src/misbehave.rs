@@ -1,0 +1,422 @@
+//! `misbehave`: does one customer's broken receiver delay another's webhooks? One healthy
+//! endpoint alone first, then, for each kind, the healthy endpoint next to K endpoints whose
+//! receiver misbehaves that way; every event goes to all of them. For each phase: the healthy
+//! endpoint's deliveries/s and delivery latency, side by side with alone, in one invocation.
+//! Between phases the endpoints are deleted and hookd's in-flight requests allowed to drain.
+//!
+//! The misbehaving receivers are `hookd_testkit`'s ([`Reply`] kinds, and [`Silent`] for a
+//! listener that accepts TCP and never answers), on 127.0.0.1.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use hookd_testkit::{Reply, Silent};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::cli::MisbehaveArgs;
+use crate::client::{self, HttpClient, Target};
+use crate::endpoints;
+use crate::ingest::{post_events, IngestJob, IngestWatch};
+use crate::meter::Meter;
+use crate::receiver::{Receiver, ReceiverConfig};
+use crate::report::{ms, per_sec, r1, r3};
+use crate::timeline::{pid_cell, Sampler, Timeline};
+use crate::RunCtx;
+
+/// How the misbehaving endpoints' receiver behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// The control: answers 204 at once, so the cost of fanning out to K more endpoints is
+    /// told apart from the cost of their misbehaving.
+    Ok,
+    /// Answers 200 after `--slow`.
+    Slow,
+    /// Reads the request and never answers (the connection stays open).
+    Hang,
+    /// A seeded share (`--fail-share`) of 500s, else 200.
+    Fail,
+    /// Resets the connection (TCP RST) without an answer.
+    Reset,
+    /// Closes the connection without an answer.
+    Close,
+    /// 429 with `Retry-After: --retry-after-s`.
+    RetryAfter,
+    /// Accepts TCP and never reads nor answers.
+    Silent,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Ok => "ok",
+            Kind::Slow => "slow",
+            Kind::Hang => "hang",
+            Kind::Fail => "fail",
+            Kind::Reset => "reset",
+            Kind::Close => "close",
+            Kind::RetryAfter => "retry-after",
+            Kind::Silent => "silent",
+        }
+    }
+
+    /// The receiver's reply; none for [`Kind::Silent`], which is no HTTP server at all.
+    fn reply(self, a: &MisbehaveArgs) -> Option<Reply> {
+        Some(match self {
+            Kind::Ok => Reply::Status(204),
+            Kind::Slow => Reply::Slow {
+                delay: a.slow,
+                status: 200,
+            },
+            Kind::Hang => Reply::Hang,
+            Kind::Fail => Reply::Share {
+                ok: 200,
+                fail: 500,
+                fail_share: a.fail_share,
+                seed: 12,
+            },
+            Kind::Reset => Reply::Reset,
+            Kind::Close => Reply::Close,
+            Kind::RetryAfter => Reply::RetryAfter {
+                status: 429,
+                seconds: a.retry_after_s,
+            },
+            Kind::Silent => return None,
+        })
+    }
+}
+
+/// The misbehaving side of a phase; dropping it closes its connections.
+enum Bad {
+    Receiver(Receiver),
+    Silent(Silent),
+}
+
+impl Bad {
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Bad::Receiver(r) => r.addr,
+            Bad::Silent(s) => s.addr,
+        }
+    }
+
+    /// Requests received (connections, for the silent listener).
+    fn requests(&self) -> u64 {
+        match self {
+            Bad::Receiver(r) => r.snapshot().requests,
+            Bad::Silent(s) => s.accepted(),
+        }
+    }
+}
+
+/// The healthy endpoint's figures in one phase.
+#[derive(Debug, Clone)]
+struct Phase {
+    name: &'static str,
+    delivered: u64,
+    events: u64,
+    seconds: f64,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
+    bad_requests: u64,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        per_sec(self.delivered, self.seconds)
+    }
+
+    fn complete(&self) -> bool {
+        self.delivered >= self.events
+    }
+}
+
+pub async fn misbehave_mode(
+    target: &Target,
+    key: &str,
+    args: &MisbehaveArgs,
+    pid: Option<u32>,
+    ctx: &RunCtx,
+) -> Result<(bool, String, Timeline)> {
+    let client = client::new_client(8);
+    // The healthy endpoint's deliveries over the whole invocation, phase after phase.
+    let run_meter = Arc::new(Meter::new(args.events * (1 + args.kinds.len() as u64)));
+    let sampler = Sampler::start(
+        run_meter.clone(),
+        None,
+        ctx.watch("misbehave", "healthy deliveries/s", pid_cell(pid)),
+    );
+    let mut phases = Vec::new();
+    let mut result = Ok(());
+    for kind in std::iter::once(None).chain(args.kinds.iter().copied().map(Some)) {
+        match phase(&client, target, key, args, kind, &run_meter, ctx).await {
+            Ok(p) => {
+                print_phase(&p, &phases);
+                phases.push(p);
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+        drain(&client, target, key, ctx.limits.work).await;
+        if Instant::now() >= ctx.limits.work {
+            break;
+        }
+    }
+    let timeline = sampler.stop().await;
+    result?;
+    let alone = phases.first().cloned();
+    let complete = phases.len() == args.kinds.len() + 1 && phases.iter().all(Phase::complete);
+    let line = jline! {
+        "mode": "misbehave",
+        "bad_endpoints": args.bad_endpoints,
+        "events": args.events,
+        "alone": alone.as_ref().map(|a| phase_json(a, &[])),
+        "kinds": phases.iter().skip(1).map(|p| phase_json(p, &phases)).collect::<Vec<_>>(),
+        "complete": complete,
+    };
+    out!("{line}");
+    Ok((complete, line, timeline))
+}
+
+async fn phase(
+    client: &HttpClient,
+    target: &Target,
+    key: &str,
+    args: &MisbehaveArgs,
+    kind: Option<Kind>,
+    run_meter: &Arc<Meter>,
+    ctx: &RunCtx,
+) -> Result<Phase> {
+    let name = kind.map_or("alone", Kind::name);
+    let meter = Arc::new(Meter::new(args.events));
+    let healthy = Receiver::start_async(ReceiverConfig::embedded(
+        ctx.receiver_threads,
+        Reply::Status(204),
+        vec![meter.clone(), run_meter.clone()],
+    ))
+    .await?;
+    let bad = match kind {
+        None => None,
+        Some(k) => Some(match k.reply(args) {
+            Some(reply) => Bad::Receiver(
+                Receiver::start_async(ReceiverConfig::embedded(1, reply, Vec::new())).await?,
+            ),
+            None => Bad::Silent(Silent::start().await?),
+        }),
+    };
+    let tenant = endpoints::fresh_tenant();
+    let mut bodies = vec![endpoints::endpoint_body(
+        &tenant,
+        "healthy",
+        &format!("http://{}/healthy", healthy.addr),
+        &json!({}),
+    )];
+    if let Some(b) = &bad {
+        bodies.extend((0..args.bad_endpoints).map(|i| {
+            let url = format!("http://{}/b{i}", b.addr());
+            endpoints::endpoint_body(&tenant, &format!("{name} b{i}"), &url, &json!({}))
+        }));
+    }
+    eprintln!(
+        "misbehave: phase {name}: 1 healthy endpoint + {} misbehaving, {} events",
+        bodies.len() - 1,
+        args.events
+    );
+    let ids = endpoints::create(client, target, key, &bodies, ctx.limits.work).await?;
+    let start = Instant::now();
+    let deadline = (start + args.phase_timeout).min(ctx.limits.work);
+    let job = Arc::new(IngestJob {
+        target: target.clone(),
+        key: key.to_owned(),
+        tenant,
+        types: vec!["instance.ready".into()],
+        events: args.events,
+        batch: args.batch,
+        concurrency: 2,
+        watch: IngestWatch::None,
+    });
+    let ingest = post_events(client, job, deadline).await;
+    if let Some(e) = &ingest.first_error {
+        eprintln!("ingest error: {e}");
+    }
+    while meter.done_count() < ingest.events_ok && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let latency = meter.whole_run();
+    let bad_requests = bad.as_ref().map_or(0, Bad::requests);
+    endpoints::delete(client, target, key, &ids, ctx.limits.cleanup_deadline()).await;
+    // Dropped only now: hookd's requests to them end, and their retries find the endpoint gone.
+    drop((bad, healthy));
+    Ok(Phase {
+        name,
+        delivered: meter.done_count(),
+        events: args.events,
+        seconds,
+        p50_us: latency.value_at_quantile(0.50),
+        p99_us: latency.value_at_quantile(0.99),
+        max_us: latency.max(),
+        bad_requests,
+    })
+}
+
+/// Waits (at most 20 s) until hookd has no request in flight, so a phase does not inherit the
+/// last one's hanging requests.
+async fn drain(client: &HttpClient, target: &Target, key: &str, until: Instant) {
+    let deadline = (Instant::now() + Duration::from_secs(20)).min(until);
+    while Instant::now() < deadline {
+        match in_flight(client, target, key, deadline).await {
+            Some(0) | None => return,
+            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    eprintln!("misbehave: hookd still has requests in flight; going on");
+}
+
+/// `hookd_deliveries_in_flight` from `/metrics`; none if it cannot be read.
+async fn in_flight(
+    client: &HttpClient,
+    target: &Target,
+    key: &str,
+    deadline: Instant,
+) -> Option<u64> {
+    let req = client::request(
+        hyper::Method::GET,
+        &target.base,
+        "/metrics",
+        Some(key),
+        bytes::Bytes::new(),
+    );
+    match client::send(client, req, deadline).await {
+        client::Outcome::Response(200, body) => metric(
+            &String::from_utf8_lossy(&body),
+            "hookd_deliveries_in_flight",
+        ),
+        _ => None,
+    }
+}
+
+/// The value of an unlabelled metric in Prometheus text.
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map(|v| v as u64)
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+/// The phases a phase is compared with: alone (the first), and the `ok` control if it ran.
+fn references<'a>(p: &Phase, before: &'a [Phase]) -> (Option<&'a Phase>, Option<&'a Phase>) {
+    let alone = before.first().filter(|a| a.name != p.name);
+    let control = before.iter().find(|c| c.name == "ok" && p.name != "ok");
+    (alone, control)
+}
+
+fn print_phase(p: &Phase, before: &[Phase]) {
+    let (alone, control) = references(p, before);
+    let vs = |r: Option<&Phase>, what: &str| {
+        r.map(|a| {
+            format!(
+                "; {:.2}x {what}'s rate, p99 {:.1}x {what}'s",
+                ratio(p.rate(), a.rate()),
+                ratio(p.p99_us as f64, a.p99_us as f64)
+            )
+        })
+        .unwrap_or_default()
+    };
+    out!(
+        "misbehave: {}: healthy endpoint got {} of {} in {:.2} s = {:.0} deliveries/s, delivery p50 {} p99 {} max {}{}{}; misbehaving endpoints got {} requests",
+        p.name,
+        p.delivered,
+        p.events,
+        p.seconds,
+        p.rate(),
+        ms(p.p50_us),
+        ms(p.p99_us),
+        ms(p.max_us),
+        vs(alone, "alone"),
+        vs(control, "ok"),
+        p.bad_requests
+    );
+}
+
+fn phase_json(p: &Phase, before: &[Phase]) -> Value {
+    let (alone, control) = references(p, before);
+    let rate_vs = |r: Option<&Phase>| r.map(|a| r3(ratio(p.rate(), a.rate())));
+    let p99_vs = |r: Option<&Phase>| r.map(|a| r3(ratio(p.p99_us as f64, a.p99_us as f64)));
+    json!({
+        "kind": p.name,
+        "delivered": p.delivered,
+        "seconds": r3(p.seconds),
+        "per_sec": r1(p.rate()),
+        "p50_us": p.p50_us,
+        "p99_us": p.p99_us,
+        "max_us": p.max_us,
+        "rate_vs_alone": rate_vs(alone),
+        "p99_vs_alone": p99_vs(alone),
+        "rate_vs_ok": rate_vs(control),
+        "p99_vs_ok": p99_vs(control),
+        "bad_requests": p.bad_requests,
+        "complete": p.complete(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase(name: &'static str, seconds: f64, p99_us: u64) -> Phase {
+        Phase {
+            name,
+            delivered: 100,
+            events: 100,
+            seconds,
+            p50_us: 1,
+            p99_us,
+            max_us: p99_us,
+            bad_requests: 0,
+        }
+    }
+
+    #[test]
+    fn phases_compare_with_alone_and_the_control() {
+        let before = [phase("alone", 1.0, 10), phase("ok", 2.0, 40)];
+        let hang = phase_json(&phase("hang", 4.0, 80), &before);
+        assert_eq!(
+            (&hang["rate_vs_alone"], &hang["p99_vs_alone"]),
+            (&json!(0.25), &json!(8.0))
+        );
+        assert_eq!(
+            (&hang["rate_vs_ok"], &hang["p99_vs_ok"]),
+            (&json!(0.5), &json!(2.0))
+        );
+        let ok = phase_json(&before[1], &before);
+        assert!(ok["rate_vs_ok"].is_null() && ok["rate_vs_alone"] == json!(0.5));
+        let alone = phase_json(&before[0], &[]);
+        assert!(alone["rate_vs_alone"].is_null() && alone["complete"] == json!(true));
+    }
+
+    #[test]
+    fn reads_an_unlabelled_metric() {
+        let text = "# HELP hookd_deliveries_in_flight x\nhookd_deliveries_in_flight_total 9\nhookd_deliveries_in_flight 3\n";
+        assert_eq!(metric(text, "hookd_deliveries_in_flight"), Some(3));
+        assert_eq!(metric(text, "hookd_nothing"), None);
+    }
+}
