@@ -92,6 +92,9 @@ pub enum Cmd {
         /// Pid of hookd, to report its CPU time per event (optional; else found by name).
         #[arg(long)]
         hookd_pid: Option<u32>,
+        /// Pad each event to about this many bytes of JSON (0: ~250 bytes, unpadded).
+        #[arg(long, default_value_t = 0)]
+        event_bytes: usize,
     },
     /// Reference rate of a bare pooled hyper client: POSTs ~300-byte JSON bodies to an embedded
     /// receiver and reports requests/s and CPU time per request of this process.
@@ -186,6 +189,9 @@ pub struct PostArgs {
     /// Event types, used round robin (comma separated).
     #[arg(long, value_delimiter = ',', default_value = "instance.ready")]
     pub types: Vec<String>,
+    /// Pad each event to about this many bytes of JSON (0: ~250 bytes, unpadded).
+    #[arg(long, default_value_t = 0)]
+    pub event_bytes: usize,
 }
 
 #[derive(Debug, clap::Args)]

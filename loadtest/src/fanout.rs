@@ -75,6 +75,7 @@ pub async fn fanout_mode(
         events: args.events,
         batch: args.post.batch,
         concurrency: args.post.concurrency,
+        event_bytes: args.post.event_bytes,
         watch: IngestWatch::Acked {
             meter: meter.clone(),
             per_event: args.endpoints,

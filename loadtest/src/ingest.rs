@@ -39,6 +39,8 @@ pub struct IngestJob {
     pub batch: u64,
     pub concurrency: usize,
     pub watch: IngestWatch,
+    /// Pad each event's JSON to about this many bytes (0: no padding).
+    pub event_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -56,7 +58,7 @@ pub struct IngestResult {
 /// Event `seq` of the job. `sent_us` (now) lets the receiver time its delivery.
 pub fn event_json(job: &IngestJob, seq: u64) -> Value {
     let ty = &job.types[(seq % job.types.len() as u64) as usize];
-    json!({
+    let mut event = json!({
         "type": ty,
         "tenant": job.tenant,
         "data": {
@@ -67,7 +69,13 @@ pub fn event_json(job: &IngestJob, seq: u64) -> Value {
             "node": "node-17",
             "message": "instance passed its health checks",
         },
-    })
+    });
+    // `,"detail":""` is 12 bytes.
+    let len = event.to_string().len() + 12;
+    if job.event_bytes > len {
+        event["data"]["detail"] = Value::from("x".repeat(job.event_bytes - len));
+    }
+    event
 }
 
 /// The request posting events `lo..hi`: one `POST /v1/events` or a batch.

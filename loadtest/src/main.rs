@@ -271,6 +271,7 @@ fn run_mode(rt: &tokio::runtime::Runtime, cmd: Cmd, ctx: &RunCtx) -> Result<Ende
             types,
             tenant,
             hookd_pid,
+            event_bytes,
         } => {
             let target = client::parse_target(&hookd.target)?;
             check_counts(events, concurrency)?;
@@ -285,6 +286,7 @@ fn run_mode(rt: &tokio::runtime::Runtime, cmd: Cmd, ctx: &RunCtx) -> Result<Ende
                 events,
                 batch,
                 concurrency,
+                event_bytes,
                 watch: IngestWatch::None,
             };
             Ended::new("ingest", rt.block_on(ingest::ingest_mode(job, pid, ctx))?)

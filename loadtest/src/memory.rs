@@ -161,6 +161,7 @@ async fn measure(
             events: args.pending / args.endpoints,
             batch: args.batch,
             concurrency: args.concurrency,
+            event_bytes: 0,
             watch: IngestWatch::Acked {
                 meter: meter.clone(),
                 per_event: args.endpoints,

@@ -237,6 +237,7 @@ async fn phase(
         events: args.events,
         batch: args.batch,
         concurrency: 2,
+        event_bytes: 0,
         watch: IngestWatch::None,
     });
     let ingest = post_events(client, job, deadline).await;

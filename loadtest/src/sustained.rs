@@ -56,6 +56,7 @@ pub async fn sustained_mode(
         events: u64::MAX,
         batch: args.post.batch,
         concurrency: args.post.concurrency,
+        event_bytes: args.post.event_bytes,
         watch: IngestWatch::Acked {
             meter: meter.clone(),
             per_event: args.endpoints,
