@@ -117,6 +117,7 @@ fn fanout_args(endpoints: u64, events: u64) -> FanoutArgs {
             concurrency: 2,
             batch: 100,
             types: vec!["instance.ready".into()],
+            event_bytes: 0,
         },
         hookd_pid: None,
         reads: crate::reads::ReadArgs {
