@@ -1,11 +1,14 @@
-//! [`Store`] on sled 0.34: the log in a tree of its own, all other state in the default tree
-//! with keys prefixed by record kind; values in bincode.
+//! [`Store`] on the event log (a journal beside the sled directory, `db.events`) and sled 0.34
+//! for the state derived from the logs: the default tree with keys prefixed by record kind;
+//! values in bincode.
 //!
 //! # Key layout
 //! | key | value |
 //! |---|---|
-//! | tree `log`: seq(8) | [`LogRecord`]: every event of one group commit (one record, one flush) |
-//! | `m` `cursor` | first log seq not yet fanned out (u64 BE) |
+//! | journal `db.events`: seq | [`LogRecord`]: every event of one group commit (one record, one `fdatasync`) |
+//! | `m` `events_cursor` | first event-log seq not yet fanned out (u64 BE) |
+//! | `m` `outcomes_applied` | last outcome-log seq applied by the indexer (u64 BE; see [`crate::outcome`]) |
+//! | `m` `cursor`, tree `log` | engine v1's cursor and event tree: read once by [`SledStore::open`] to migrate |
 //! | `m` name | daemon metadata (e.g. the admin key hash, the master key check) |
 //! | `e` event id | the [`Event`] and the ids of the deliveries fan-out made of it |
 //! | `k` tenant `\0` key | [`IdemRecord`] |
@@ -22,12 +25,13 @@
 //! - Integers in keys are big-endian so byte order is numeric order.
 //! - A delivery has a deadline key `s` exactly when `next_attempt_ms` is set, and both change in
 //!   one atomic batch. One state tree makes every batch atomic across all state record kinds.
-//! - The cursor is committed in the same batch as the effects of fanning out a record, so it
-//!   alone says what is done. Log records below it are garbage: removed right after, or on open
-//!   if a crash came between. On open, the next seq is one past the highest record (or the
-//!   cursor). The log tree holds only large records, so state updates never copy them.
-//! - sled recovers a prefix of its writes, so a buffered fan-out or attempt lost in a crash
-//!   leaves the log record or the deadline in place, and the work is redone.
+//! - The fan-out cursor is committed in the same batch as the effects of fanning out a record,
+//!   so it alone says what is done. Event-log segments below it are dropped only after a
+//!   checkpoint has made the state durable ([`SledStore::checkpoint_events`]).
+//! - After fan-out, only the outcome indexer writes delivery state ([`SledStore::apply`]), with
+//!   the seq it applied through in the same batch.
+//! - sled recovers a prefix of its writes, so a fan-out or outcome lost in a crash leaves the
+//!   event-log record or the deadline in place, and the work is redone.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
