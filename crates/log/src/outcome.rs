@@ -338,4 +338,6 @@ impl Indexer {
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;

@@ -1,0 +1,282 @@
+//! A model-based test of the store as the engine drives it: random runs of fan-out, attempt
+//! outcomes, manual retries, checkpoints and restarts against a plain in-memory model, checked
+//! after every step (each delivery's status, attempts and deadline; the durable deadlines; every
+//! endpoint's stats).
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::store::{LogEntry, Store};
+use crate::testing::TempStore;
+use hookd_types::{Delivery, EndpointId, Event};
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// One event to `endpoints` endpoints (of the fixed three).
+    FanOut {
+        endpoints: usize,
+    },
+    /// An attempt of the `pick`-th delivery (modulo their number), if it is due.
+    Attempt {
+        pick: usize,
+        outcome: Outcome,
+    },
+    /// A manual retry of the `pick`-th delivery, if it is retrying or dead-lettered.
+    Retry {
+        pick: usize,
+    },
+    Checkpoint,
+    Restart,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Delivered,
+    RetryIn(u64),
+    DeadLettered,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let outcome = prop_oneof![
+        Just(Outcome::Delivered),
+        (1u64..1000).prop_map(Outcome::RetryIn),
+        Just(Outcome::DeadLettered),
+    ];
+    prop_oneof![
+        3 => (1usize..=3).prop_map(|endpoints| Op::FanOut { endpoints }),
+        6 => (any::<usize>(), outcome).prop_map(|(pick, outcome)| Op::Attempt { pick, outcome }),
+        2 => any::<usize>().prop_map(|pick| Op::Retry { pick }),
+        1 => Just(Op::Checkpoint),
+        1 => Just(Op::Restart),
+    ]
+}
+
+/// What the model knows of a delivery.
+#[derive(Debug, Clone, PartialEq)]
+struct Expected {
+    endpoint: EndpointId,
+    status: DeliveryStatus,
+    attempts: u32,
+    next: Option<u64>,
+}
+
+struct Harness {
+    dir: TempStore,
+    store: Arc<SledStore>,
+    log: Option<OutcomeLog>,
+    endpoints: [EndpointId; 3],
+    model: BTreeMap<DeliveryId, Expected>,
+    clock: u64,
+    events: u64,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let dir = TempStore::new();
+        let (store, log) = Self::open(&dir);
+        Self {
+            dir,
+            store,
+            log: Some(log),
+            endpoints: [(); 3].map(|_| EndpointId::generate()),
+            model: BTreeMap::new(),
+            clock: 1_000,
+            events: 0,
+        }
+    }
+
+    fn open(dir: &TempStore) -> (Arc<SledStore>, OutcomeLog) {
+        let store = Arc::new(dir.open());
+        let log = OutcomeLog::open(&dir.path().join("outcomes"), store.clone()).unwrap();
+        (store, log)
+    }
+
+    fn log(&self) -> &OutcomeLog {
+        self.log.as_ref().unwrap()
+    }
+
+    async fn record(&self, change: Change) {
+        let seq = self.log().record(&[change]).await.unwrap();
+        self.log().applied(seq).await.unwrap();
+    }
+
+    async fn step(&mut self, op: &Op) {
+        self.clock += 10;
+        let now = self.clock;
+        match *op {
+            Op::FanOut { endpoints } => {
+                self.events += 1;
+                let event = Event {
+                    id: format!("e{}", self.events),
+                    tenant: "t".into(),
+                    event_type: "job.completed".into(),
+                    created_at_ms: now,
+                    data: "{}".into(),
+                };
+                let record = vec![LogEntry {
+                    event: event.clone(),
+                    idempotency_key: None,
+                    request_hash: 0,
+                }];
+                let seq = self.store.append(&record).unwrap();
+                assert_eq!(
+                    self.store.fanout_cursor(),
+                    seq,
+                    "one record behind the cursor"
+                );
+                let deliveries: Vec<Delivery> = self.endpoints[..endpoints]
+                    .iter()
+                    .map(|&ep| crate::testing::pending_delivery(&event.id, ep, now))
+                    .collect();
+                self.store.commit_fanout(seq, &record, &deliveries).unwrap();
+                for d in deliveries {
+                    self.model.insert(
+                        d.id,
+                        Expected {
+                            endpoint: d.endpoint_id,
+                            status: DeliveryStatus::Pending,
+                            attempts: 0,
+                            next: Some(now),
+                        },
+                    );
+                }
+            }
+            Op::Attempt { pick, outcome } => {
+                let Some((&id, e)) = self.nth(pick) else {
+                    return;
+                };
+                // Only a delivery with a deadline is attempted (its shard holds its job).
+                if e.next.is_none() {
+                    return;
+                }
+                let number = e.attempts + 1;
+                let (status, next) = match outcome {
+                    Outcome::Delivered => (DeliveryStatus::Delivered, None),
+                    Outcome::RetryIn(ms) => (DeliveryStatus::Retrying, Some(now + ms)),
+                    Outcome::DeadLettered => (DeliveryStatus::DeadLettered, None),
+                };
+                let code = if status == DeliveryStatus::Delivered {
+                    200
+                } else {
+                    500
+                };
+                self.record(Change::Attempted {
+                    delivery: id,
+                    attempt: crate::testing::answered_attempt(number, now, code),
+                    status,
+                    next_attempt_ms: next,
+                    at_ms: now,
+                })
+                .await;
+                let e = self.model.get_mut(&id).unwrap();
+                (e.status, e.attempts, e.next) = (status, number, next);
+            }
+            Op::Retry { pick } => {
+                let Some((&id, e)) = self.nth(pick) else {
+                    return;
+                };
+                if !matches!(
+                    e.status,
+                    DeliveryStatus::Retrying | DeliveryStatus::DeadLettered
+                ) {
+                    return;
+                }
+                self.record(Change::Retried {
+                    delivery: id,
+                    due_ms: now,
+                    at_ms: now,
+                })
+                .await;
+                self.model.get_mut(&id).unwrap().next = Some(now);
+            }
+            Op::Checkpoint => {
+                self.log().checkpoint(&self.store).unwrap();
+            }
+            Op::Restart => {
+                self.log.take().unwrap().close().unwrap();
+                let dir = std::mem::take(&mut self.dir);
+                // Every handle on the store must go before it is opened again.
+                self.store = Arc::new(TempStore::new().open());
+                let (store, log) = Self::open(&dir);
+                (self.dir, self.store, self.log) = (dir, store, Some(log));
+            }
+        }
+    }
+
+    fn nth(&self, pick: usize) -> Option<(&DeliveryId, &Expected)> {
+        if self.model.is_empty() {
+            return None;
+        }
+        self.model.iter().nth(pick % self.model.len())
+    }
+
+    fn check(&self) {
+        for (id, e) in &self.model {
+            let d = self
+                .store
+                .get_delivery(*id)
+                .unwrap()
+                .expect("delivery stored");
+            assert_eq!(
+                (d.status, d.attempts, d.next_attempt_ms),
+                (e.status, e.attempts, e.next),
+                "delivery {id}"
+            );
+            assert_eq!(self.store.attempts(*id).unwrap().len() as u32, e.attempts);
+        }
+        let mut want: Vec<(u64, DeliveryId, u32)> = self
+            .model
+            .iter()
+            .filter_map(|(id, e)| e.next.map(|n| (n, *id, e.attempts)))
+            .collect();
+        want.sort();
+        let got: Vec<(u64, DeliveryId, u32)> = self
+            .store
+            .scheduled()
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.due_ms, s.delivery, s.attempts))
+            .collect();
+        assert_eq!(got, want, "durable deadlines");
+        for ep in self.endpoints {
+            let count = |s: DeliveryStatus| {
+                self.model
+                    .values()
+                    .filter(|e| e.endpoint == ep && e.status == s)
+                    .count() as u64
+            };
+            let st = self.store.endpoint_stats(ep).unwrap();
+            assert_eq!(
+                (st.delivered, st.failed, st.retrying),
+                (
+                    count(DeliveryStatus::Delivered),
+                    count(DeliveryStatus::DeadLettered),
+                    count(DeliveryStatus::Retrying)
+                ),
+                "stats of {ep}"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_store_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut h = Harness::new();
+            for op in &ops {
+                h.step(op).await;
+                h.check();
+            }
+        });
+    }
+}
