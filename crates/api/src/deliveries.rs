@@ -13,6 +13,7 @@ use hookd_http::{Access, ApiError, Principal, RouteAccess};
 use hookd_log::DeliveryQuery;
 use hookd_scheduler::Job;
 use hookd_sender::wire;
+use hookd_types::metrics::{inc, METRICS};
 use hookd_types::time::{now_ms, parse_time};
 use hookd_types::{Attempt, DeliveryId, DeliveryStatus, Endpoint, ErrorKind, Event, Scope};
 
@@ -189,6 +190,10 @@ async fn retry(
     after.next_attempt_ms = Some(now);
     after.updated_at_ms = now;
     state.store.reschedule(&before, &after)?;
+    if before.status == DeliveryStatus::DeadLettered {
+        // Back on the schedule: pending again (a retrying one never left).
+        inc(&METRICS.deliveries_pending, 1);
+    }
     // A manual retry is rare: make it durable before saying so.
     state.store.flush()?;
     state.scheduler.schedule(Job {

@@ -127,6 +127,7 @@ impl Fanout {
         }
         self.store.commit_fanout(seq, record, &deliveries)?;
         inc(&METRICS.deliveries_created_total, deliveries.len() as u64);
+        inc(&METRICS.deliveries_pending, deliveries.len() as u64);
         for d in &deliveries {
             self.scheduler.schedule(Job {
                 delivery: d.id,

@@ -235,6 +235,7 @@ impl Sender {
             tracing::error!(delivery = %id, error = %e, "recording attempt");
             return None;
         }
+        crate::observe::attempt(&result, after.status);
         // The outcome is durable before the shard hears of it: a crash from here on neither
         // repeats a delivered attempt nor moves a retry earlier. Concurrent attempts share the flush.
         if let Err(e) = self.syncer.sync().await {
@@ -293,7 +294,9 @@ impl Sender {
                 return (Err(err), None);
             }
         };
-        (self.send(&ep, &event, at_ms).await, None)
+        let result = self.send(&ep, &event, at_ms).await;
+        crate::observe::answered(&result, event.created_at_ms);
+        (result, None)
     }
 
     /// Sends a synthetic `event_type` event to `endpoint` now; nothing is recorded.
