@@ -50,9 +50,9 @@ fn histogram_count(m: &Metrics, histogram: &str, les: &[&str]) -> u64 {
 const LATENCY_LES: [&str; 12] = [
     "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30",
 ];
-const LAG_LES: [&str; 16] = [
+const LAG_LES: [&str; 17] = [
     "0.01", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "300", "900", "3600",
-    "21600", "86400",
+    "21600", "86400", "172800",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

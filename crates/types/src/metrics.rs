@@ -20,16 +20,17 @@ use std::time::Duration;
 pub use histogram::{Histogram, Snapshot};
 pub use outcome::Outcome;
 
-/// Upper bounds of [`Metrics::attempt_duration`], in microseconds: 5 ms to 30 s (the longest
+/// Upper bounds of [`Metrics::attempt_duration_seconds`], in microseconds: 5 ms to 30 s (the longest
 /// sensible `[sender] timeout`).
 const ATTEMPT_BOUNDS_US: [u64; 12] = [
     5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
     10_000_000, 30_000_000,
 ];
 
-/// Upper bounds of [`Metrics::delivery_lag`], in microseconds: 10 ms to one day, since a
-/// delivery that needed retries is delivered minutes or hours after its event.
-const LAG_BOUNDS_US: [u64; 16] = [
+/// Upper bounds of [`Metrics::delivery_lag_seconds`], in microseconds: 10 ms to two days, since
+/// a delivery that needed retries is delivered minutes or hours after its event (the default
+/// schedule's last retry comes about 32 hours after the first attempt).
+const LAG_BOUNDS_US: [u64; 17] = [
     10_000,
     50_000,
     100_000,
@@ -46,6 +47,7 @@ const LAG_BOUNDS_US: [u64; 16] = [
     3_600_000_000,
     21_600_000_000,
     86_400_000_000,
+    172_800_000_000,
 ];
 
 macro_rules! metrics {
@@ -105,7 +107,7 @@ metrics! {
     histograms {
         attempt_duration_seconds: 12 = ATTEMPT_BOUNDS_US,
             "Time from sending an attempt's request to its response or failure.",
-        delivery_lag_seconds: 16 = LAG_BOUNDS_US,
+        delivery_lag_seconds: 17 = LAG_BOUNDS_US,
             "Time from an event's acceptance to its delivery's 2xx, retries included.",
     }
 }
