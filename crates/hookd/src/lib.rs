@@ -126,6 +126,9 @@ pub async fn run(
     metrics::METRICS
         .deliveries_pending
         .store(scheduled, std::sync::atomic::Ordering::Relaxed);
+    metrics::METRICS
+        .per_endpoint
+        .enable(cfg.metrics_per_endpoint);
     let scheduler = loader.start();
     let appended = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -140,6 +140,11 @@ async fn outcomes_and_histograms_count_a_known_scenario() {
     assert_eq!(m.get("hookd_deliveries_succeeded_total"), 2);
     assert_eq!(m.get("hookd_deliveries_dead_lettered_total"), 3);
     assert_eq!(m.get(PENDING), 0, "{m:?}");
+    let text = d.api.without_key().get("/metrics").await.text;
+    assert!(
+        !text.contains("endpoint="),
+        "per-endpoint series without [metrics] per_endpoint:\n{text}"
+    );
 
     // A manual retry puts a dead-lettered delivery back among the pending; now it delivers.
     rx.script("/gone", Reply::Status(204));
@@ -200,4 +205,33 @@ async fn pending_deliveries_are_counted_again_after_a_restart() {
     wait_fanned_out(&d.api, 1).await;
     let m = wait_attempts(&d.api, 1).await;
     assert_eq!(m.get(PENDING), 4, "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn per_endpoint_outcomes_when_configured() {
+    let (_dir, rx, d) = setup(|c| c.set("metrics", "per_endpoint", "true")).await;
+    let api = &d.api;
+    rx.script("/teapot", Reply::Status(418));
+    let (ok, _, _) = api
+        .create_endpoint(json!({"name": "ok", "url": rx.url("/ok"), "event_types": ["*"]}))
+        .await;
+    let (teapot, _, _) = api
+        .create_endpoint(json!({"name": "teapot", "url": rx.url("/teapot"), "event_types": ["*"]}))
+        .await;
+    api.post_event(json!({"type": "job.completed", "data": {}}))
+        .await;
+    wait_endpoint_settled(api, &ok).await;
+    wait_endpoint_settled(api, &teapot).await;
+    // ok: one success; teapot: 418 on the first try and both retries.
+    let m = wait_attempts(api, 4).await;
+    let series = |ep: &str, o: &str| {
+        m.get(&format!(
+            "hookd_endpoint_attempt_outcomes_total{{endpoint=\"{ep}\",outcome=\"{o}\"}}"
+        ))
+    };
+    assert_eq!(series(&ok, "success"), 1, "{m:?}");
+    assert_eq!(series(&ok, "http_4xx"), 0, "{m:?}");
+    assert_eq!(series(&teapot, "http_4xx"), 3, "{m:?}");
+    assert_eq!(series(&teapot, "success"), 0, "{m:?}");
+    assert_eq!(m.get(&format!("{OUTCOMES}{{outcome=\"http_4xx\"}}")), 3);
 }

@@ -235,7 +235,7 @@ impl Sender {
             tracing::error!(delivery = %id, error = %e, "recording attempt");
             return None;
         }
-        crate::observe::attempt(&result, after.status);
+        crate::observe::attempt(&result, &after);
         // The outcome is durable before the shard hears of it: a crash from here on neither
         // repeats a delivered attempt nor moves a retry earlier. Concurrent attempts share the flush.
         if let Err(e) = self.syncer.sync().await {

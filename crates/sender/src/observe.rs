@@ -3,20 +3,20 @@
 
 use hookd_types::metrics::{dec, Outcome, METRICS};
 use hookd_types::time::now_ms;
-use hookd_types::DeliveryStatus;
+use hookd_types::{Delivery, DeliveryStatus};
 
 use crate::client::{Response, SendError};
 
-/// An attempt's outcome is recorded and its delivery is now `status`: counts the outcome,
+/// An attempt's outcome is recorded and its delivery is now `after`: counts the outcome,
 /// times the request (if one was sent), and a delivery that is over leaves the pending gauge.
-pub(crate) fn attempt(result: &Result<Response, SendError>, status: DeliveryStatus) {
+pub(crate) fn attempt(result: &Result<Response, SendError>, after: &Delivery) {
     let (outcome, latency) = match result {
         Ok(r) => (Outcome::of_status(r.status), r.latency),
         Err(e) => (Outcome::of_error(e.kind), e.latency),
     };
-    METRICS.attempted(outcome, latency);
+    METRICS.attempted(after.endpoint_id, outcome, latency);
     if matches!(
-        status,
+        after.status,
         DeliveryStatus::Delivered | DeliveryStatus::DeadLettered
     ) {
         dec(&METRICS.deliveries_pending, 1);

@@ -4,21 +4,26 @@
 //! - counters: totals since the process started;
 //! - gauges: current values (pending deliveries, requests in flight);
 //! - [`Histogram`]: fixed buckets, two relaxed `fetch_add`s per observation;
-//! - [`Outcome`]: attempts counted by a small fixed set of outcomes.
+//! - [`Outcome`]: attempts counted by a small fixed set of outcomes;
+//! - [`PerEndpoint`]: the same per endpoint, only when `[metrics] per_endpoint` is on.
 //!
-//! Every label set is fixed at compile time: nothing here grows with endpoints or tenants.
+//! Every other label set is fixed at compile time: nothing grows with endpoints or tenants.
 //! Recording is lock-free and never allocates, so hot paths call it in one line
 //! (`METRICS.attempt_duration.observe(d)`).
 
 mod histogram;
 mod outcome;
+mod per_endpoint;
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::EndpointId;
+
 pub use histogram::{Histogram, Snapshot};
 pub use outcome::Outcome;
+pub use per_endpoint::PerEndpoint;
 
 /// Upper bounds of [`Metrics::attempt_duration_seconds`], in microseconds: 5 ms to 30 s (the longest
 /// sensible `[sender] timeout`).
@@ -63,6 +68,8 @@ macro_rules! metrics {
             $(#[doc = $hh] pub $h: Histogram<$n>,)*
             /// Attempts by [`Outcome`].
             pub outcomes: [AtomicU64; Outcome::ALL.len()],
+            /// Attempts by endpoint and [`Outcome`], when enabled.
+            pub per_endpoint: PerEndpoint,
         }
 
         impl Metrics {
@@ -72,6 +79,7 @@ macro_rules! metrics {
                     $($g: AtomicU64::new(0),)*
                     $($h: Histogram::new($bounds),)*
                     outcomes: [const { AtomicU64::new(0) }; Outcome::ALL.len()],
+                    per_endpoint: PerEndpoint::new(),
                 }
             }
 
@@ -81,6 +89,7 @@ macro_rules! metrics {
                 $(scalar(&mut out, stringify!($c), "counter", $ch, &self.$c);)*
                 $(scalar(&mut out, stringify!($g), "gauge", $gh, &self.$g);)*
                 self.render_outcomes(&mut out);
+                self.per_endpoint.render(&mut out);
                 $(self.$h.render(&mut out, concat!("hookd_", stringify!($h)), $hh);)*
                 out
             }
@@ -119,10 +128,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one attempt by `outcome`; `latency` goes into [`Self::attempt_duration_seconds`]
-    /// unless no request was sent.
-    pub fn attempted(&self, outcome: Outcome, latency: Duration) {
+    /// Counts one attempt to `endpoint` by `outcome`; `latency` goes into
+    /// [`Self::attempt_duration_seconds`] unless no request was sent.
+    pub fn attempted(&self, endpoint: EndpointId, outcome: Outcome, latency: Duration) {
         inc(&self.outcomes[outcome as usize], 1);
+        self.per_endpoint.attempted(endpoint, outcome);
         if outcome != Outcome::NotSent {
             self.attempt_duration_seconds.observe(latency);
         }

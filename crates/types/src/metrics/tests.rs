@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::EndpointId;
 
 fn lines_of<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
     text.lines().filter(|l| l.starts_with(name)).collect()
@@ -116,9 +117,10 @@ fn outcomes_classify_statuses_and_errors() {
 #[test]
 fn attempts_count_by_outcome_and_time_only_what_was_sent() {
     let m = Metrics::new();
-    m.attempted(Outcome::Success, Duration::from_millis(20));
-    m.attempted(Outcome::Http5xx, Duration::from_millis(3));
-    m.attempted(Outcome::NotSent, Duration::ZERO);
+    let ep = EndpointId(1);
+    m.attempted(ep, Outcome::Success, Duration::from_millis(20));
+    m.attempted(ep, Outcome::Http5xx, Duration::from_millis(3));
+    m.attempted(ep, Outcome::NotSent, Duration::ZERO);
     assert_eq!(m.outcome(Outcome::Success), 1);
     assert_eq!(m.outcome(Outcome::Http5xx), 1);
     assert_eq!(m.outcome(Outcome::NotSent), 1);
@@ -138,6 +140,37 @@ fn attempts_count_by_outcome_and_time_only_what_was_sent() {
         text.contains("hookd_attempt_duration_seconds_count 2\n"),
         "{text}"
     );
+    // Off by default: no series per endpoint.
+    assert!(!text.contains("endpoint="), "{text}");
+}
+
+#[test]
+fn per_endpoint_outcomes_only_when_enabled() {
+    let m = Metrics::new();
+    let (a, b) = (EndpointId(1), EndpointId(2));
+    m.attempted(a, Outcome::Success, Duration::ZERO);
+    m.per_endpoint.enable(true);
+    m.attempted(a, Outcome::Success, Duration::ZERO);
+    m.attempted(a, Outcome::Success, Duration::ZERO);
+    m.attempted(b, Outcome::Timeout, Duration::ZERO);
+    let text = m.render();
+    let name = "hookd_endpoint_attempt_outcomes_total";
+    let series: Vec<&str> = lines_of(&text, name);
+    assert_eq!(series.len(), 2 * Outcome::ALL.len(), "{text}");
+    for (ep, o, n) in [
+        (a, "success", 2),
+        (a, "timeout", 0),
+        (b, "timeout", 1),
+        (b, "success", 0),
+    ] {
+        let line = format!("{name}{{endpoint=\"{ep}\",outcome=\"{o}\"}} {n}");
+        assert!(series.contains(&line.as_str()), "no {line:?} in {text}");
+    }
+    assert!(text.contains(&format!("# TYPE {name} counter\n")), "{text}");
+    // The process-wide family counts every attempt, on or off.
+    assert_eq!(m.outcome(Outcome::Success), 3);
+    m.per_endpoint.enable(false);
+    assert!(!m.render().contains(name));
 }
 
 #[test]
