@@ -14,6 +14,7 @@ use hookd_http::{blocking, Access, ApiError, Principal, RouteAccess};
 use hookd_log::{Change, DeliveryQuery};
 use hookd_scheduler::{Job, Reservation};
 use hookd_sender::wire;
+use hookd_types::metrics::{inc, METRICS};
 use hookd_types::time::{now_ms, parse_time};
 use hookd_types::{Attempt, DeliveryId, DeliveryStatus, Endpoint, ErrorKind, Event, Scope};
 
@@ -221,6 +222,10 @@ async fn retry(
     if let Err(e) = recorded {
         state.scheduler.unreserve(before.id, before.endpoint_id);
         return Err(e.into());
+    }
+    if before.status == DeliveryStatus::DeadLettered {
+        // Back on the schedule: pending again (a retrying one never left).
+        inc(&METRICS.deliveries_pending, 1);
     }
     state.scheduler.schedule(Job {
         delivery: before.id,

@@ -42,6 +42,7 @@ struct File {
     shutdown: Shutdown,
     tls: Tls,
     secrets: Secrets,
+    metrics: Metrics,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,6 +127,12 @@ struct Secrets {
     master_key_file: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Metrics {
+    per_endpoint: bool,
+}
+
 /// Where the master key that seals endpoint secrets comes from.
 #[derive(Debug, Clone)]
 pub enum MasterKeySource {
@@ -207,6 +214,8 @@ pub struct Config {
     /// Serve the API over TLS (`[tls]`); `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
     pub master_key: MasterKeySource,
+    /// `[metrics] per_endpoint`: attempt outcomes also counted per endpoint.
+    pub metrics_per_endpoint: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -429,6 +438,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         grace: duration("shutdown.grace", &f.shutdown.grace)?,
         tls,
         master_key,
+        metrics_per_endpoint: f.metrics.per_endpoint,
     })
 }
 

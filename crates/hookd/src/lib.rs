@@ -40,6 +40,7 @@ use hookd_log::{
 use hookd_scheduler::{Dispatch, Fanout, Job, Scheduler, SchedulerConfig, Slot};
 use hookd_sender::policy::TargetPolicy;
 use hookd_sender::{ClientConfig, Due, HttpClient, Sender};
+use hookd_types::metrics;
 
 pub use config::Config;
 
@@ -150,7 +151,18 @@ pub async fn run(
         },
         Arc::new(SendDispatch(sender.clone())),
     );
-    store.for_each_scheduled(&mut |entry| loader.add(entry))?;
+    let mut scheduled = 0;
+    store.for_each_scheduled(&mut |entry| {
+        scheduled += 1;
+        loader.add(entry);
+    })?;
+    // Every durable deadline is a delivery waiting for an attempt; fan-out adds the rest.
+    metrics::METRICS
+        .deliveries_pending
+        .store(scheduled, std::sync::atomic::Ordering::Relaxed);
+    metrics::METRICS
+        .per_endpoint
+        .enable(cfg.metrics_per_endpoint);
     let scheduler = loader.start();
     let appended = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -134,6 +134,7 @@ impl Fanout {
         }
         self.store.commit_fanout(seq, record, &deliveries)?;
         inc(&METRICS.deliveries_created_total, deliveries.len() as u64);
+        inc(&METRICS.deliveries_pending, deliveries.len() as u64);
         let mut event = events.iter();
         let mut current: Option<&Arc<hookd_types::Event>> = None;
         for d in &deliveries {

@@ -225,6 +225,7 @@ impl Sender {
             tracing::error!(delivery = %id, error = %e, "recording attempt");
             return None;
         }
+        crate::observe::attempt(&result, due.endpoint, status);
         next_attempt_ms
     }
 
@@ -276,7 +277,9 @@ impl Sender {
                 }
             },
         };
-        (self.send(&ep, &event, at_ms).await, None)
+        let result = self.send(&ep, &event, at_ms).await;
+        crate::observe::answered(&result, event.created_at_ms);
+        (result, None)
     }
 
     /// The event of a delivery, read on a blocking thread (store reads may touch the disk).

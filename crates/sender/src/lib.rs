@@ -6,6 +6,7 @@
 //! - [`client`]: the pooled hyper-util client (keep-alive, HTTP/1.1 and HTTP/2 by ALPN, rustls),
 //!   with a resolver that enforces the policy on every resolved address.
 //! - [`deliver`]: one attempt end to end, and test sends.
+//! - `observe`: the attempt path's metrics (outcomes, latency, lag, pending deliveries).
 //!
 //! The sender owns the wire. It must not decide *when* to send (the scheduler does) and it
 //! writes only attempt outcomes to the store.
@@ -13,6 +14,7 @@
 pub mod client;
 pub mod deliver;
 pub mod jsjson;
+mod observe;
 pub mod policy;
 pub mod sign;
 pub mod wire;

@@ -1,5 +1,5 @@
 //! Domain types shared by every hookd crate: events, endpoints, deliveries, attempts, ids,
-//! time helpers, the retry policy and process-wide metrics counters.
+//! time helpers, the retry policy and process-wide metrics.
 //!
 //! This crate owns *data and pure functions only*. It must not do I/O, spawn tasks or know
 //! about HTTP or storage; everything here is unit-testable without a runtime.
@@ -14,7 +14,7 @@
 //! - [`delivery`]: one event to one endpoint, its status and its attempts.
 //! - [`retry`]: the retry schedule with jitter.
 //! - [`time`]: unix-millisecond clock and RFC 3339 formatting.
-//! - [`metrics`]: lock-free counters rendered as Prometheus text.
+//! - [`metrics`]: lock-free counters, gauges and histograms rendered as Prometheus text.
 
 pub mod api_key;
 pub mod check;

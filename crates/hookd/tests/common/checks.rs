@@ -42,14 +42,27 @@ where
 
 pub const FANNED_OUT: &str = "hookd_events_fanned_out_total";
 
-/// One reading of `GET /metrics`.
+/// One reading of `GET /metrics`: every sample, keyed by its name with labels as exposed
+/// (`hookd_attempt_outcomes_total{outcome="success"}`).
 #[derive(Debug, Clone)]
-pub struct Metrics(BTreeMap<String, u64>);
+pub struct Metrics(BTreeMap<String, f64>);
 
 impl Metrics {
-    /// The value of `name` (e.g. `hookd_attempts_total`); fails the test if it is not exposed.
+    /// The value of `name` (e.g. `hookd_attempts_total`), a whole number; fails the test if it
+    /// is not exposed or not whole.
     #[track_caller]
     pub fn get(&self, name: &str) -> u64 {
+        let v = self.get_f64(name);
+        assert!(
+            v >= 0.0 && v.fract() == 0.0,
+            "metric {name} is not a whole number: {v}"
+        );
+        v as u64
+    }
+
+    /// The value of `name`, e.g. a histogram's `_sum` in seconds.
+    #[track_caller]
+    pub fn get_f64(&self, name: &str) -> f64 {
         *self
             .0
             .get(name)
@@ -57,7 +70,7 @@ impl Metrics {
     }
 }
 
-/// Reads `GET /metrics` (open, no key) into name -> value.
+/// Reads `GET /metrics` (open, no key) into sample -> value.
 pub async fn metrics(api: &Api) -> Metrics {
     let r = api.without_key().get("/metrics").await;
     r.expect(200);
@@ -68,12 +81,12 @@ pub async fn metrics(api: &Api) -> Metrics {
         .filter(|l| !l.starts_with('#') && !l.is_empty())
     {
         let (name, value) = line
-            .split_once(' ')
+            .rsplit_once(' ')
             .unwrap_or_else(|| panic!("not a `name value` metrics line: {line:?}"));
         let value = value
             .trim()
             .parse()
-            .unwrap_or_else(|_| panic!("metric {name} is not a whole number: {line:?}"));
+            .unwrap_or_else(|_| panic!("metric {name} is not a number: {line:?}"));
         out.insert(name.to_owned(), value);
     }
     Metrics(out)
