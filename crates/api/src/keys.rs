@@ -15,7 +15,7 @@ use hookd_http::auth::new_key;
 use hookd_http::views::Page;
 use hookd_http::{Access, ApiError, JsonBody, RouteAccess};
 use hookd_types::id::is_valid_token;
-use hookd_types::time::{now_ms, parse_time, rfc3339};
+use hookd_types::time::{now_ms, parse_time, rfc3339, MAX_MS};
 use hookd_types::{ApiKey, KeyId, Scope, Scopes};
 
 use crate::{parse_limit, ApiState};
@@ -130,10 +130,12 @@ fn parse_scopes(names: &[String]) -> Result<Scopes, ApiError> {
 /// A key's expiry: a time after `now`.
 fn expiry(t: TimeIn, now: u64) -> Result<u64, ApiError> {
     let ms = match t {
-        TimeIn::Ms(ms) => Some(ms),
+        TimeIn::Ms(ms) => (ms <= MAX_MS).then_some(ms),
         TimeIn::Text(t) => parse_time(&t),
     }
-    .ok_or_else(|| ApiError::validation("`expires_at` must be RFC 3339 or unix milliseconds"))?;
+    .ok_or_else(|| {
+        ApiError::validation("`expires_at` must be RFC 3339 or unix milliseconds, up to year 9999")
+    })?;
     if ms <= now {
         return Err(ApiError::validation("`expires_at` must be in the future"));
     }

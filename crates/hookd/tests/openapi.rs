@@ -1,5 +1,6 @@
 //! The served OpenAPI document against the real daemon: open without a key, OpenAPI 3.1, and
-//! every path it lists answers exactly the methods it lists (the router's `Allow` header).
+//! every path it lists answers exactly the methods it lists (the router's `Allow` header); and
+//! the bugs `scripts/schemathesis` found, each as the request that found it.
 
 mod common;
 
@@ -82,4 +83,37 @@ async fn security_follows_the_routes_access() {
     assert_eq!(scopes("/health", "get"), None);
     assert_eq!(scopes("/openapi.json", "get"), None);
     assert!(doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer");
+}
+
+/// Found by schemathesis: an `expires_at` of unix milliseconds past year 9999 was stored, and
+/// every answer that showed the key (its creation, then every list) panicked formatting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_expiry_past_year_9999_is_refused() {
+    let (_dir, _rx, d) = setup(|c| c).await;
+    for expires_at in [
+        json!(9_223_372_036_854_775_806u64),
+        json!("253402300800000"),
+    ] {
+        let r = d
+            .api
+            .post(
+                "/v1/api-keys",
+                &json!({"tenant": "acme", "name": "ci", "scopes": ["events:write"],
+                        "expires_at": expires_at}),
+            )
+            .await;
+        r.expect_error(400, "VALIDATION_ERROR");
+    }
+    let list = d.api.get("/v1/api-keys").await;
+    assert_eq!(list.expect(200)["data"], json!([]));
+    // The last representable millisecond is still a valid expiry.
+    let r = d
+        .api
+        .post(
+            "/v1/api-keys",
+            &json!({"tenant": "acme", "name": "ci", "scopes": ["events:write"],
+                    "expires_at": "9999-12-31T23:59:59.999Z"}),
+        )
+        .await;
+    assert_eq!(r.expect(201)["expires_at"], "9999-12-31T23:59:59.999Z");
 }
