@@ -56,10 +56,14 @@ pub const ACCESS: [&[RouteAccess]; 3] = [endpoints::ACCESS, deliveries::ACCESS, 
 
 /// Every `/v1` management route (authentication is layered on by the caller).
 pub fn router(state: ApiState) -> Router {
+    routes().with_state(state)
+}
+
+/// The `/v1` management routes, before their state.
+pub fn routes() -> Router<ApiState> {
     endpoints::routes()
         .merge(deliveries::routes())
         .merge(keys::routes())
-        .with_state(state)
 }
 
 /// The paging of every list route ([`parse_limit`] and the modules read them).

@@ -21,10 +21,14 @@ pub struct Health {
 }
 
 pub fn router(draining: Draining) -> Router {
+    routes().with_state(draining)
+}
+
+/// The routes, before their state.
+pub fn routes() -> Router<Draining> {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .with_state(draining)
 }
 
 /// Liveness: 200 while serving, 503 once shutting down.

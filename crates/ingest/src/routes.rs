@@ -86,12 +86,16 @@ pub const ACCESS: &[RouteAccess] = &[
 pub struct Doc;
 
 pub fn router(state: IngestState) -> Router {
+    routes().with_state(state)
+}
+
+/// The routes, before their state.
+pub fn routes() -> Router<IngestState> {
     Router::new()
         .route("/v1/events", post(post_event))
         .route("/v1/events/batch", post(post_batch))
         .route("/v1/events/{id}", get(get_event))
         .route("/v1/event-types", get(event_types))
-        .with_state(state)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
