@@ -22,7 +22,7 @@ use axum::Router;
 use serde_json::json;
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, PathItem};
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayItems, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, HeaderBuilder, OpenApi, Ref, RefOr};
 use utoipa::OpenApi as _;
@@ -278,12 +278,51 @@ fn known_types(schemas: &mut std::collections::BTreeMap<String, RefOr<Schema>>, 
     if types.is_empty() {
         return;
     }
+    let names = || types.iter().map(|t| json!(t));
     for (schema, field) in [("EventInput", "type"), ("TestInput", "event_type")] {
-        if let Some(RefOr::T(Schema::Object(o))) = schemas.get_mut(schema) {
-            if let Some(RefOr::T(Schema::Object(f))) = o.properties.get_mut(field) {
-                f.enum_values = Some(types.iter().map(|t| json!(t)).collect());
-            }
+        if let Some(f) = property(schemas, schema, field) {
+            f.enum_values = Some(names().collect());
         }
+    }
+    // Endpoints subscribe to known names, `*`, or any `prefix.*`.
+    let filter = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names().chain([json!("*")]))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.\*$")),
+        )
+        .description(Some("An event type, `prefix.*` or `*`"))
+        .build();
+    for schema in ["EndpointInput", "EndpointPatch"] {
+        if let Some(RefOr::T(Schema::Array(a))) = schemas
+            .get_mut(schema)
+            .and_then(|s| match s {
+                RefOr::T(Schema::Object(o)) => o.properties.get_mut("event_types"),
+                _ => None,
+            })
+        {
+            a.items = ArrayItems::RefOrSchema(Box::new(RefOr::T(Schema::OneOf(filter.clone()))));
+        }
+    }
+}
+
+/// The object schema of `schema`'s property `field`, if both are there.
+fn property<'a>(
+    schemas: &'a mut std::collections::BTreeMap<String, RefOr<Schema>>,
+    schema: &str,
+    field: &str,
+) -> Option<&'a mut utoipa::openapi::schema::Object> {
+    match schemas.get_mut(schema)? {
+        RefOr::T(Schema::Object(o)) => match o.properties.get_mut(field)? {
+            RefOr::T(Schema::Object(f)) => Some(f),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
