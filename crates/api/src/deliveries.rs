@@ -139,7 +139,11 @@ pub struct Detail<'a> {
     tag = "deliveries",
     operation_id = "list_deliveries",
     params(crate::IdParam, crate::ListParams, Filters),
-    responses((status = 200, description = "A page of deliveries", body = Page<DeliveryView>))
+    responses((status = 200, description = "A page of deliveries", body = Page<DeliveryView>,
+        links(
+            ("GetDelivery" = (operation_id = "get_delivery", parameters(("id" = "$response.body#/data/0/id")))),
+            ("RetryDelivery" = (operation_id = "retry_delivery", parameters(("id" = "$response.body#/data/0/id")))),
+        )))
 )]
 async fn list(
     State(state): State<ApiState>,

@@ -281,7 +281,11 @@ pub struct Detail<'a> {
     operation_id = "create_endpoint",
     request_body = CreateIn,
     responses(
-        (status = 201, description = "Created", body = Created),
+        (status = 201, description = "Created", body = Created, links(
+            ("GetEndpoint" = (operation_id = "get_endpoint", parameters(("id" = "$response.body#/id")))),
+            ("ListDeliveries" = (operation_id = "list_deliveries", parameters(("id" = "$response.body#/id")))),
+            ("TestEndpoint" = (operation_id = "test_endpoint", parameters(("id" = "$response.body#/id")))),
+        )),
         (status = 403, description = "`FORBIDDEN`: the URL targets a private or loopback address while `allow_private_targets = false`, the key lacks the scope, or names another tenant", body = ErrorBody),
     )
 )]

@@ -81,10 +81,39 @@ async fn openapi_json(State(text): State<Arc<str>>) -> Response {
 
 /// `GET /openapi.json`, open to all (it holds no data). The document is built once, here.
 pub fn router(site: &Site) -> Router {
-    let text: Arc<str> = document(site).to_json().unwrap_or_default().into();
+    let text: Arc<str> = to_json(&document(site)).to_string().into();
     Router::new()
         .route("/openapi.json", get(openapi_json))
         .with_state(text)
+}
+
+/// The document as JSON. utoipa 5 writes a response link's fields in snake case
+/// (`operation_id`); OpenAPI spells them in camel case, as utoipa 6 does.
+pub fn to_json(doc: &OpenApi) -> serde_json::Value {
+    let mut v = serde_json::to_value(doc).unwrap_or_default();
+    let links = v["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|r| r.get_mut("links")?.as_object_mut())
+        .flat_map(|links| links.values_mut())
+        .filter_map(|link| link.as_object_mut());
+    for link in links {
+        for (snake, camel) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(x) = link.remove(snake) {
+                link.insert(camel.to_owned(), x);
+            }
+        }
+    }
+    v
 }
 
 /// The whole document.
@@ -299,13 +328,10 @@ fn known_types(schemas: &mut std::collections::BTreeMap<String, RefOr<Schema>>, 
         .description(Some("An event type, `prefix.*` or `*`"))
         .build();
     for schema in ["EndpointInput", "EndpointPatch"] {
-        if let Some(RefOr::T(Schema::Array(a))) = schemas
-            .get_mut(schema)
-            .and_then(|s| match s {
-                RefOr::T(Schema::Object(o)) => o.properties.get_mut("event_types"),
-                _ => None,
-            })
-        {
+        if let Some(RefOr::T(Schema::Array(a))) = schemas.get_mut(schema).and_then(|s| match s {
+            RefOr::T(Schema::Object(o)) => o.properties.get_mut("event_types"),
+            _ => None,
+        }) {
             a.items = ArrayItems::RefOrSchema(Box::new(RefOr::T(Schema::OneOf(filter.clone()))));
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hookd_api::openapi::{document, Site};
+use hookd_api::openapi::{document, to_json, Site};
 
 /// `(METHOD, path)` of every route in `router`, read from its `Debug` text: axum offers no other
 /// way to list routes. The text names each route's id, its `Allow` methods and its path; should
@@ -37,7 +37,7 @@ fn routes_of(router: &impl std::fmt::Debug) -> BTreeSet<(String, String)> {
 }
 
 fn documented(site: &Site) -> BTreeSet<(String, String)> {
-    let doc = serde_json::to_value(document(site)).unwrap();
+    let doc = to_json(&document(site));
     let mut out = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for m in [

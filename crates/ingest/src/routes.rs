@@ -195,7 +195,8 @@ pub struct EventTypes {
     request_body = EventIn,
     responses(
         (status = 202, description = "Stored (or, with `Idempotent-Replayed: true`, the original event of a replay)", body = EventView,
-            headers(("Idempotent-Replayed" = String, description = "`true` when nothing new was stored"))),
+            headers(("Idempotent-Replayed" = String, description = "`true` when nothing new was stored")),
+            links(("GetEvent" = (operation_id = "get_event", parameters(("id" = "$response.body#/id")))))),
         (status = 409, description = "`CONFLICT`: the `Idempotency-Key` was used with another body, or the `id` belongs to another tenant", body = ErrorBody),
         (status = 429, description = "`RATE_LIMITED`: the tenant is over `[ingest] rate_limit`; `RATE_LIMIT_EXCEEDED`: the key is over its request rate", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds"))),
@@ -277,7 +278,8 @@ async fn post_batch(
     operation_id = "get_event",
     params(("id" = String, Path, description = "The event's id")),
     responses(
-        (status = 200, description = "The event and its `deliveries`", body = EventView),
+        (status = 200, description = "The event and its `deliveries`", body = EventView,
+            links(("GetDelivery" = (operation_id = "get_delivery", parameters(("id" = "$response.body#/deliveries/0/id")))))),
     )
 )]
 async fn get_event(

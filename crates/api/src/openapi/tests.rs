@@ -5,11 +5,10 @@ use serde_json::Value;
 use super::*;
 
 fn doc() -> Value {
-    serde_json::to_value(document(&Site {
+    to_json(&document(&Site {
         event_types: vec!["job.completed".into(), "instance.ready".into()],
         pages: vec![("/ui".into(), "text/html; charset=utf-8")],
     }))
-    .unwrap()
 }
 
 fn operations(doc: &Value) -> Vec<(String, String, Value)> {
@@ -100,6 +99,30 @@ fn v1_routes_take_the_bearer_key_and_list_the_shared_errors() {
         doc["components"]["securitySchemes"]["bearer"]["type"],
         "http"
     );
+}
+
+#[test]
+fn links_name_operations_that_exist_in_camel_case() {
+    let doc = doc();
+    let ids: BTreeSet<String> = operations(&doc)
+        .iter()
+        .filter_map(|(_, _, op)| op["operationId"].as_str().map(str::to_owned))
+        .collect();
+    let mut n = 0;
+    for (method, path, op) in operations(&doc) {
+        for r in op["responses"].as_object().unwrap().values() {
+            for link in r["links"].as_object().into_iter().flat_map(|l| l.values()) {
+                let target = link["operationId"].as_str();
+                assert!(
+                    target.is_some_and(|t| ids.contains(t)),
+                    "{method} {path}: {link}"
+                );
+                assert!(link.get("operation_id").is_none(), "{link}");
+                n += 1;
+            }
+        }
+    }
+    assert!(n >= 5, "{n} links");
 }
 
 #[test]
