@@ -123,13 +123,29 @@ pub struct AttemptDetail<'a> {
     pub request: Option<RequestView>,
 }
 
-/// A delivery with its attempts, oldest first.
+/// A delivery with its attempts, oldest first: a [`DeliveryView`] whose `attempts` (there a
+/// count) is the list itself, as [`read`] writes it.
 #[derive(Serialize, ToSchema)]
 #[schema(as = DeliveryDetail)]
 pub struct Detail<'a> {
-    #[serde(flatten)]
-    pub delivery: DeliveryView<'a>,
+    pub id: String,
+    pub event_id: &'a str,
+    pub endpoint_id: String,
+    pub tenant: &'a str,
+    pub event_type: &'a str,
+    #[schema(value_type = hookd_types::DeliveryStatus)]
+    pub status: &'static str,
+    /// Every attempt made, oldest first.
     pub attempts: Vec<AttemptDetail<'a>>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    #[schema(format = DateTime)]
+    pub next_attempt_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub last_attempt_at: Option<String>,
+    pub last_status_code: Option<u16>,
 }
 
 /// An endpoint's deliveries, newest first.

@@ -125,6 +125,21 @@ fn links_name_operations_that_exist_in_camel_case() {
     assert!(n >= 5, "{n} links");
 }
 
+/// Found by schemathesis: a delivery read with its attempts was documented as the delivery
+/// (whose `attempts` is a count) joined with the list, so no real answer matched.
+#[test]
+fn a_delivery_read_has_its_attempts_as_a_list() {
+    let doc = doc();
+    let detail = &doc["components"]["schemas"]["DeliveryDetail"];
+    assert_eq!(
+        detail["properties"]["attempts"]["type"], "array",
+        "{detail}"
+    );
+    assert!(detail.get("allOf").is_none(), "{detail}");
+    let list = &doc["components"]["schemas"]["Delivery"]["properties"]["attempts"];
+    assert_eq!(list["type"], "integer");
+}
+
 #[test]
 fn the_error_schema_lists_every_stable_code() {
     let doc = doc();
