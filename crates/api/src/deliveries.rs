@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use hookd_http::error::ErrorCode;
+use hookd_http::error::{ErrorBody, ErrorCode};
 use hookd_http::views::{AttemptView, DeliveryView, Page, RequestView};
 use hookd_http::{blocking, Access, ApiError, Principal, RouteAccess};
 use hookd_log::{Change, DeliveryQuery};
@@ -17,6 +17,8 @@ use hookd_sender::wire;
 use hookd_types::metrics::{inc, METRICS};
 use hookd_types::time::{now_ms, parse_time};
 use hookd_types::{Attempt, DeliveryId, DeliveryStatus, Endpoint, ErrorKind, Event, Scope};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::endpoints;
 use crate::{parse_limit, ApiState};
@@ -39,6 +41,11 @@ pub const ACCESS: &[RouteAccess] = &[
         Access::Scope(Scope::DeliveriesWrite),
     ),
 ];
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, read, retry))]
+pub struct Doc;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -92,6 +99,69 @@ pub fn parse_query(q: &HashMap<String, String>) -> Result<DeliveryQuery, ApiErro
     })
 }
 
+/// The filters of the deliveries list, for the OpenAPI document ([`parse_query`] reads them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct Filters {
+    /// Comma-separated: `pending`, `retrying`, `delivered`, `dead_lettered`, and `failed`
+    /// (retrying or dead-lettered).
+    #[param(example = "failed")]
+    status: Option<String>,
+    /// Created at or after: RFC 3339, or unix milliseconds.
+    #[param(example = "2026-05-08T17:01:30.123Z")]
+    from: Option<String>,
+    /// Created before: RFC 3339, or unix milliseconds.
+    to: Option<String>,
+}
+
+/// One attempt, with the request it sent rebuilt (`null` when nothing was sent).
+#[derive(Serialize, ToSchema)]
+#[schema(as = AttemptDetail)]
+pub struct AttemptDetail<'a> {
+    #[serde(flatten)]
+    pub attempt: AttemptView<'a>,
+    pub request: Option<RequestView>,
+}
+
+/// A delivery with its attempts, oldest first: a [`DeliveryView`] whose `attempts` (there a
+/// count) is the list itself, as [`read`] writes it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeliveryDetail)]
+pub struct Detail<'a> {
+    pub id: String,
+    pub event_id: &'a str,
+    pub endpoint_id: String,
+    pub tenant: &'a str,
+    pub event_type: &'a str,
+    #[schema(value_type = hookd_types::DeliveryStatus)]
+    pub status: &'static str,
+    /// Every attempt made, oldest first.
+    pub attempts: Vec<AttemptDetail<'a>>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    #[schema(format = DateTime)]
+    pub next_attempt_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub last_attempt_at: Option<String>,
+    pub last_status_code: Option<u16>,
+}
+
+/// An endpoint's deliveries, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{id}/deliveries",
+    tag = "deliveries",
+    operation_id = "list_deliveries",
+    params(crate::IdParam, crate::ListParams, Filters),
+    responses((status = 200, description = "A page of deliveries", body = Page<DeliveryView>,
+        links(
+            ("GetDelivery" = (operation_id = "get_delivery", parameters(("id" = "$response.body#/data/0/id")))),
+            ("RetryDelivery" = (operation_id = "retry_delivery", parameters(("id" = "$response.body#/data/0/id")))),
+        )))
+)]
 async fn list(
     State(state): State<ApiState>,
     caller: Principal,
@@ -125,6 +195,15 @@ async fn load(
     Ok(d)
 }
 
+/// A delivery with every attempt and the exact request each sent.
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries/{id}",
+    tag = "deliveries",
+    operation_id = "get_delivery",
+    params(("id" = String, Path, description = "The delivery's id (`dlv_...`)")),
+    responses((status = 200, description = "The delivery", body = Detail))
+)]
 async fn read(
     State(state): State<ApiState>,
     caller: Principal,
@@ -177,6 +256,18 @@ fn sent_request(
     ))
 }
 
+/// Put a retrying or dead-lettered delivery back on the schedule, due now.
+#[utoipa::path(
+    post,
+    path = "/v1/deliveries/{id}/retry",
+    tag = "deliveries",
+    operation_id = "retry_delivery",
+    params(("id" = String, Path, description = "The delivery's id (`dlv_...`)")),
+    responses(
+        (status = 202, description = "Scheduled", body = DeliveryView),
+        (status = 409, description = "`CONFLICT`: the delivery is pending or delivered", body = ErrorBody),
+    )
+)]
 async fn retry(
     State(state): State<ApiState>,
     caller: Principal,

@@ -7,8 +7,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use hookd_http::error::ErrorBody;
 use hookd_http::views::{EndpointView, Page, StatsView};
 use hookd_http::{blocking, Access, ApiError, ErrorCode, JsonBody, Principal, RouteAccess};
 use hookd_sender::policy::UrlError;
@@ -55,6 +57,11 @@ pub const ACCESS: &[RouteAccess] = &[
     ),
 ];
 
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list, read, update, remove, rotate, test))]
+pub struct Doc;
+
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/endpoints", post(create).get(list))
@@ -63,45 +70,86 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/endpoints/{id}/test", post(test))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new endpoint: `name`, `url` and `event_types`, the rest optional.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EndpointInput, example = json!({
+    "name": "ops", "url": "https://example.com/hooks", "event_types": ["instance.*"]
+}))]
 struct CreateIn {
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 256)]
     name: Option<String>,
+    /// An absolute http(s) URL; private and loopback targets are 403 unless allowed.
+    #[schema(required = true, value_type = String, format = "uri")]
     url: Option<String>,
+    /// Exact names, `prefix.*` or `*`.
+    #[schema(required = true, value_type = Vec<String>, min_items = 1, max_items = 256)]
     event_types: Option<Vec<String>>,
+    /// Defaults to `default`; with an API key, the key's tenant.
+    #[schema(pattern = r"^[A-Za-z0-9_.:-]{1,128}$")]
     tenant: Option<String>,
+    /// Generated when absent, in the form the signature scheme takes.
     secret: Option<String>,
+    /// Defaults to `true`.
     enabled: Option<bool>,
+    #[schema(max_length = 1024)]
     description: Option<String>,
+    /// At most 64 keys of <= 128 bytes, values of <= 1024 bytes.
     metadata: Option<BTreeMap<String, String>>,
+    /// A reference document's whole format, applied before the fields below.
+    #[schema(value_type = Option<hookd_types::format::Preset>)]
     preset: Option<String>,
+    #[schema(value_type = Option<hookd_types::format::Scheme>)]
     signature_scheme: Option<String>,
+    /// Header name (default `webhook-signature`).
     signature_header: Option<String>,
     timestamp_header: Option<String>,
+    /// A header carrying the event id, e.g. `Gpuai-Event-Id`.
     event_id_header: Option<String>,
+    /// Static headers sent with every delivery (at most 32).
     headers: Option<BTreeMap<String, String>>,
+    #[schema(value_type = Option<hookd_types::format::Envelope>)]
     envelope: Option<String>,
+    #[schema(value_type = Option<hookd_types::format::BodyJson>)]
     body_json: Option<String>,
+    /// Seconds between attempts (1..=20 entries of 1..=604800), overriding `[retry] schedule`.
+    #[schema(min_items = 1, max_items = 20)]
     retry_schedule: Option<Vec<u64>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Changes to an endpoint: only the fields given change.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EndpointPatch, example = json!({"enabled": false}))]
 struct PatchIn {
+    #[schema(min_length = 1, max_length = 256)]
     name: Option<String>,
+    #[schema(format = "uri")]
     url: Option<String>,
+    #[schema(min_items = 1, max_items = 256)]
     event_types: Option<Vec<String>>,
     enabled: Option<bool>,
+    #[schema(max_length = 1024)]
     description: Option<String>,
     metadata: Option<BTreeMap<String, String>>,
+    /// A reference document's whole format, applied before the fields below.
+    #[schema(value_type = Option<hookd_types::format::Preset>)]
     preset: Option<String>,
+    #[schema(value_type = Option<hookd_types::format::Scheme>)]
     signature_scheme: Option<String>,
+    /// Header name (default `webhook-signature`).
     signature_header: Option<String>,
     timestamp_header: Option<String>,
+    /// A header carrying the event id, e.g. `Gpuai-Event-Id`.
     event_id_header: Option<String>,
+    /// Static headers sent with every delivery (at most 32).
     headers: Option<BTreeMap<String, String>>,
+    #[schema(value_type = Option<hookd_types::format::Envelope>)]
     envelope: Option<String>,
+    #[schema(value_type = Option<hookd_types::format::BodyJson>)]
     body_json: Option<String>,
+    /// Seconds between attempts (1..=20 entries of 1..=604800), overriding `[retry] schedule`.
+    #[schema(min_items = 1, max_items = 20)]
     retry_schedule: Option<Vec<u64>>,
 }
 
@@ -207,6 +255,40 @@ fn with_secret(ep: &Endpoint, status: StatusCode) -> Response {
     (status, Json(v)).into_response()
 }
 
+/// An endpoint with its secret: the answer of a create, the only one that shows the secret.
+#[derive(Serialize, ToSchema)]
+#[schema(as = EndpointCreated)]
+pub struct Created<'a> {
+    #[serde(flatten)]
+    pub endpoint: EndpointView<'a>,
+    pub secret: String,
+}
+
+/// An endpoint with its delivery counts.
+#[derive(Serialize, ToSchema)]
+#[schema(as = EndpointDetail)]
+pub struct Detail<'a> {
+    #[serde(flatten)]
+    pub endpoint: EndpointView<'a>,
+    pub stats: StatsView,
+}
+
+/// Create an endpoint. The answer holds its secret; nothing else ever shows it.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints",
+    tag = "endpoints",
+    operation_id = "create_endpoint",
+    request_body = CreateIn,
+    responses(
+        (status = 201, description = "Created", body = Created, links(
+            ("GetEndpoint" = (operation_id = "get_endpoint", parameters(("id" = "$response.body#/id")))),
+            ("ListDeliveries" = (operation_id = "list_deliveries", parameters(("id" = "$response.body#/id")))),
+            ("TestEndpoint" = (operation_id = "test_endpoint", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 403, description = "`FORBIDDEN`: the URL targets a private or loopback address while `allow_private_targets = false`, the key lacks the scope, or names another tenant", body = ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<ApiState>,
     caller: Principal,
@@ -268,6 +350,18 @@ pub fn parse_list_query(
     Ok((cursor, limit))
 }
 
+/// List endpoints, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints",
+    tag = "endpoints",
+    operation_id = "list_endpoints",
+    params(
+        crate::ListParams,
+        ("tenant" = Option<String>, Query, description = "Only this tenant's endpoints (a key sees only its own)"),
+    ),
+    responses((status = 200, description = "A page of endpoints", body = Page<EndpointView>))
+)]
 async fn list(
     State(state): State<ApiState>,
     caller: Principal,
@@ -283,6 +377,15 @@ async fn list(
     .into_response())
 }
 
+/// An endpoint with its delivery counts.
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{id}",
+    tag = "endpoints",
+    operation_id = "get_endpoint",
+    params(crate::IdParam),
+    responses((status = 200, description = "The endpoint", body = Detail))
+)]
 async fn read(
     State(state): State<ApiState>,
     caller: Principal,
@@ -296,6 +399,19 @@ async fn read(
     Ok(Json(v))
 }
 
+/// Change an endpoint's fields.
+#[utoipa::path(
+    patch,
+    path = "/v1/endpoints/{id}",
+    tag = "endpoints",
+    operation_id = "update_endpoint",
+    params(crate::IdParam),
+    request_body = PatchIn,
+    responses(
+        (status = 200, description = "The endpoint as changed", body = EndpointView),
+        (status = 403, description = "`FORBIDDEN`: the new URL targets a forbidden address, or the key lacks the scope", body = ErrorBody),
+    )
+)]
 async fn update(
     State(state): State<ApiState>,
     caller: Principal,
@@ -350,6 +466,15 @@ async fn update(
     ))
 }
 
+/// Delete an endpoint; its pending deliveries end as `endpoint_deleted`.
+#[utoipa::path(
+    delete,
+    path = "/v1/endpoints/{id}",
+    tag = "endpoints",
+    operation_id = "delete_endpoint",
+    params(crate::IdParam),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<ApiState>,
     caller: Principal,
@@ -364,13 +489,37 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// Both optional: no body (or `{}`) asks for a generated secret.
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RotateInput)]
 struct RotateIn {
     secret: Option<String>,
     /// How long the replaced secret stays valid; default 24 h.
+    #[schema(maximum = 604800)]
     overlap_seconds: Option<u64>,
 }
+
+/// The new secret, shown this once.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Rotated)]
+pub struct Rotated {
+    pub secret: String,
+    /// Until when the replaced secret is still signed with.
+    #[schema(format = DateTime)]
+    pub previous_secret_valid_until: Option<String>,
+}
+
+/// Replace the signing secret; the old one keeps signing alongside for the overlap.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/rotate-secret",
+    tag = "endpoints",
+    operation_id = "rotate_endpoint_secret",
+    params(crate::IdParam),
+    request_body(content = Option<RotateIn>, description = "Optional"),
+    responses((status = 200, description = "Rotated", body = Rotated))
+)]
 
 async fn rotate(
     State(state): State<ApiState>,
@@ -407,11 +556,37 @@ async fn rotate(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TestInput)]
 struct TestIn {
+    /// One of the daemon's event types.
+    #[schema(required = true, value_type = String)]
     event_type: Option<String>,
 }
+
+/// How one test delivery went (it is sent once, now, and not recorded).
+#[derive(Serialize, ToSchema)]
+#[schema(as = TestResult)]
+pub struct Tested {
+    pub event_id: String,
+    pub delivered: bool,
+    pub status_code: Option<u16>,
+    pub latency_ms: u32,
+    #[schema(value_type = Option<hookd_types::ErrorKind>)]
+    pub error: Option<&'static str>,
+}
+
+/// Send one test event to the endpoint now and report how it went.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/test",
+    tag = "endpoints",
+    operation_id = "test_endpoint",
+    params(crate::IdParam),
+    request_body = TestIn,
+    responses((status = 200, description = "Attempted (see `delivered`)", body = Tested))
+)]
 
 async fn test(
     State(state): State<ApiState>,

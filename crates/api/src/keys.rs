@@ -9,12 +9,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use hookd_http::auth::new_key;
 use hookd_http::views::Page;
 use hookd_http::{blocking, Access, ApiError, JsonBody, RouteAccess};
 use hookd_types::id::is_valid_token;
-use hookd_types::time::{now_ms, parse_time, rfc3339};
+use hookd_types::time::{now_ms, parse_time, rfc3339, MAX_MS};
 use hookd_types::{ApiKey, KeyId, Scope, Scopes};
 
 use crate::{parse_limit, ApiState};
@@ -27,37 +28,70 @@ pub const ACCESS: &[RouteAccess] = &[
     ("DELETE", "/v1/api-keys/{id}", Access::Admin),
 ];
 
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list, read, revoke))]
+pub struct Doc;
+
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/api-keys", post(create).get(list))
         .route("/v1/api-keys/{id}", get(read).delete(revoke))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new tenant key.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApiKeyInput, example = json!({
+    "tenant": "acme", "name": "ci", "scopes": ["events:write", "deliveries:read"]
+}))]
 struct CreateIn {
+    #[schema(required = true, value_type = String, pattern = r"^[A-Za-z0-9_.:-]{1,128}$")]
     tenant: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 256)]
     name: Option<String>,
+    #[schema(required = true, value_type = Vec<Scope>, min_items = 1)]
     scopes: Option<Vec<String>>,
+    /// In the future; never expires when absent.
     expires_at: Option<TimeIn>,
 }
 
 /// A time as the API takes it: RFC 3339 text, or unix milliseconds as a number or as text.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 enum TimeIn {
     Ms(u64),
     Text(String),
 }
 
-#[derive(Debug, Serialize)]
+/// A tenant's API key (never its text, which only its creation shows).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ApiKey)]
 struct KeyView<'a> {
+    #[schema(example = "key_01JTQ8Z4X5C6V7B8N9M0K1J2H3")]
     id: String,
     tenant: &'a str,
     name: &'a str,
+    #[schema(value_type = Vec<Scope>)]
     scopes: Vec<&'static str>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+}
+
+/// A new key and its text, shown this once.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiKeyCreated)]
+#[allow(dead_code)] // the answer is built as JSON; this is its shape, for the document
+pub struct Created<'a> {
+    #[serde(flatten)]
+    view: KeyView<'a>,
+    /// Use as `Authorization: Bearer <key>`.
+    #[schema(
+        example = "hk_01JTQ8Z4X5C6V7B8N9M0K1J2H3_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    )]
+    key: String,
 }
 
 impl<'a> From<&'a ApiKey> for KeyView<'a> {
@@ -96,16 +130,27 @@ fn parse_scopes(names: &[String]) -> Result<Scopes, ApiError> {
 /// A key's expiry: a time after `now`.
 fn expiry(t: TimeIn, now: u64) -> Result<u64, ApiError> {
     let ms = match t {
-        TimeIn::Ms(ms) => Some(ms),
+        TimeIn::Ms(ms) => (ms <= MAX_MS).then_some(ms),
         TimeIn::Text(t) => parse_time(&t),
     }
-    .ok_or_else(|| ApiError::validation("`expires_at` must be RFC 3339 or unix milliseconds"))?;
+    .ok_or_else(|| {
+        ApiError::validation("`expires_at` must be RFC 3339 or unix milliseconds, up to year 9999")
+    })?;
     if ms <= now {
         return Err(ApiError::validation("`expires_at` must be in the future"));
     }
     Ok(ms)
 }
 
+/// Issue a tenant's API key (admin only). The answer holds its text; nothing else ever shows it.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    operation_id = "create_api_key",
+    request_body = CreateIn,
+    responses((status = 201, description = "Created", body = Created))
+)]
 async fn create(
     State(state): State<ApiState>,
     JsonBody(input): JsonBody<CreateIn>,
@@ -151,6 +196,18 @@ async fn create(
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
+/// List API keys (admin only).
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    operation_id = "list_api_keys",
+    params(
+        crate::ListParams,
+        ("tenant" = Option<String>, Query, description = "Only this tenant's keys"),
+    ),
+    responses((status = 200, description = "A page of keys", body = Page<KeyView>))
+)]
 async fn list(
     State(state): State<ApiState>,
     Query(q): Query<HashMap<String, String>>,
@@ -177,6 +234,15 @@ fn parse_id(id: &str) -> Result<KeyId, ApiError> {
     id.parse().map_err(|_| ApiError::not_found("API key"))
 }
 
+/// One API key (admin only).
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys/{id}",
+    tag = "api-keys",
+    operation_id = "get_api_key",
+    params(("id" = String, Path, description = "The key's id (`key_...`)")),
+    responses((status = 200, description = "The key", body = KeyView))
+)]
 async fn read(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -190,6 +256,15 @@ async fn read(
     ))
 }
 
+/// Revoke an API key (admin only): it stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    tag = "api-keys",
+    operation_id = "revoke_api_key",
+    params(("id" = String, Path, description = "The key's id (`key_...`)")),
+    responses((status = 204, description = "Revoked"))
+)]
 async fn revoke(
     State(state): State<ApiState>,
     Path(id): Path<String>,

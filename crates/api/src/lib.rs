@@ -7,6 +7,8 @@
 //! - [`deliveries`]: `/v1/endpoints/{id}/deliveries` and `/v1/deliveries...`.
 //! - [`keys`]: `/v1/api-keys...`: the admin issues, lists and revokes tenants' keys.
 //! - [`ops`]: `/health` and `/metrics`.
+//! - [`openapi`]: the OpenAPI 3.1 document of every route, assembled from the handlers'
+//!   annotations, and `GET /openapi.json` that serves it.
 //!
 //! Each route module declares what its routes ask of an API key ([`ACCESS`]); handlers take the
 //! caller and load records through it, so another tenant's ids are simply not found.
@@ -18,6 +20,7 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod formats;
 pub mod keys;
+pub mod openapi;
 pub mod ops;
 
 use std::collections::HashSet;
@@ -55,10 +58,35 @@ pub const ACCESS: [&[RouteAccess]; 3] = [endpoints::ACCESS, deliveries::ACCESS, 
 
 /// Every `/v1` management route (authentication is layered on by the caller).
 pub fn router(state: ApiState) -> Router {
+    routes().with_state(state)
+}
+
+/// The `/v1` management routes, before their state.
+pub fn routes() -> Router<ApiState> {
     endpoints::routes()
         .merge(deliveries::routes())
         .merge(keys::routes())
-        .with_state(state)
+}
+
+/// The paging of every list route ([`parse_limit`] and the modules read them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// Items per page.
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The `{id}` of the endpoint routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct IdParam {
+    /// The endpoint's id (`ep_...`).
+    id: String,
 }
 
 /// Limit/cursor parsing shared by the list routes.

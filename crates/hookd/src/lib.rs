@@ -220,6 +220,10 @@ pub async fn run(
                 .layer(from_fn_with_state(gate, authenticate)),
         )
         .merge(hookd_api::ops::router(draining.clone()))
+        .merge(hookd_api::openapi::router(&hookd_api::openapi::Site {
+            event_types: cfg.event_types.clone(),
+            pages: hookd_ui::pages(),
+        }))
         .merge(hookd_ui::router())
         .fallback(not_found_route)
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
@@ -292,3 +296,6 @@ pub async fn run(
     tracing::info!("stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

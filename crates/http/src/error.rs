@@ -18,6 +18,19 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    pub const ALL: [ErrorCode; 10] = [
+        Self::ValidationError,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::RateLimited,
+        Self::RateLimitExceeded,
+        Self::Unavailable,
+        Self::InternalError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ValidationError => "VALIDATION_ERROR",
@@ -46,6 +59,44 @@ impl ErrorCode {
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+}
+
+/// The stable codes, as the OpenAPI document shows them.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Self::ALL.iter().map(|c| c.as_str())))
+            .description(Some(
+                "A stable code; the status of the answer follows from it",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCode {}
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The body of every error answer: `{"error": {"code": "...", "message": "..."}}`, as
+/// [`ApiError`] writes it and the OpenAPI document shows it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error, example = json!({
+    "error": {"code": "VALIDATION_ERROR", "message": "`name` is required"}
+}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// For people: names the offending field where there is one. Not stable.
+    pub message: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,9 +152,12 @@ impl From<hookd_log::LogError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": { "code": self.code.as_str(), "message": self.message }
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
         let mut resp = (self.code.status(), axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut()

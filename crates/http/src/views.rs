@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 use hookd_log::EndpointStats;
 use hookd_types::format::DeliveryFormat;
@@ -16,13 +17,21 @@ fn raw(data: &str) -> &RawValue {
     })
 }
 
-#[derive(Debug, Serialize)]
+/// An event as it was accepted.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Event, example = json!({
+    "id": "evt_01JTQ8Z4X5C6V7B8N9M0K1J2H3", "tenant": "acme", "type": "instance.ready",
+    "created_at": "2026-05-08T17:01:30.123Z", "data": {"instance_id": "i-42"}
+}))]
 pub struct EventView<'a> {
     pub id: &'a str,
     pub tenant: &'a str,
     #[serde(rename = "type")]
     pub event_type: &'a str,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// The producer's JSON object, byte for byte.
+    #[schema(value_type = Object)]
     pub data: &'a RawValue,
     /// Present when the event is read back with its deliveries.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,35 +51,50 @@ impl<'a> From<&'a Event> for EventView<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A subscription: where events of some types go, and how they look on the wire.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Endpoint)]
 pub struct EndpointView<'a> {
+    #[schema(example = "ep_01JTQ8Z4X5C6V7B8N9M0K1J2H3")]
     pub id: String,
     pub tenant: &'a str,
     pub name: &'a str,
     pub url: &'a str,
     pub description: &'a str,
+    #[schema(value_type = Vec<String>)]
     pub event_types: &'a [String],
     pub enabled: bool,
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub metadata: &'a std::collections::BTreeMap<String, String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub format: FormatView<'a>,
     /// When the last secret a rotation replaced stops being signed with, if one still is.
+    #[schema(format = DateTime)]
     pub previous_secret_valid_until: Option<String>,
 }
 
 /// An endpoint's wire format, with the field names the API takes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Format)]
 pub struct FormatView<'a> {
+    #[schema(value_type = hookd_types::format::Preset)]
     pub preset: &'static str,
+    #[schema(value_type = hookd_types::format::Scheme)]
     pub signature_scheme: &'static str,
     pub signature_header: &'a str,
     pub timestamp_header: Option<&'a str>,
     pub event_id_header: Option<&'a str>,
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub headers: &'a std::collections::BTreeMap<String, String>,
+    #[schema(value_type = hookd_types::format::Envelope)]
     pub envelope: &'static str,
+    #[schema(value_type = hookd_types::format::BodyJson)]
     pub body_json: &'static str,
     /// Seconds; `null` follows the daemon's `[retry]` schedule.
+    #[schema(value_type = Option<Vec<u64>>)]
     pub retry_schedule: Option<&'a [u64]>,
 }
 
@@ -115,11 +139,14 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An endpoint's delivery counts.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EndpointStats)]
 pub struct StatsView {
     pub delivered: u64,
     pub failed: u64,
     pub retrying: u64,
+    #[schema(format = DateTime)]
     pub last_delivery_at: Option<String>,
 }
 
@@ -134,18 +161,27 @@ impl From<EndpointStats> for StatsView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One event bound for one endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Delivery)]
 pub struct DeliveryView<'a> {
+    #[schema(example = "dlv_01JTQ8Z4X5C6V7B8N9M0K1J2H3")]
     pub id: String,
     pub event_id: &'a str,
     pub endpoint_id: String,
     pub tenant: &'a str,
     pub event_type: &'a str,
+    #[schema(value_type = hookd_types::DeliveryStatus)]
     pub status: &'static str,
+    /// Attempts made so far.
     pub attempts: u32,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
+    #[schema(format = DateTime)]
     pub next_attempt_at: Option<String>,
+    #[schema(format = DateTime)]
     pub last_attempt_at: Option<String>,
     pub last_status_code: Option<u16>,
 }
@@ -169,14 +205,19 @@ impl<'a> From<&'a Delivery> for DeliveryView<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One try of a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Attempt)]
 pub struct AttemptView<'a> {
     pub number: u32,
+    #[schema(format = DateTime)]
     pub at: String,
     pub status_code: Option<u16>,
     pub latency_ms: u32,
+    #[schema(value_type = Option<hookd_types::ErrorKind>)]
     pub error: Option<&'static str>,
     pub error_detail: Option<&'a str>,
+    /// The start of the response body (the first bytes only).
     pub response_body: &'a str,
 }
 
@@ -195,14 +236,16 @@ impl<'a> From<&'a Attempt> for AttemptView<'a> {
 }
 
 /// `{"data": [...], "next_cursor": ...}`
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
 /// One header of a rebuilt request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Header)]
 pub struct HeaderView {
     pub name: String,
     pub value: String,
@@ -211,8 +254,10 @@ pub struct HeaderView {
 /// The request an attempt sent, rebuilt on read by the sender's own code from the event, the
 /// endpoint's current format and secrets, and the attempt's time. Exact unless the endpoint was
 /// updated after the attempt (`endpoint_updated_since`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SentRequest)]
 pub struct RequestView {
+    #[schema(value_type = String, example = "POST")]
     pub method: &'static str,
     pub url: String,
     pub headers: Vec<HeaderView>,

@@ -14,4 +14,4 @@ pub mod routes;
 pub mod validate;
 
 pub use committer::{Committer, CommitterConfig};
-pub use routes::{router, IngestConfig, IngestState, ACCESS};
+pub use routes::{router, routes, IngestConfig, IngestState, ACCESS};

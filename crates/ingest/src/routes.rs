@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use hookd_http::error::ErrorBody;
 use hookd_http::json::{check_depth, parse_json, read_body, JsonLimits};
 use hookd_http::ratelimit::RateLimiter;
 use hookd_http::views::{DeliveryView, EventView};
@@ -79,13 +80,22 @@ pub const ACCESS: &[RouteAccess] = &[
     ("GET", "/v1/event-types", Access::AnyKey),
 ];
 
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(post_event, post_batch, get_event, event_types))]
+pub struct Doc;
+
 pub fn router(state: IngestState) -> Router {
+    routes().with_state(state)
+}
+
+/// The routes, before their state.
+pub fn routes() -> Router<IngestState> {
     Router::new()
         .route("/v1/events", post(post_event))
         .route("/v1/events/batch", post(post_batch))
         .route("/v1/events/{id}", get(get_event))
         .route("/v1/event-types", get(event_types))
-        .with_state(state)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
@@ -149,6 +159,49 @@ fn for_caller<'a>(caller: &Principal, mut input: EventIn<'a>) -> Result<EventIn<
     Ok(input)
 }
 
+/// The `Idempotency-Key` header of the event routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read from the headers by hand; declared for the OpenAPI document
+pub struct IdempotencyKey {
+    /// 1..=255 printable ASCII characters. The same key with the same body (same tenant) answers
+    /// the original event with `Idempotent-Replayed: true`; with another body, 409. A batch
+    /// keys its events `<key>:<index>`.
+    #[param(rename = "Idempotency-Key", pattern = r"^[!-~]{1,255}$")]
+    idempotency_key: Option<String>,
+}
+
+/// The events of one batch, in request order.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = EventBatch)]
+pub struct Batch<'a> {
+    pub data: Vec<EventView<'a>>,
+}
+
+/// `{"data": [...]}`: the daemon's event types, sorted.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventTypes {
+    #[schema(example = json!(["instance.ready", "job.completed"]))]
+    pub data: Vec<String>,
+}
+
+/// Accept one event: it is on disk before the answer.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    operation_id = "send_event",
+    params(IdempotencyKey),
+    request_body = EventIn,
+    responses(
+        (status = 202, description = "Stored (or, with `Idempotent-Replayed: true`, the original event of a replay)", body = EventView,
+            headers(("Idempotent-Replayed" = String, description = "`true` when nothing new was stored")),
+            links(("GetEvent" = (operation_id = "get_event", parameters(("id" = "$response.body#/id")))))),
+        (status = 409, description = "`CONFLICT`: the `Idempotency-Key` was used with another body, or the `id` belongs to another tenant", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMITED`: the tenant is over `[ingest] rate_limit`; `RATE_LIMIT_EXCEEDED`: the key is over its request rate", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds"))),
+    )
+)]
 async fn post_event(
     State(s): State<IngestState>,
     caller: Principal,
@@ -167,6 +220,22 @@ async fn post_event(
     Ok(accepted(EventView::from(ev), replayed))
 }
 
+/// Accept up to `[ingest] max_batch` events, all or none.
+#[utoipa::path(
+    post,
+    path = "/v1/events/batch",
+    tag = "events",
+    operation_id = "send_events",
+    params(IdempotencyKey),
+    request_body(content = Vec<EventIn>, description = "1..=`[ingest] max_batch` events; one invalid event refuses the batch (the message names its index)"),
+    responses(
+        (status = 202, description = "All stored, in request order", body = Batch,
+            headers(("Idempotent-Replayed" = String, description = "`true` when every event was a replay"))),
+        (status = 409, description = "`CONFLICT`: a key or an `id` was used with another body or tenant", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMITED`: a tenant is over `[ingest] rate_limit`; `RATE_LIMIT_EXCEEDED`: the key is over its request rate", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds"))),
+    )
+)]
 async fn post_batch(
     State(s): State<IngestState>,
     caller: Principal,
@@ -194,10 +263,6 @@ async fn post_batch(
         items.push(candidate(input, &s.inner.types, k.as_deref()).map_err(|e| at(e.into()))?);
     }
     let (outcomes, replayed) = s.inner.commit(items).await?;
-    #[derive(Serialize)]
-    struct Batch<'a> {
-        data: Vec<EventView<'a>>,
-    }
     let data = outcomes
         .iter()
         .map(|o| EventView::from(event_of(o)))
@@ -205,6 +270,18 @@ async fn post_batch(
     Ok(accepted(Batch { data }, replayed))
 }
 
+/// An event with its deliveries.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}",
+    tag = "events",
+    operation_id = "get_event",
+    params(("id" = String, Path, description = "The event's id")),
+    responses(
+        (status = 200, description = "The event and its `deliveries`", body = EventView,
+            links(("GetDelivery" = (operation_id = "get_delivery", parameters(("id" = "$response.body#/deliveries/0/id")))))),
+    )
+)]
 async fn get_event(
     State(s): State<IngestState>,
     caller: Principal,
@@ -223,6 +300,16 @@ async fn get_event(
     Ok(Json(view).into_response())
 }
 
-async fn event_types(State(s): State<IngestState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "data": s.inner.sorted_types }))
+/// The event types producers may send (`[events] types`).
+#[utoipa::path(
+    get,
+    path = "/v1/event-types",
+    tag = "events",
+    operation_id = "list_event_types",
+    responses((status = 200, description = "The known event types", body = EventTypes))
+)]
+async fn event_types(State(s): State<IngestState>) -> Json<EventTypes> {
+    Json(EventTypes {
+        data: s.inner.sorted_types.clone(),
+    })
 }

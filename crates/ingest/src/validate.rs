@@ -13,14 +13,26 @@ use hookd_types::id::new_event_id;
 use hookd_types::time::now_ms;
 use hookd_types::Event;
 
-#[derive(Debug, Deserialize)]
+/// An event as a producer posts it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EventInput, example = json!({
+    "type": "instance.ready", "data": {"instance_id": "i-42"}, "tenant": "acme"
+}))]
 pub struct EventIn<'a> {
+    /// One of the daemon's `[events] types`.
     #[serde(rename = "type")]
+    #[schema(required = true, value_type = String, pattern = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$", max_length = 128)]
     pub event_type: Option<String>,
+    /// A JSON object, delivered as it came; `{}` when absent.
     #[serde(borrow)]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<&'a RawValue>,
+    /// Defaults to `default`; with an API key, the key's tenant (naming another is 403).
+    #[schema(pattern = r"^[A-Za-z0-9_.:-]{1,128}$")]
     pub tenant: Option<String>,
+    /// Defaults to `evt_<ULID>`. A repeated id (same tenant) replays the original event.
+    #[schema(pattern = r"^[A-Za-z0-9_.:-]{1,128}$")]
     pub id: Option<String>,
 }
 

@@ -36,6 +36,12 @@ const ALIASES: [(&str, Scope); 2] = [
     ("webhooks:read", Scope::EndpointsRead),
 ];
 
+names_schema!(
+    Scope,
+    Scope::ALL,
+    "A permission of an API key (`webhooks:write` and `webhooks:read` are taken as aliases of `endpoints:write` and `endpoints:read`)"
+);
+
 impl Scope {
     pub const ALL: [Scope; 6] = [
         Scope::EventsWrite,

@@ -17,7 +17,20 @@ pub enum DeliveryStatus {
     DeadLettered,
 }
 
+names_schema!(
+    DeliveryStatus,
+    DeliveryStatus::ALL,
+    "pending -> (retrying ->)* delivered | dead_lettered"
+);
+
 impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 4] = [
+        Self::Pending,
+        Self::Retrying,
+        Self::Delivered,
+        Self::DeadLettered,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -74,7 +87,26 @@ pub enum ErrorKind {
     EndpointDeleted,
 }
 
+names_schema!(
+    ErrorKind,
+    ErrorKind::ALL,
+    "Why an attempt failed (`http_status`: the endpoint answered a non-2xx status)"
+);
+
 impl ErrorKind {
+    pub const ALL: [ErrorKind; 10] = [
+        Self::HttpStatus,
+        Self::Timeout,
+        Self::Connect,
+        Self::Tls,
+        Self::Dns,
+        Self::ForbiddenTarget,
+        Self::InvalidUrl,
+        Self::Io,
+        Self::EndpointDisabled,
+        Self::EndpointDeleted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::HttpStatus => "http_status",

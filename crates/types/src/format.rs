@@ -22,6 +22,8 @@ pub enum Scheme {
     TimestampDotBodyHex,
 }
 
+names_schema!(Scheme, Scheme::ALL, "How a delivery is signed");
+
 impl Scheme {
     pub const ALL: [Scheme; 4] = [
         Self::StandardWebhooks,
@@ -77,6 +79,8 @@ pub enum Envelope {
     Raw,
 }
 
+names_schema!(Envelope, Envelope::ALL, "The delivered body's shape");
+
 impl Envelope {
     pub const ALL: [Envelope; 4] = [Self::Standard, Self::Camel, Self::Flat, Self::Raw];
 
@@ -104,7 +108,15 @@ pub enum BodyJson {
     Javascript,
 }
 
+names_schema!(
+    BodyJson,
+    BodyJson::ALL,
+    "`producer`: the data's bytes as they came; `javascript`: what `JSON.stringify(JSON.parse(body))` prints"
+);
+
 impl BodyJson {
+    pub const ALL: [BodyJson; 2] = [Self::Producer, Self::Javascript];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Producer => "producer",
@@ -113,9 +125,7 @@ impl BodyJson {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Producer, Self::Javascript]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -185,7 +195,22 @@ pub enum Preset {
     Custom,
 }
 
+names_schema!(
+    Preset,
+    Preset::ALL,
+    "A reference document's format; `custom` (never taken) when fields were set one by one"
+);
+
 impl Preset {
+    pub const ALL: [Preset; 6] = [
+        Self::Standard,
+        Self::Coreweave,
+        Self::Gpuai,
+        Self::Huddle01,
+        Self::Cortex,
+        Self::Custom,
+    ];
+
     pub const NAMED: [Preset; 5] = [
         Self::Standard,
         Self::Coreweave,

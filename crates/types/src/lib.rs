@@ -15,6 +15,26 @@
 //! - [`retry`]: the retry schedule with jitter.
 //! - [`time`]: unix-millisecond clock and RFC 3339 formatting.
 //! - [`metrics`]: lock-free counters, gauges and histograms rendered as Prometheus text.
+//!
+//! Types the API shows by name (statuses, scopes, format words) carry their OpenAPI schema here,
+//! built from the same `as_str` names the API prints, so the document cannot drift from them.
+
+/// The OpenAPI schema of an enum the API shows as its `as_str` names: a string, one of `$all`.
+macro_rules! names_schema {
+    ($ty:ty, $all:expr, $description:literal) => {
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some($all.iter().map(|v| v.as_str())))
+                    .description(Some($description))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $ty {}
+    };
+}
 
 pub mod api_key;
 pub mod check;

@@ -69,6 +69,19 @@ fn respond(content_type: &'static str, body: &'static str) -> Response {
     resp
 }
 
+/// Every path [`router`] serves, with its content type (for the OpenAPI document).
+pub fn pages() -> Vec<(String, &'static str)> {
+    let html = "text/html; charset=utf-8";
+    [("/ui".to_owned(), html), ("/ui/".to_owned(), html)]
+        .into_iter()
+        .chain(
+            ASSETS
+                .iter()
+                .map(|&(name, ct, _)| (format!("/ui/{name}"), ct)),
+        )
+        .collect()
+}
+
 /// The inspector's routes. Mount on the daemon's root router, outside authentication.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let index = || async { respond("text/html; charset=utf-8", INDEX) };

@@ -191,8 +191,16 @@ impl TlsConn {
             .unwrap();
         let fut = async {
             match &mut self.sender {
-                Sender::H1(s) => s.send_request(req).await,
-                Sender::H2(s) => s.send_request(req).await,
+                // The previous exchange may still be finishing: wait until the connection can
+                // take a request, or hyper refuses it as "not ready".
+                Sender::H1(s) => match s.ready().await {
+                    Ok(()) => s.send_request(req).await,
+                    Err(e) => Err(e),
+                },
+                Sender::H2(s) => match s.ready().await {
+                    Ok(()) => s.send_request(req).await,
+                    Err(e) => Err(e),
+                },
             }
         };
         let resp = tokio::time::timeout(Duration::from_secs(10), fut)
