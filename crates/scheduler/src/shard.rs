@@ -286,6 +286,7 @@ impl Scheduler {
                 clock,
                 wheel: Wheel::new(),
                 live: HashMap::new(),
+                reserved: HashMap::new(),
                 endpoints: HashMap::new(),
                 runnable: VecDeque::new(),
                 in_flight: 0,
@@ -431,6 +432,8 @@ struct Shard<D> {
     /// job, or [`IN_FLIGHT`] / [`RESERVED`]. A job whose deadline is not the one here is stale
     /// (a manual retry replaced it) and is dropped; a delivery that is here cannot be reserved.
     live: HashMap<DeliveryId, u64>,
+    /// The deadline a reservation took over, given back if the retry is not scheduled.
+    reserved: HashMap<DeliveryId, u64>,
     endpoints: HashMap<EndpointId, EndpointState>,
     /// Endpoints with due jobs and room to start one, in round-robin order.
     runnable: VecDeque<EndpointId>,
@@ -449,6 +452,7 @@ impl<D: Dispatch> Shard<D> {
     /// Makes `job` the current job of its delivery: due now with its event at hand, straight
     /// into its endpoint's queue; otherwise into the wheel.
     fn insert(&mut self, job: Job) {
+        self.reserved.remove(&job.delivery);
         self.live.insert(job.delivery, job.due_ms);
         if job.event.is_some() && job.due_ms <= self.clock.now_ms() {
             self.enqueue(job);
@@ -505,13 +509,19 @@ impl<D: Dispatch> Shard<D> {
                 // or another retry being recorded is not.
                 let free = !matches!(self.live.get(&delivery), Some(&IN_FLIGHT | &RESERVED));
                 if free {
-                    self.live.insert(delivery, RESERVED);
+                    if let Some(due) = self.live.insert(delivery, RESERVED) {
+                        self.reserved.insert(delivery, due);
+                    }
                 }
                 let _ = reply.send(free);
             }
             Cmd::Unreserve { delivery } => {
                 if self.live.get(&delivery) == Some(&RESERVED) {
-                    self.live.remove(&delivery);
+                    // The deadline it replaced (still in the wheel or a queue) is current again.
+                    match self.reserved.remove(&delivery) {
+                        Some(due) => self.live.insert(delivery, due),
+                        None => self.live.remove(&delivery),
+                    };
                 }
             }
             Cmd::Finished { delivery, next } => {

@@ -355,3 +355,22 @@ async fn a_job_with_its_event_due_now_skips_the_wheel_and_keeps_the_event() {
     assert_eq!(fake.calls()[0].job.event.as_deref(), Some(&*ev));
     assert!(s.shutdown(Duration::from_secs(1)).await);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_given_up_hands_the_deadline_it_took_back() {
+    let fake = Arc::new(Fake::new());
+    let s = start(&fake, 4, vec![]);
+    let ep = EndpointId::generate();
+    let t0 = Instant::now();
+    let waiting = job(ep, fake.clock.now_ms() + 500);
+    s.handle().schedule(waiting.clone());
+    assert_eq!(
+        s.handle().reserve(waiting.delivery, ep).await,
+        Reservation::Reserved
+    );
+    // Recording the retry failed: the reservation is given up, and the old deadline fires.
+    s.handle().unreserve(waiting.delivery, ep);
+    wait_calls(&fake, 1).await;
+    assert_eq!(fake.calls()[0].at - t0, Duration::from_millis(500));
+    assert!(s.shutdown(Duration::from_secs(1)).await);
+}
