@@ -210,9 +210,24 @@ async fn read(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let d = load(&state, &caller, &id).await?;
-    let (store, delivery, event_id) = (state.store.clone(), d.id, d.event_id.clone());
-    let (attempts, event) =
-        blocking(move || Ok((store.attempts(delivery)?, store.get_event(&event_id)?))).await?;
+    let (store, event_id) = (state.store.clone(), d.event_id.clone());
+    let (d, attempts, event) = blocking(move || {
+        // The delivery and its attempts are two reads, and the indexer may apply an outcome
+        // between them: read again until they agree (they change in one batch).
+        let mut d = d;
+        let mut attempts = store.attempts(d.id)?;
+        for _ in 0..8 {
+            if attempts.len() == d.attempts as usize {
+                break;
+            }
+            d = store
+                .get_delivery(d.id)?
+                .ok_or_else(|| ApiError::not_found("delivery"))?;
+            attempts = store.attempts(d.id)?;
+        }
+        Ok((d, attempts, store.get_event(&event_id)?))
+    })
+    .await?;
     let endpoint = state.registry.get(d.endpoint_id);
     let mut v = serde_json::to_value(DeliveryView::from(&d)).unwrap_or_default();
     v["attempts"] = attempts
