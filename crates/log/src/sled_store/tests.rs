@@ -29,6 +29,15 @@ fn delivery(event: &str, ep: EndpointId, due: u64) -> Delivery {
     crate::testing::pending_delivery(event, ep, due)
 }
 
+/// Fans out event `e1` to one new endpoint, due at 10: the endpoint and its delivery.
+fn fanned_out_one(s: &SledStore) -> (EndpointId, Delivery) {
+    let ep = EndpointId::generate();
+    let d0 = delivery("e1", ep, 10);
+    s.commit_fanout(0, &vec![entry("e1", None)], std::slice::from_ref(&d0))
+        .unwrap();
+    (ep, d0)
+}
+
 fn attempted(
     delivery: DeliveryId,
     attempt: &Attempt,
@@ -48,10 +57,7 @@ fn attempted(
 fn facts_about_unknown_deliveries_are_skipped_and_several_about_one_compose() {
     let dir = TempStore::new();
     let s = dir.open();
-    let ep = EndpointId::generate();
-    let d0 = delivery("e1", ep, 10);
-    s.commit_fanout(0, &vec![entry("e1", None)], std::slice::from_ref(&d0))
-        .unwrap();
+    let (ep, d0) = fanned_out_one(&s);
     let fail = crate::testing::answered_attempt(1, 10, 503);
     let ok = Attempt {
         number: 2,
@@ -121,10 +127,7 @@ fn log_survives_reopen_and_fanout_moves_cursor() {
 fn attempts_move_deadlines_and_stats() {
     let dir = TempStore::new();
     let s = dir.open();
-    let ep = EndpointId::generate();
-    let d0 = delivery("e1", ep, 10);
-    s.commit_fanout(0, &vec![entry("e1", None)], std::slice::from_ref(&d0))
-        .unwrap();
+    let (ep, d0) = fanned_out_one(&s);
     let fail = Attempt {
         number: 1,
         at_ms: 10,
@@ -220,10 +223,7 @@ fn endpoint_delivery_pages() {
 fn stats_follow_dead_letter_and_manual_retry() {
     let dir = TempStore::new();
     let s = dir.open();
-    let ep = EndpointId::generate();
-    let d0 = delivery("e1", ep, 10);
-    s.commit_fanout(0, &vec![entry("e1", None)], std::slice::from_ref(&d0))
-        .unwrap();
+    let (ep, d0) = fanned_out_one(&s);
     let failed = Attempt {
         number: 1,
         at_ms: 10,
