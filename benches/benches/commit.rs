@@ -78,7 +78,7 @@ fn drain_log(store: &dyn Store) {
             return;
         }
         for (seq, _) in records {
-            store.commit_fanout(seq, &empty, &[]).unwrap();
+            store.index_events(seq, &empty, &[]).unwrap();
         }
     }
 }

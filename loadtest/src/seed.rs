@@ -99,7 +99,7 @@ pub fn seed_retries(data_dir: &Path, count: u64, endpoints: u32) -> Result<Strin
             });
         }
         let seq = store.append(&record)?;
-        store.commit_fanout(seq, &record, &deliveries)?;
+        store.seed_fanout(seq, &record, &deliveries)?;
         made += n;
     }
     store.flush()?;

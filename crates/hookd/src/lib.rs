@@ -174,6 +174,7 @@ pub async fn run(
     ));
     let fanout = Fanout::new(
         store.clone(),
+        outcomes.clone(),
         registry.clone(),
         scheduler.handle(),
         appended.clone(),

@@ -9,8 +9,9 @@
 //! - [`registry`]: the in-memory read model of endpoints, written through to the store.
 //! - [`keys`]: API key records: the small [`KeyStore`] interface and the in-memory
 //!   [`KeyRegistry`] requests are authenticated against, written through to it.
-//! - [`outcome`]: the outcome log (attempt outcomes, manual retries) and the indexer thread
-//!   that applies it, in order, to the read model: the one writer of delivery state.
+//! - [`outcome`]: the outcome log (fan-out's decisions, attempt outcomes, manual retries) and
+//!   the indexer thread that applies it, in order, to the read model: the one writer of
+//!   delivery state.
 //! - `testing` (feature `test-util`): a store in a temporary directory, and a store whose
 //!   durable writes can be held back.
 //!

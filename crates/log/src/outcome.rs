@@ -1,4 +1,4 @@
-//! The outcome log: every change to a delivery after fan-out made it (an attempt's outcome, a
+//! The outcome log: every fact about deliveries (fan-out making them, an attempt's outcome, a
 //! manual retry) is appended here as a record, and nothing else writes delivery state. One
 //! indexer thread follows the log and applies each record, in log order, to the read model the
 //! API and restarts read (deliveries, attempts, durable deadlines, endpoint stats in
@@ -18,9 +18,12 @@
 //! - The indexer syncs the journal before it applies what it read, so the read model never
 //!   holds a fact the log could lose in a power cut. The read model itself is flushed lazily;
 //!   the last applied seq is stored in the same atomic batch as the facts, so a restart replays
-//!   exactly the records after it ([`OutcomeLog::open`]).
+//!   exactly the records after it ([`OutcomeLog::open`]), and reads the ones before it that
+//!   still hold deliveries kept in memory only (see `sled_store/fresh.rs`).
 //! - A record lost in a crash (written but never synced) loses an attempt's outcome: the
 //!   delivery's durable deadline is still there and the attempt is made again (at-least-once).
+//!   A lost fan-out record loses every record after it too (the log keeps a prefix), and the
+//!   durable fan-out cursor has not passed its event-log record: fan-out is made again.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,15 +34,28 @@ use tokio::sync::watch;
 
 use hookd_journal::{Config as JournalConfig, Durability, Journal};
 use hookd_types::metrics::{inc, METRICS};
-use hookd_types::{Attempt, DeliveryId, DeliveryStatus};
+use hookd_types::{Attempt, DeliveryId, DeliveryStatus, EndpointId};
 
 use crate::error::{LogError, Result};
 use crate::sled_store::SledStore;
 use crate::store::Seq;
 
-/// One fact about a delivery.
+/// The deliveries fan-out made of one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FannedEvent {
+    pub event_id: String,
+    pub tenant: String,
+    pub event_type: String,
+    /// Each delivery and its endpoint; a delivery's creation time is its id's time.
+    pub deliveries: Vec<(DeliveryId, EndpointId)>,
+}
+
+/// One fact about deliveries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
+    /// Fan-out made these deliveries of the events of event-log record `seq` (pending, due
+    /// now), and is past that record.
+    FannedOut { seq: Seq, events: Vec<FannedEvent> },
     /// An attempt was made; the delivery is now `status`, due again at `next_attempt_ms`.
     Attempted {
         delivery: DeliveryId,
@@ -54,14 +70,6 @@ pub enum Change {
         due_ms: u64,
         at_ms: u64,
     },
-}
-
-impl Change {
-    pub fn delivery(&self) -> DeliveryId {
-        match self {
-            Change::Attempted { delivery, .. } | Change::Retried { delivery, .. } => *delivery,
-        }
-    }
 }
 
 /// What a checkpoint did.
@@ -125,19 +133,30 @@ impl OutcomeLog {
         journal.sync()?;
         let journal = Arc::new(journal);
         let mut applied = store.outcomes_applied()?;
-        let mut reader = journal.read_from(applied + 1)?;
+        // Records already applied are read again from where fresh deliveries were made: they
+        // live in memory only and are restored from their fan-out records.
+        let mut reader = journal.read_from(store.outcomes_replay_from()?.min(applied + 1))?;
         let mut batch = Vec::new();
-        let mut replayed = 0usize;
+        let (mut first, mut replayed) = (0, 0usize);
         loop {
             let record = reader.next().transpose()?;
             let done = record.is_none();
             if let Some(r) = record {
-                batch.extend(decode(r.seq, &r.payload)?);
+                let changes = decode(r.seq, &r.payload)?;
+                store.reindex(&changes)?;
+                if r.seq <= applied {
+                    store.restore(&changes, r.seq)?;
+                    continue;
+                }
+                if batch.is_empty() {
+                    first = r.seq;
+                }
+                batch.extend(changes);
                 applied = r.seq;
                 replayed += 1;
             }
-            if done || batch.len() >= APPLY_BATCH {
-                store.apply(&batch, applied)?;
+            if !batch.is_empty() && (done || batch.len() >= APPLY_BATCH) {
+                store.apply(&batch, first, applied)?;
                 batch.clear();
             }
             if done {
@@ -200,6 +219,11 @@ impl OutcomeLog {
             .map_err(|_| LogError::IndexerStopped)
     }
 
+    /// Follows the last seq the read model reflects, without holding the log open.
+    pub fn watch_applied(&self) -> watch::Receiver<Seq> {
+        self.applied.clone()
+    }
+
     /// The last seq the read model reflects.
     pub fn applied_seq(&self) -> Seq {
         *self.applied.borrow()
@@ -216,15 +240,19 @@ impl OutcomeLog {
     /// it; then does the same for the event log up to the fan-out cursor. A restart replays
     /// only what came after. Blocks: call it from a blocking thread.
     pub fn checkpoint(&self, store: &SledStore) -> Result<Checkpointed> {
+        // Read before the sync: what the sync makes durable is at least this. Records from
+        // `replay_from` on are kept: they hold the fresh deliveries a restart restores.
         let applied = self.applied_seq();
+        let keep_from = store.outcomes_replay_from()?.min(applied + 1);
         let events_removed = store.checkpoint_events()?;
         let mut outcome_segments_removed = 0;
-        if applied > 0 && self.journal.last_checkpoint() != Some(applied) {
-            self.journal.checkpoint(applied, Vec::new())?;
-            outcome_segments_removed = self.journal.remove_before(applied + 1)?.segments;
+        let through = keep_from.saturating_sub(1);
+        if through > 0 && self.journal.last_checkpoint() != Some(through) {
+            self.journal.checkpoint(through, Vec::new())?;
+            outcome_segments_removed = self.journal.remove_before(keep_from)?.segments;
         }
         Ok(Checkpointed {
-            outcomes_through: applied,
+            outcomes_through: through,
             outcome_segments_removed,
             event_segments_removed: events_removed,
         })
@@ -330,8 +358,9 @@ impl Indexer {
         for r in records {
             changes.extend(decode(r.seq, &r.payload)?);
         }
+        let first = records.first().map_or(0, |r| r.seq);
         let last = records.last().map_or(0, |r| r.seq);
-        self.store.apply(&changes, last)?;
+        self.store.apply(&changes, first, last)?;
         let _ = self.applied.send(last);
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! | journal `db.events`: seq | [`LogRecord`]: every event of one group commit (one record, one `fdatasync`) |
 //! | `m` `events_cursor` | first event-log seq not yet fanned out (u64 BE) |
 //! | `m` `outcomes_applied` | last outcome-log seq applied by the indexer (u64 BE; see [`crate::outcome`]) |
+//! | `m` `outcomes_replay_from` | first outcome-log seq a restart reads: fresh deliveries live in the log from there (u64 BE; see [`fresh`]) |
 //! | `m` `cursor`, tree `log` | engine v1's cursor and event tree: read once by [`SledStore::open`] to migrate |
 //! | `m` name | daemon metadata (e.g. the admin key hash, the master key check) |
 //! | `e` event id | the [`Event`] and the ids of the deliveries fan-out made of it |
@@ -25,33 +26,38 @@
 //! - Integers in keys are big-endian so byte order is numeric order.
 //! - A delivery has a deadline key `s` exactly when `next_attempt_ms` is set, and both change in
 //!   one atomic batch. One state tree makes every batch atomic across all state record kinds.
-//! - The fan-out cursor is committed in the same batch as the effects of fanning out a record,
-//!   so it alone says what is done. Event-log segments below it are dropped only after a
-//!   checkpoint has made the state durable ([`SledStore::checkpoint_events`]).
-//! - After fan-out, only the outcome indexer writes delivery state ([`SledStore::apply`]), with
-//!   the seq it applied through in the same batch.
+//! - Fan-out's decisions are outcome-log records ([`Change::FannedOut`]). The indexer applies
+//!   them like every other fact: the durable fan-out cursor moves in the same batch, so it
+//!   alone says what is done. Event-log segments below it are dropped only after a checkpoint
+//!   has made the state durable ([`SledStore::checkpoint_events`]).
+//! - Only the outcome indexer writes delivery state ([`SledStore::apply`]), with the seq it
+//!   applied through in the same batch. A delivery not attempted yet may live only in memory
+//!   and in the outcome log ([`fresh`]); its records are written with its first outcome.
 //! - sled recovers a prefix of its writes, so a fan-out or outcome lost in a crash leaves the
 //!   event-log record or the deadline in place, and the work is redone.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
-
-use std::collections::HashMap;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use hookd_journal::{Config as JournalConfig, Durability, Journal};
+use hookd_types::time::now_ms;
 use hookd_types::{Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
 
 use crate::error::{LogError, Result};
-use hookd_journal::{Config as JournalConfig, Durability, Journal};
-
-use crate::outcome::Change;
+use crate::outcome::{Change, FannedEvent};
 use crate::sealed::MasterKey;
 use crate::store::*;
 
+mod fresh;
 mod secrets;
+use fresh::{Entry, Fresh, FreshEvent};
+pub use fresh::{LINGER_MS, MAX_FRESH};
 pub use secrets::rekey;
 use secrets::{open_endpoint, seal_endpoint, sealed_endpoint_key};
 
@@ -70,8 +76,12 @@ pub struct SledStore {
     db: sled::Db,
     /// The event log: every group commit of ingest, one record each, synced before the 202.
     events: Journal,
-    /// First event-log seq not yet fanned out.
+    /// First event-log seq fan-out has not passed (in memory; the durable cursor is written by
+    /// the indexer when it applies fan-out's record).
     cursor: AtomicU64,
+    /// Deliveries fan-out made that are not yet in sled (see [`fresh`]); only the indexer
+    /// writes it.
+    fresh: RwLock<Fresh>,
     /// sled's directory.
     path: PathBuf,
     /// Seals endpoint secrets when set ([`SledStore::open_sealed`]).
@@ -145,6 +155,8 @@ const CURSOR: &str = "cursor";
 const EVENTS_CURSOR: &str = "events_cursor";
 /// The last outcome record applied, among the metadata.
 const OUTCOMES_APPLIED: &str = "outcomes_applied";
+/// The first outcome record a restart must read (fresh deliveries are made from there on).
+const OUTCOMES_REPLAY_FROM: &str = "outcomes_replay_from";
 /// Endpoint stats are one record of four i64 (LE): delivered, failed (dead-lettered),
 /// retrying, last delivery time. Only the outcome indexer writes them, inside its batches.
 const STAT_DELIVERED: usize = 0;
@@ -352,6 +364,7 @@ impl SledStore {
             db,
             events,
             cursor: AtomicU64::new(0),
+            fresh: RwLock::new(Fresh::default()),
             path: cfg.path.clone(),
             master: None,
         };
@@ -396,7 +409,8 @@ impl SledStore {
     /// it no longer needs: every event before the fan-out cursor is indexed in the store.
     /// Returns the segments removed.
     pub fn checkpoint_events(&self) -> Result<usize> {
-        let cursor = self.fanout_cursor();
+        // The cursor the indexer stored (fan-out's records applied), not fan-out's own position.
+        let cursor = self.meta_u64(EVENTS_CURSOR)?;
         self.sync_to_disk()?;
         if cursor <= self.events.first_seq() {
             return Ok(0);
@@ -445,84 +459,340 @@ impl SledStore {
         }
     }
 
-    /// Applies outcome-log facts, in order, in one atomic batch that also records `through`
-    /// (the seq of the last record they came from) as applied. Only the indexer calls this: it
-    /// is the one writer of delivery state after fan-out, so reading a record and writing it
-    /// back here loses nothing. A fact about a delivery the read model does not hold (its
-    /// fan-out was lost in a crash and redone under new ids) is skipped.
-    pub fn apply(&self, changes: &[Change], through: Seq) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        let mut deliveries: HashMap<DeliveryId, Delivery> = HashMap::new();
-        let mut stats: HashMap<EndpointId, Stats> = HashMap::new();
-        for change in changes {
-            let id = change.delivery();
-            let before = match deliveries.remove(&id) {
-                Some(d) => d,
-                None => match self.get_delivery(id)? {
-                    Some(d) => d,
-                    None => continue,
-                },
-            };
-            let mut after = before.clone();
-            match change {
-                Change::Attempted {
-                    attempt,
-                    status,
-                    next_attempt_ms,
-                    at_ms,
-                    ..
-                } => {
-                    batch.insert(attempt_key(id, attempt.number), enc(attempt)?);
-                    after.attempts = attempt.number;
-                    after.last_attempt_ms = Some(attempt.at_ms);
-                    after.last_status_code = attempt.status_code;
-                    after.status = *status;
-                    after.next_attempt_ms = *next_attempt_ms;
-                    after.updated_at_ms = *at_ms;
-                }
-                Change::Retried { due_ms, at_ms, .. } => {
-                    after.next_attempt_ms = Some(*due_ms);
-                    after.updated_at_ms = *at_ms;
-                }
-            }
-            if before.next_attempt_ms != after.next_attempt_ms {
-                if let Some(due) = before.next_attempt_ms {
-                    batch.remove(due_key(due, id));
-                }
-                if let Some(due) = after.next_attempt_ms {
-                    batch.insert(due_key(due, id), deadline_value(&after));
-                }
-            }
-            if before.status != after.status {
-                let s = match stats.entry(after.endpoint_id) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => e.insert(read_stats(
-                        self.db.get(stat_key(after.endpoint_id))?.as_deref(),
-                    )),
-                };
-                if let Some(slot) = stat_slot(before.status) {
-                    s[slot] -= 1;
-                }
-                if let Some(slot) = stat_slot(after.status) {
-                    s[slot] += 1;
-                }
-                if after.status == DeliveryStatus::Delivered {
-                    let at = after.last_attempt_ms.unwrap_or(after.updated_at_ms) as i64;
-                    s[STAT_LAST] = s[STAT_LAST].max(at);
-                }
-            }
-            deliveries.insert(id, after);
+    /// The first outcome record a restart reads: fresh deliveries (and everything after them)
+    /// are made from the records from there on. Before any was stored: the one after the last
+    /// applied.
+    pub fn outcomes_replay_from(&self) -> Result<Seq> {
+        match self.meta_u64_opt(OUTCOMES_REPLAY_FROM)? {
+            Some(s) => Ok(s),
+            None => Ok(self.outcomes_applied()? + 1),
         }
-        for (id, d) in &deliveries {
-            batch.insert(delivery_key(*id), enc(d)?);
+    }
+
+    /// Deliveries not attempted yet and held in memory only (see [`fresh`]).
+    pub fn fresh_deliveries(&self) -> usize {
+        self.fresh_read().len()
+    }
+
+    /// How long ([`LINGER_MS`]) and how many ([`MAX_FRESH`]) deliveries stay fresh.
+    pub fn set_fresh_limits(&self, linger_ms: u64, max: usize) {
+        self.fresh_write().set_limits(linger_ms, max);
+    }
+
+    fn fresh_read(&self) -> std::sync::RwLockReadGuard<'_, Fresh> {
+        self.fresh.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fresh_write(&self) -> std::sync::RwLockWriteGuard<'_, Fresh> {
+        self.fresh.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stored_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>> {
+        self.get_decoded(&delivery_key(id))
+    }
+
+    /// On start, for every outcome record replayed: indexes again the events of its fan-outs if
+    /// their index did not survive (sled lost its last batches; the outcome log kept the
+    /// fan-out). Their event-log record is still there: its segments are dropped only below the
+    /// durable cursor, which such a fan-out has not moved yet.
+    pub fn reindex(&self, changes: &[Change]) -> Result<()> {
+        for change in changes {
+            let Change::FannedOut { seq, events } = change else {
+                continue;
+            };
+            let mut missing = false;
+            for ev in events {
+                missing |= !self.db.contains_key(event_key(&ev.event_id))?;
+            }
+            if !missing {
+                continue;
+            }
+            match self.read_log(*seq, 1)?.pop() {
+                Some((at, record)) if at == *seq => self.index_events(*seq, &record, events)?,
+                _ => {
+                    return Err(LogError::Corrupt {
+                        key: format!("event log {seq}"),
+                        detail: "fanned out but neither indexed nor in the event log".into(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// On start, for outcome records already applied (record `seq`): makes the deliveries of
+    /// their fan-outs fresh again unless they were written to sled since.
+    pub fn restore(&self, changes: &[Change], seq: Seq) -> Result<()> {
+        let mut fresh = self.fresh_write();
+        for change in changes {
+            let Change::FannedOut { seq: at, events } = change else {
+                continue;
+            };
+            self.cursor.fetch_max(at + 1, Ordering::SeqCst);
+            for ev in events {
+                let shared = fresh_event(ev);
+                for (id, endpoint) in &ev.deliveries {
+                    if !self.db.contains_key(delivery_key(*id))? {
+                        let (endpoint, event) = (*endpoint, shared.clone());
+                        fresh.insert(
+                            *id,
+                            Entry {
+                                endpoint,
+                                event,
+                                seq,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies outcome-log facts (records `first..=through`), in order, in one atomic batch
+    /// that also records `through` as applied. Only the indexer calls this: it is the one writer
+    /// of delivery state, so reading a record and writing it back here loses nothing. A fact
+    /// about a delivery the read model does not hold (its fan-out was lost in a crash and redone
+    /// under new ids) is skipped.
+    ///
+    /// Fan-out's deliveries become fresh (memory only) unless an outcome in the same batch
+    /// already settles them; a fresh delivery is written to sled with its first outcome, or when
+    /// it has been fresh too long ([`LINGER_MS`], [`MAX_FRESH`]).
+    pub fn apply(&self, changes: &[Change], first: Seq, through: Seq) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let mut touched: HashMap<DeliveryId, Touched> = HashMap::new();
+        let mut made: HashMap<DeliveryId, Entry> = HashMap::new();
+        let mut stats: HashMap<EndpointId, Stats> = HashMap::new();
+        let mut cursor = None;
+        let (written_out, replay_from) = {
+            let fresh = self.fresh_read();
+            for change in changes {
+                let (id, at_ms) = match change {
+                    Change::FannedOut { seq, events } => {
+                        cursor = Some(seq + 1);
+                        for ev in events {
+                            let shared = fresh_event(ev);
+                            for (id, endpoint) in &ev.deliveries {
+                                let (endpoint, event) = (*endpoint, shared.clone());
+                                made.insert(
+                                    *id,
+                                    Entry {
+                                        endpoint,
+                                        event,
+                                        seq: first,
+                                    },
+                                );
+                            }
+                        }
+                        continue;
+                    }
+                    Change::Attempted {
+                        delivery, at_ms, ..
+                    }
+                    | Change::Retried {
+                        delivery, at_ms, ..
+                    } => (*delivery, *at_ms),
+                };
+                let t = match touched.remove(&id) {
+                    Some(t) => t,
+                    None => match made.remove(&id).or_else(|| fresh.get(id).cloned()) {
+                        Some(e) => Touched {
+                            delivery: e.delivery(id),
+                            stored: false,
+                            stored_due: None,
+                        },
+                        None => match self.stored_delivery(id)? {
+                            Some(d) => Touched {
+                                stored_due: d.next_attempt_ms,
+                                delivery: d,
+                                stored: true,
+                            },
+                            None => continue,
+                        },
+                    },
+                };
+                let before = t.delivery.status;
+                let mut after = t.delivery;
+                match change {
+                    Change::Attempted {
+                        attempt,
+                        status,
+                        next_attempt_ms,
+                        ..
+                    } => {
+                        batch.insert(attempt_key(id, attempt.number), enc(attempt)?);
+                        after.attempts = attempt.number;
+                        after.last_attempt_ms = Some(attempt.at_ms);
+                        after.last_status_code = attempt.status_code;
+                        after.status = *status;
+                        after.next_attempt_ms = *next_attempt_ms;
+                    }
+                    Change::Retried { due_ms, .. } => after.next_attempt_ms = Some(*due_ms),
+                    Change::FannedOut { .. } => unreachable!("handled above"),
+                }
+                after.updated_at_ms = at_ms;
+                if before != after.status {
+                    let s = match stats.entry(after.endpoint_id) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => e.insert(read_stats(
+                            self.db.get(stat_key(after.endpoint_id))?.as_deref(),
+                        )),
+                    };
+                    if let Some(slot) = stat_slot(before) {
+                        s[slot] -= 1;
+                    }
+                    if let Some(slot) = stat_slot(after.status) {
+                        s[slot] += 1;
+                    }
+                    if after.status == DeliveryStatus::Delivered {
+                        let at = after.last_attempt_ms.unwrap_or(after.updated_at_ms) as i64;
+                        s[STAT_LAST] = s[STAT_LAST].max(at);
+                    }
+                }
+                touched.insert(
+                    id,
+                    Touched {
+                        delivery: after,
+                        ..t
+                    },
+                );
+            }
+            // Fresh too long (or too many): written out as they stand, pending and due.
+            let out: Vec<_> = fresh
+                .due_out(now_ms(), made.len())
+                .into_iter()
+                .filter(|(id, _)| !touched.contains_key(id))
+                .collect();
+            for (id, e) in &out {
+                let d = e.delivery(*id);
+                write_new_delivery(&mut batch, &d)?;
+                batch.insert(due_key(d.created_at_ms, *id), deadline_value(&d));
+            }
+            let mut replay_from = fresh.replay_from().unwrap_or(through + 1);
+            if !made.is_empty() {
+                replay_from = replay_from.min(first);
+            }
+            (out, replay_from)
+        };
+        for t in touched.values() {
+            let d = &t.delivery;
+            if t.stored_due != d.next_attempt_ms {
+                if let Some(due) = t.stored_due {
+                    batch.remove(due_key(due, d.id));
+                }
+                if let Some(due) = d.next_attempt_ms {
+                    batch.insert(due_key(due, d.id), deadline_value(d));
+                }
+            }
+            if t.stored {
+                batch.insert(delivery_key(d.id), enc(d)?);
+            } else {
+                write_new_delivery(&mut batch, d)?;
+            }
         }
         for (ep, s) in &stats {
             batch.insert(stat_key(*ep), write_stats(s));
         }
+        if let Some(c) = cursor {
+            batch.insert(meta_key(EVENTS_CURSOR), &c.to_be_bytes()[..]);
+        }
         batch.insert(meta_key(OUTCOMES_APPLIED), &through.to_be_bytes()[..]);
+        batch.insert(
+            meta_key(OUTCOMES_REPLAY_FROM),
+            &replay_from.to_be_bytes()[..],
+        );
+        self.db.apply_batch(batch)?;
+        // sled first, then the fresh set: a reader looks at the fresh set first, so it always
+        // finds the delivery in one of them.
+        let mut fresh = self.fresh_write();
+        for (id, e) in made {
+            fresh.insert(id, e);
+        }
+        for (id, t) in &touched {
+            if !t.stored {
+                fresh.remove(*id);
+            }
+        }
+        for (id, _) in written_out {
+            fresh.remove(id);
+        }
+        drop(fresh);
+        if let Some(c) = cursor {
+            self.cursor.fetch_max(c, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Writes deliveries to the read model as they stand, with their index and deadline keys.
+    /// For offline tools (seeding a store) and tests only: in the daemon, the indexer is the one
+    /// writer of delivery state.
+    pub fn seed_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for d in deliveries {
+            write_new_delivery(&mut batch, d)?;
+            if let Some(due) = d.next_attempt_ms {
+                batch.insert(due_key(due, d.id), deadline_value(d));
+            }
+        }
         self.db.apply_batch(batch)?;
         Ok(())
     }
+
+    /// Fans out event-log record `seq` offline: indexes its events, writes `deliveries` as they
+    /// stand ([`SledStore::seed_deliveries`]) and moves the durable fan-out cursor past it. For
+    /// offline tools and tests only.
+    pub fn seed_fanout(&self, seq: Seq, record: &LogRecord, deliveries: &[Delivery]) -> Result<()> {
+        let fanned: Vec<FannedEvent> = record
+            .iter()
+            .map(|e| FannedEvent {
+                event_id: e.event.id.clone(),
+                tenant: e.event.tenant.clone(),
+                event_type: e.event.event_type.clone(),
+                deliveries: deliveries
+                    .iter()
+                    .filter(|d| d.event_id == e.event.id)
+                    .map(|d| (d.id, d.endpoint_id))
+                    .collect(),
+            })
+            .collect();
+        self.index_events(seq, record, &fanned)?;
+        self.seed_deliveries(deliveries)?;
+        let cursor = self.meta_u64(EVENTS_CURSOR)?.max(seq + 1);
+        self.db
+            .insert(meta_key(EVENTS_CURSOR), &cursor.to_be_bytes()[..])?;
+        Ok(())
+    }
+}
+
+/// A delivery being changed by one [`SledStore::apply`].
+struct Touched {
+    delivery: Delivery,
+    /// Whether sled holds it already (else it was fresh).
+    stored: bool,
+    /// The deadline key sled holds for it.
+    stored_due: Option<u64>,
+}
+
+fn fresh_event(ev: &FannedEvent) -> Arc<FreshEvent> {
+    Arc::new(FreshEvent {
+        event_id: ev.event_id.clone(),
+        tenant: ev.tenant.clone(),
+        event_type: ev.event_type.clone(),
+    })
+}
+
+/// A delivery's record and its endpoint index key.
+fn write_new_delivery(batch: &mut sled::Batch, d: &Delivery) -> Result<()> {
+    batch.insert(delivery_key(d.id), enc(d)?);
+    batch.insert(
+        key(&[
+            Kind::EndpointDelivery.prefix(),
+            &d.endpoint_id.to_bytes(),
+            &d.id.to_bytes(),
+        ]),
+        &[][..],
+    );
+    Ok(())
 }
 
 impl Store for SledStore {
@@ -544,14 +814,17 @@ impl Store for SledStore {
         self.cursor.load(Ordering::SeqCst)
     }
 
-    fn commit_fanout(&self, seq: Seq, record: &LogRecord, deliveries: &[Delivery]) -> Result<()> {
+    fn index_events(&self, seq: Seq, record: &LogRecord, fanned: &[FannedEvent]) -> Result<()> {
         let mut batch = sled::Batch::default();
         // Fan-out makes all of an event's deliveries at once: their ids live in the event's
         // record, one write per event instead of an index key per delivery.
-        let mut by_event: HashMap<&str, Vec<DeliveryId>> = HashMap::new();
-        for d in deliveries {
-            by_event.entry(&d.event_id).or_default().push(d.id);
-        }
+        let by_event: HashMap<&str, Vec<DeliveryId>> = fanned
+            .iter()
+            .map(|f| {
+                let ids = f.deliveries.iter().map(|(id, _)| *id).collect();
+                (f.event_id.as_str(), ids)
+            })
+            .collect();
         for entry in record {
             let ev = &entry.event;
             let stored = StoredEventRef {
@@ -567,22 +840,6 @@ impl Store for SledStore {
                 batch.insert(idempotency_key(&ev.tenant, k), enc(&rec)?);
             }
         }
-        for d in deliveries {
-            let id = d.id.to_bytes();
-            batch.insert(delivery_key(d.id), enc(d)?);
-            batch.insert(
-                key(&[
-                    Kind::EndpointDelivery.prefix(),
-                    &d.endpoint_id.to_bytes(),
-                    &id,
-                ]),
-                &[][..],
-            );
-            if let Some(due) = d.next_attempt_ms {
-                batch.insert(due_key(due, d.id), deadline_value(d));
-            }
-        }
-        batch.insert(meta_key(EVENTS_CURSOR), &(seq + 1).to_be_bytes()[..]);
         self.db.apply_batch(batch)?;
         self.cursor.fetch_max(seq + 1, Ordering::SeqCst);
         Ok(())
@@ -660,7 +917,11 @@ impl Store for SledStore {
     }
 
     fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>> {
-        self.get_decoded(&delivery_key(id))
+        // The fresh set first: the indexer writes sled before it drops a delivery from it.
+        if let Some(e) = self.fresh_read().get(id) {
+            return Ok(Some(e.delivery(id)));
+        }
+        self.stored_delivery(id)
     }
 
     fn endpoint_deliveries(&self, endpoint: EndpointId, q: &DeliveryQuery) -> Result<DeliveryPage> {
@@ -680,22 +941,59 @@ impl Store for SledStore {
         }
         let start = key(&[Kind::EndpointDelivery.prefix(), &ep, &lo.to_be_bytes()]);
         let end = key(&[Kind::EndpointDelivery.prefix(), &ep, &hi.to_be_bytes()]);
+        // Fresh deliveries are all pending: wanted unless the filter leaves pending out. Taken
+        // before sled is read, so one written out meanwhile is found there (and kept once).
+        let mut fresh: std::collections::VecDeque<Delivery> =
+            if q.statuses.is_empty() || q.statuses.contains(&DeliveryStatus::Pending) {
+                let set = self.fresh_read();
+                set.endpoint_ids(endpoint, DeliveryId(lo), DeliveryId(hi), q.limit + 1)
+                    .into_iter()
+                    .filter_map(|id| set.get(id).map(|e| e.delivery(id)))
+                    .collect()
+            } else {
+                Default::default()
+            };
         // A status filter may skip many records: bound the work of one page.
         const SCAN_BUDGET: usize = 20_000;
         let mut page = DeliveryPage::default();
         let mut last_seen = None;
-        for (scanned, kv) in self.db.range(start..=end).rev().enumerate() {
-            let (k, _) = kv?;
-            let Some(id) = DeliveryId::from_bytes(&k[17..]) else {
-                continue;
+        let mut stored = self.db.range(start..=end).rev().enumerate().peekable();
+        loop {
+            // Newest first across both: the larger id of the two heads.
+            let next_stored = match stored.peek() {
+                Some((_, Ok((k, _)))) => DeliveryId::from_bytes(&k[17..]),
+                Some((_, Err(_))) => None,
+                None => None,
             };
-            if scanned >= SCAN_BUDGET {
-                page.next_cursor = last_seen;
-                return Ok(page);
-            }
-            last_seen = Some(id);
-            let Some(d) = self.get_delivery(id)? else {
-                continue;
+            let from_fresh = match (fresh.front(), next_stored) {
+                (Some(f), Some(s)) => f.id >= s,
+                (Some(_), None) => stored.peek().is_none(),
+                (None, _) => false,
+            };
+            let d = if from_fresh {
+                let Some(d) = fresh.pop_front() else { break };
+                if next_stored == Some(d.id) {
+                    stored.next();
+                }
+                last_seen = Some(d.id);
+                d
+            } else {
+                let Some((scanned, kv)) = stored.next() else {
+                    break;
+                };
+                let (k, _) = kv?;
+                let Some(id) = DeliveryId::from_bytes(&k[17..]) else {
+                    continue;
+                };
+                if scanned >= SCAN_BUDGET {
+                    page.next_cursor = last_seen;
+                    return Ok(page);
+                }
+                last_seen = Some(id);
+                match self.stored_delivery(id)? {
+                    Some(d) => d,
+                    None => continue,
+                }
             };
             if q.statuses.is_empty() || q.statuses.contains(&d.status) {
                 if page.items.len() == q.limit {
@@ -719,6 +1017,14 @@ impl Store for SledStore {
     }
 
     fn for_each_scheduled(&self, visit: &mut dyn FnMut(ScheduleEntry)) -> Result<()> {
+        for (id, e) in self.fresh_read().iter() {
+            visit(ScheduleEntry {
+                due_ms: fresh::created_ms(*id),
+                delivery: *id,
+                endpoint: e.endpoint,
+                attempts: 0,
+            });
+        }
         for kv in self.db.scan_prefix(Kind::Deadline.prefix()) {
             let (k, v) = kv?;
             let corrupt = || LogError::Corrupt {

@@ -3,20 +3,20 @@
 //!
 //! Durability promised by each call:
 //! - [`Store::append`] and the endpoint and meta writes return only once the data is on disk.
-//! - [`Store::commit_fanout`] is atomic but buffered: it becomes durable with the next flush (at
-//!   the latest the next `append`, or the backend's periodic flush). After a crash it is either
-//!   wholly there or wholly absent; when absent, the log still holds the events and fan-out is
-//!   redone.
-//! - Later changes of a delivery (attempt outcomes, manual retries) are not made through this
-//!   trait: they are appended to the outcome log ([`crate::outcome`]) and applied to the read
-//!   model by its one indexer. A lost outcome leaves the durable deadline in place, and the
-//!   attempt is redone. That is what makes delivery at-least-once.
+//! - [`Store::index_events`] is atomic but buffered. It indexes events only; the deliveries
+//!   fan-out made of them, and every later change of a delivery (attempt outcomes, manual
+//!   retries), are not made through this trait: they are appended to the outcome log
+//!   ([`crate::outcome`]) and applied to the read model by its one indexer, which also moves the
+//!   durable fan-out cursor. A fan-out lost in a crash is redone from the event log; a lost
+//!   outcome leaves the durable deadline (or the fresh delivery) in place, and the attempt is
+//!   redone. That is what makes delivery at-least-once.
 
 use serde::{Deserialize, Serialize};
 
 use hookd_types::{Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
 
 use crate::error::Result;
+use crate::outcome::FannedEvent;
 
 /// Position of a record in the log.
 pub type Seq = u64;
@@ -85,11 +85,12 @@ pub trait Store: Send + Sync + 'static {
     fn append(&self, record: &LogRecord) -> Result<Seq>;
     /// Records from `from` on (at most `max`), in order.
     fn read_log(&self, from: Seq, max: usize) -> Result<Vec<(Seq, LogRecord)>>;
-    /// The first position not yet fanned out.
+    /// The first position fan-out has not passed.
     fn fanout_cursor(&self) -> Seq;
-    /// Atomically: index the record's events and idempotency keys, store `deliveries` with their
-    /// deadlines, drop the log record and move the cursor past `seq`.
-    fn commit_fanout(&self, seq: Seq, record: &LogRecord, deliveries: &[Delivery]) -> Result<()>;
+    /// Atomically: index the events of record `seq`, their idempotency keys and the ids of the
+    /// deliveries `fanned` made of them; move fan-out's position past `seq`. The deliveries
+    /// themselves, and the durable cursor, come from the fan-out's outcome-log record.
+    fn index_events(&self, seq: Seq, record: &LogRecord, fanned: &[FannedEvent]) -> Result<()>;
 
     // ---- events -------------------------------------------------------------------------
     fn get_event(&self, id: &str) -> Result<Option<Event>>;
@@ -106,11 +107,12 @@ pub trait Store: Send + Sync + 'static {
     fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>>;
     fn endpoint_deliveries(&self, endpoint: EndpointId, q: &DeliveryQuery) -> Result<DeliveryPage>;
     fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>>;
-    /// Visits every durable deadline, earliest first, without collecting them: the wheels are
-    /// rebuilt from this on start (a million pending retries must not need a second copy).
+    /// Visits every delivery waiting for an attempt (deliveries never attempted, then durable
+    /// deadlines earliest first) without collecting them: the wheels are rebuilt from this on
+    /// start (a million pending retries must not need a second copy).
     fn for_each_scheduled(&self, visit: &mut dyn FnMut(ScheduleEntry)) -> Result<()>;
 
-    /// Every durable deadline, earliest first, collected (for tests and tools).
+    /// Every delivery waiting for an attempt, as visited, collected (for tests and tools).
     fn scheduled(&self) -> Result<Vec<ScheduleEntry>> {
         let mut out = Vec::new();
         self.for_each_scheduled(&mut |e| out.push(e))?;

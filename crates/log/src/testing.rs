@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use hookd_types::{Attempt, Delivery, DeliveryId, Endpoint, EndpointId, Event};
 
 use crate::error::Result;
+use crate::outcome::FannedEvent;
 use crate::store::*;
 use crate::{SledConfig, SledStore};
 
@@ -164,8 +165,8 @@ impl<S: Store> Store for GatedStore<S> {
     fn fanout_cursor(&self) -> Seq {
         self.inner.fanout_cursor()
     }
-    fn commit_fanout(&self, seq: Seq, record: &LogRecord, deliveries: &[Delivery]) -> Result<()> {
-        self.inner.commit_fanout(seq, record, deliveries)
+    fn index_events(&self, seq: Seq, record: &LogRecord, fanned: &[FannedEvent]) -> Result<()> {
+        self.inner.index_events(seq, record, fanned)
     }
     fn get_event(&self, id: &str) -> Result<Option<Event>> {
         self.inner.get_event(id)

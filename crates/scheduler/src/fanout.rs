@@ -1,8 +1,10 @@
 //! Fan-out: the stage between the log and the shards. It reads log records from the fan-out
 //! cursor, makes one delivery per enabled endpoint of the event's tenant whose filter matches,
-//! and commits them, with their deadlines and the event indexes, in one atomic batch that also
-//! drops the record and moves the cursor. Only then are the jobs handed to the shards, so a job
-//! never exists without its durable deadline.
+//! indexes the events, and appends its decision (every delivery of the record) to the outcome
+//! log as one record. Only then are the jobs handed to the shards, so a job's outcome always
+//! follows its delivery's making in the log, and a restart finds every delivery not yet
+//! attempted. The indexer applies the decision and moves the durable cursor; a decision lost in
+//! a crash is made again from the event log.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,14 +13,16 @@ use std::thread::JoinHandle;
 use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
-use hookd_log::{EndpointRegistry, LogRecord, Seq, Store};
+use hookd_log::outcome::FannedEvent;
+use hookd_log::{Change, EndpointRegistry, LogRecord, OutcomeLog, Seq, Store};
 use hookd_types::metrics::{inc, METRICS};
-use hookd_types::{Delivery, DeliveryId, DeliveryStatus};
+use hookd_types::DeliveryId;
 
 use crate::shard::{Job, SchedulerHandle};
 
 pub struct Fanout {
     store: Arc<dyn Store>,
+    outcomes: Arc<OutcomeLog>,
     registry: Arc<EndpointRegistry>,
     scheduler: SchedulerHandle,
     /// Notified by ingest after every durable append.
@@ -40,12 +44,14 @@ const READ_AHEAD: usize = 16;
 impl Fanout {
     pub fn new(
         store: Arc<dyn Store>,
+        outcomes: Arc<OutcomeLog>,
         registry: Arc<EndpointRegistry>,
         scheduler: SchedulerHandle,
         appended: Arc<Notify>,
     ) -> Self {
         Self {
             store,
+            outcomes,
             registry,
             scheduler,
             appended,
@@ -60,7 +66,7 @@ impl Fanout {
         let runtime = tokio::runtime::Handle::current();
         let run = async move {
             loop {
-                if let Err(e) = self.drain() {
+                if let Err(e) = self.drain().await {
                     tracing::error!(error = %e, "fan-out failed; retrying in 1s");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
@@ -79,7 +85,7 @@ impl Fanout {
     }
 
     /// Fans out every record from the cursor to the end of the log.
-    pub fn drain(&mut self) -> hookd_log::error::Result<()> {
+    pub async fn drain(&mut self) -> hookd_log::error::Result<()> {
         loop {
             let records = self
                 .store
@@ -88,7 +94,7 @@ impl Fanout {
                 return Ok(());
             }
             for (seq, record) in records {
-                self.fan_out(seq, &record)?;
+                self.fan_out(seq, &record).await?;
             }
         }
     }
@@ -101,67 +107,61 @@ impl Fanout {
         }
     }
 
-    fn fan_out(&mut self, seq: Seq, record: &LogRecord) -> hookd_log::error::Result<()> {
-        let mut deliveries = Vec::new();
-        let mut events = Vec::with_capacity(record.len());
+    async fn fan_out(&mut self, seq: Seq, record: &LogRecord) -> hookd_log::error::Result<()> {
+        let mut fanned = Vec::with_capacity(record.len());
+        let mut jobs = Vec::new();
         let mut endpoints = Vec::new();
         for entry in record {
             let ev = &entry.event;
             // One copy per event, shared by its deliveries' first attempts.
-            events.push(Arc::new(ev.clone()));
+            let event = Arc::new(ev.clone());
             endpoints.clear();
             self.registry
                 .matching(&ev.tenant, &ev.event_type, &mut endpoints);
+            let mut deliveries = Vec::with_capacity(endpoints.len());
             for ep in &endpoints {
                 let id = self.next_id();
-                // Creation time is the id's own time: list order and `created_at` agree.
-                let now = (id.0 >> 80) as u64;
-                deliveries.push(Delivery {
-                    id,
-                    event_id: ev.id.clone(),
-                    endpoint_id: ep.id,
-                    tenant: ev.tenant.clone(),
-                    event_type: ev.event_type.clone(),
-                    status: DeliveryStatus::Pending,
+                deliveries.push((id, ep.id));
+                jobs.push(Job {
+                    delivery: id,
+                    endpoint: ep.id,
+                    // Creation time is the id's own time: list order and `created_at` agree.
+                    due_ms: (id.0 >> 80) as u64,
                     attempts: 0,
-                    created_at_ms: now,
-                    updated_at_ms: now,
-                    next_attempt_ms: Some(now),
-                    last_attempt_ms: None,
-                    last_status_code: None,
+                    event: Some(event.clone()),
                 });
             }
-        }
-        self.store.commit_fanout(seq, record, &deliveries)?;
-        inc(&METRICS.deliveries_created_total, deliveries.len() as u64);
-        inc(&METRICS.deliveries_pending, deliveries.len() as u64);
-        let mut event = events.iter();
-        let mut current: Option<&Arc<hookd_types::Event>> = None;
-        for d in &deliveries {
-            // Deliveries are in event order.
-            while current.is_none_or(|e| e.id != d.event_id) {
-                current = event.next();
-                if current.is_none() {
-                    break;
-                }
-            }
-            self.scheduler.schedule(Job {
-                delivery: d.id,
-                endpoint: d.endpoint_id,
-                due_ms: d.created_at_ms,
-                attempts: 0,
-                event: current.cloned(),
+            fanned.push(FannedEvent {
+                event_id: ev.id.clone(),
+                tenant: ev.tenant.clone(),
+                event_type: ev.event_type.clone(),
+                deliveries,
             });
         }
-        // Counted last: once a reader sees it, the event's deliveries are stored and handed to
-        // the shards (tests use it as the barrier before asserting that nothing was delivered).
-        inc(&METRICS.events_fanned_out_total, record.len() as u64);
-        tracing::debug!(
-            seq,
-            events = record.len(),
-            deliveries = deliveries.len(),
-            "fanned out"
-        );
+        self.store.index_events(seq, record, &fanned)?;
+        let recorded = self
+            .outcomes
+            .record(&[Change::FannedOut {
+                seq,
+                events: fanned,
+            }])
+            .await?;
+        let made = jobs.len();
+        inc(&METRICS.deliveries_created_total, made as u64);
+        inc(&METRICS.deliveries_pending, made as u64);
+        for job in jobs {
+            self.scheduler.schedule(job);
+        }
+        // Counted once the read model shows the deliveries (they are handed to the shards
+        // already): tests use it as the barrier before reading them, or before asserting that
+        // nothing was delivered. Fan-out goes on meanwhile.
+        let (mut applied, events) = (self.outcomes.watch_applied(), record.len() as u64);
+        tokio::spawn(async move {
+            if applied.wait_for(|&a| a >= recorded).await.is_ok() {
+                inc(&METRICS.events_fanned_out_total, events);
+            }
+        });
+        tracing::debug!(seq, events = record.len(), deliveries = made, "fanned out");
         Ok(())
     }
 }

@@ -282,8 +282,19 @@ impl Sender {
         (result, None)
     }
 
-    /// The event of a delivery, read on a blocking thread (store reads may touch the disk).
+    /// The event of a delivery. A quick retry can come before the read model shows the
+    /// delivery (the indexer applies fan-out's record a moment later): then it waits until the
+    /// read model reflects everything recorded so far, and looks again.
     async fn load_event(&self, delivery: DeliveryId) -> hookd_log::error::Result<Option<Event>> {
+        if let Some(ev) = self.read_event(delivery).await? {
+            return Ok(Some(ev));
+        }
+        self.outcomes.caught_up().await?;
+        self.read_event(delivery).await
+    }
+
+    /// The event of a delivery, read on a blocking thread (store reads may touch the disk).
+    async fn read_event(&self, delivery: DeliveryId) -> hookd_log::error::Result<Option<Event>> {
         let store = self.store.clone();
         let read = move || match store.get_delivery(delivery)? {
             Some(d) => store.get_event(&d.event_id),

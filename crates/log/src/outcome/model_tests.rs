@@ -1,16 +1,19 @@
 //! A model-based test of the store as the engine drives it: random runs of fan-out, attempt
 //! outcomes, manual retries, checkpoints and restarts against a plain in-memory model, checked
-//! after every step (each delivery's status, attempts and deadline; the durable deadlines; every
-//! endpoint's stats).
+//! after every step (each delivery's status, attempts and deadline; the deliveries waiting for
+//! an attempt; every endpoint's stats and its listing, page by page). Each run caps the fresh
+//! (memory-only) deliveries differently, so both their paths are taken: written out with their
+//! first outcome, and written out as they stand.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
 use super::*;
+use crate::store::DeliveryQuery;
 use crate::store::{LogEntry, Store};
 use crate::testing::TempStore;
-use hookd_types::{Delivery, EndpointId, Event};
+use hookd_types::{EndpointId, Event};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -70,25 +73,32 @@ struct Harness {
     model: BTreeMap<DeliveryId, Expected>,
     clock: u64,
     events: u64,
+    /// Most fresh deliveries the store keeps.
+    fresh_cap: usize,
 }
 
 impl Harness {
-    fn new() -> Self {
+    fn new(fresh_cap: usize) -> Self {
         let dir = TempStore::new();
-        let (store, log) = Self::open(&dir);
+        let (store, log) = Self::open(&dir, fresh_cap);
         Self {
             dir,
             store,
             log: Some(log),
             endpoints: [(); 3].map(|_| EndpointId::generate()),
             model: BTreeMap::new(),
-            clock: 1_000,
+            // Ids carry their creation time, and fresh deliveries older than the linger are
+            // written out: start at the wall clock so only the cap decides.
+            clock: hookd_types::time::now_ms(),
             events: 0,
+            fresh_cap,
         }
     }
 
-    fn open(dir: &TempStore) -> (Arc<SledStore>, OutcomeLog) {
-        let store = Arc::new(dir.open());
+    fn open(dir: &TempStore, fresh_cap: usize) -> (Arc<SledStore>, OutcomeLog) {
+        let store = dir.open();
+        store.set_fresh_limits(crate::sled_store::LINGER_MS, fresh_cap);
+        let store = Arc::new(store);
         let log = OutcomeLog::open(&dir.path().join("outcomes"), store.clone()).unwrap();
         (store, log)
     }
@@ -126,16 +136,29 @@ impl Harness {
                     seq,
                     "one record behind the cursor"
                 );
-                let deliveries: Vec<Delivery> = self.endpoints[..endpoints]
+                // Ids as fan-out makes them: creation time on top, increasing.
+                let deliveries: Vec<(DeliveryId, EndpointId)> = self.endpoints[..endpoints]
                     .iter()
-                    .map(|&ep| crate::testing::pending_delivery(&event.id, ep, now))
+                    .enumerate()
+                    .map(|(i, &ep)| (DeliveryId((now as u128) << 80 | i as u128), ep))
                     .collect();
-                self.store.commit_fanout(seq, &record, &deliveries).unwrap();
-                for d in deliveries {
+                let fanned = vec![FannedEvent {
+                    event_id: event.id.clone(),
+                    tenant: event.tenant.clone(),
+                    event_type: event.event_type.clone(),
+                    deliveries: deliveries.clone(),
+                }];
+                self.store.index_events(seq, &record, &fanned).unwrap();
+                self.record(Change::FannedOut {
+                    seq,
+                    events: fanned,
+                })
+                .await;
+                for (id, endpoint) in deliveries {
                     self.model.insert(
-                        d.id,
+                        id,
                         Expected {
-                            endpoint: d.endpoint_id,
+                            endpoint,
                             status: DeliveryStatus::Pending,
                             attempts: 0,
                             next: Some(now),
@@ -199,7 +222,7 @@ impl Harness {
                 let dir = std::mem::take(&mut self.dir);
                 // Every handle on the store must go before it is opened again.
                 self.store = Arc::new(TempStore::new().open());
-                let (store, log) = Self::open(&dir);
+                let (store, log) = Self::open(&dir, self.fresh_cap);
                 (self.dir, self.store, self.log) = (dir, store, Some(log));
             }
         }
@@ -232,14 +255,41 @@ impl Harness {
             .filter_map(|(id, e)| e.next.map(|n| (n, *id, e.attempts)))
             .collect();
         want.sort();
-        let got: Vec<(u64, DeliveryId, u32)> = self
+        let mut got: Vec<(u64, DeliveryId, u32)> = self
             .store
             .scheduled()
             .unwrap()
             .into_iter()
             .map(|s| (s.due_ms, s.delivery, s.attempts))
             .collect();
-        assert_eq!(got, want, "durable deadlines");
+        got.sort();
+        assert_eq!(got, want, "deliveries waiting for an attempt");
+        assert!(self.store.fresh_deliveries() <= self.fresh_cap.max(3));
+        for ep in self.endpoints {
+            let want: Vec<DeliveryId> = self
+                .model
+                .iter()
+                .rev()
+                .filter(|(_, e)| e.endpoint == ep)
+                .map(|(id, _)| *id)
+                .collect();
+            let mut got = Vec::new();
+            let mut cursor = None;
+            loop {
+                let q = DeliveryQuery {
+                    cursor,
+                    limit: 2,
+                    ..DeliveryQuery::default()
+                };
+                let page = self.store.endpoint_deliveries(ep, &q).unwrap();
+                got.extend(page.items.iter().map(|d| d.id));
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(got, want, "listing of {ep}, newest first");
+        }
         for ep in self.endpoints {
             let count = |s: DeliveryStatus| {
                 self.model
@@ -265,14 +315,17 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_store_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+    fn the_store_agrees_with_the_model(
+        ops in proptest::collection::vec(op(), 1..60),
+        fresh_cap in prop_oneof![Just(0usize), Just(2), Just(1_000)],
+    ) {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
-            let mut h = Harness::new();
+            let mut h = Harness::new(fresh_cap);
             for op in &ops {
                 h.step(op).await;
                 h.check();

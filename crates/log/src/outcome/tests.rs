@@ -27,13 +27,20 @@ fn open(dir: &TempStore) -> (Arc<SledStore>, OutcomeLog) {
     (store, log)
 }
 
+/// The outcome log alone, as a crash right after an append leaves it: no indexer.
+fn bare_journal(dir: &TempStore) -> Journal {
+    let cfg = JournalConfig {
+        durability: Durability::Buffered,
+        ..JournalConfig::default()
+    };
+    Journal::open(dir.path().join("outcomes"), cfg).unwrap().0
+}
+
 /// Fans out one delivery and records `n` failed attempts of it, one record each; returns the
 /// delivery and the last record's seq.
 async fn failing(store: &SledStore, log: &OutcomeLog, n: u32) -> (Delivery, Seq) {
     let d = pending(EndpointId::generate(), 10);
-    store
-        .commit_fanout(0, &vec![], std::slice::from_ref(&d))
-        .unwrap();
+    store.seed_deliveries(std::slice::from_ref(&d)).unwrap();
     let mut last = 0;
     for n in 1..=n {
         last = log
@@ -63,19 +70,9 @@ async fn a_restart_applies_what_the_read_model_missed() {
     let d = pending(EndpointId::generate(), 10);
     let seq = {
         let store = Arc::new(dir.open());
-        store
-            .commit_fanout(0, &vec![], std::slice::from_ref(&d))
-            .unwrap();
+        store.seed_deliveries(std::slice::from_ref(&d)).unwrap();
         store.flush().unwrap();
-        // Write the log alone, as a crash right after the append would leave it: no indexer.
-        let (journal, _) = Journal::open(
-            dir.path().join("outcomes"),
-            JournalConfig {
-                durability: Durability::Buffered,
-                ..JournalConfig::default()
-            },
-        )
-        .unwrap();
+        let journal = bare_journal(&dir);
         let a = journal
             .append(encode(&[failed_attempt(d.id, 1, 50)]).unwrap())
             .unwrap();
@@ -100,4 +97,52 @@ async fn closing_applies_everything_recorded_before() {
     log.close().unwrap();
     assert_eq!(store.outcomes_applied().unwrap(), last);
     assert_eq!(store.attempts(d.id).unwrap().len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_indexes_again_a_fan_out_the_read_model_lost() {
+    let dir = TempStore::new();
+    let ep = EndpointId::generate();
+    let id = DeliveryId(((hookd_types::time::now_ms() as u128) << 80) | 1);
+    {
+        let store = dir.open();
+        let event = hookd_types::Event {
+            id: "lost".into(),
+            tenant: "t".into(),
+            event_type: "job.completed".into(),
+            created_at_ms: 1,
+            data: "{}".into(),
+        };
+        let record = vec![crate::store::LogEntry {
+            event,
+            idempotency_key: Some("k".into()),
+            request_hash: 3,
+        }];
+        let seq = store.append(&record).unwrap();
+        // The fan-out's record reached the outcome log; nothing of it reached sled.
+        let journal = bare_journal(&dir);
+        let fanned = FannedEvent {
+            event_id: "lost".into(),
+            tenant: "t".into(),
+            event_type: "job.completed".into(),
+            deliveries: vec![(id, ep)],
+        };
+        let change = Change::FannedOut {
+            seq,
+            events: vec![fanned],
+        };
+        journal.append(encode(&[change]).unwrap()).unwrap();
+    }
+    let (store, _log) = open(&dir);
+    assert_eq!(store.get_event("lost").unwrap().unwrap().id, "lost");
+    let idem = store.get_idempotency("t", "k").unwrap().unwrap();
+    assert_eq!(idem.event_id, "lost");
+    let d = store.get_delivery(id).unwrap().unwrap();
+    assert_eq!((d.status, d.endpoint_id), (DeliveryStatus::Pending, ep));
+    assert_eq!(store.event_deliveries("lost").unwrap(), vec![d]);
+    let waiting: Vec<_> = store.scheduled().unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!((waiting[0].delivery, waiting[0].attempts), (id, 0));
+    let left = store.read_log(store.fanout_cursor(), 10).unwrap();
+    assert!(left.is_empty(), "fanned out once only: {left:?}");
 }

@@ -29,12 +29,15 @@ fn delivery(event: &str, ep: EndpointId, due: u64) -> Delivery {
     crate::testing::pending_delivery(event, ep, due)
 }
 
+fn fan_out(s: &SledStore, seq: Seq, rec: &LogRecord, ds: &[Delivery]) {
+    s.seed_fanout(seq, rec, ds).unwrap();
+}
+
 /// Fans out event `e1` to one new endpoint, due at 10: the endpoint and its delivery.
 fn fanned_out_one(s: &SledStore) -> (EndpointId, Delivery) {
     let ep = EndpointId::generate();
     let d0 = delivery("e1", ep, 10);
-    s.commit_fanout(0, &vec![entry("e1", None)], std::slice::from_ref(&d0))
-        .unwrap();
+    fan_out(s, 0, &vec![entry("e1", None)], std::slice::from_ref(&d0));
     (ep, d0)
 }
 
@@ -79,6 +82,7 @@ fn facts_about_unknown_deliveries_are_skipped_and_several_about_one_compose() {
             attempted(d0.id, &ok, DeliveryStatus::Delivered, None),
         ],
         7,
+        7,
     )
     .unwrap();
     assert!(s.scheduled().unwrap().is_empty());
@@ -103,8 +107,7 @@ fn log_survives_reopen_and_fanout_moves_cursor() {
     assert_eq!(log.len(), 2);
     let (seq, rec) = &log[0];
     let d = delivery("e1", ep, 5);
-    s.commit_fanout(*seq, rec, std::slice::from_ref(&d))
-        .unwrap();
+    fan_out(&s, *seq, rec, std::slice::from_ref(&d));
     assert_eq!(s.fanout_cursor(), 2);
     assert_eq!(s.get_event("e1").unwrap().unwrap().id, "e1");
     assert_eq!(
@@ -140,6 +143,7 @@ fn attempts_move_deadlines_and_stats() {
     s.apply(
         &[attempted(d0.id, &fail, DeliveryStatus::Retrying, Some(40))],
         1,
+        1,
     )
     .unwrap();
     assert_eq!(s.scheduled().unwrap()[0].due_ms, 40);
@@ -152,8 +156,12 @@ fn attempts_move_deadlines_and_stats() {
         error: None,
         ..fail.clone()
     };
-    s.apply(&[attempted(d0.id, &ok, DeliveryStatus::Delivered, None)], 2)
-        .unwrap();
+    s.apply(
+        &[attempted(d0.id, &ok, DeliveryStatus::Delivered, None)],
+        2,
+        2,
+    )
+    .unwrap();
     assert!(s.scheduled().unwrap().is_empty());
     let d2 = s.get_delivery(d0.id).unwrap().unwrap();
     assert_eq!(
@@ -186,7 +194,7 @@ fn endpoint_delivery_pages() {
             d
         })
         .collect();
-    s.commit_fanout(0, &vec![], &ds).unwrap();
+    s.seed_deliveries(&ds).unwrap();
     let q = |statuses: Vec<DeliveryStatus>, cursor, from_ms, limit| DeliveryQuery {
         statuses,
         from_ms,
@@ -241,6 +249,7 @@ fn stats_follow_dead_letter_and_manual_retry() {
             None,
         )],
         1,
+        1,
     )
     .unwrap();
     let st = s.endpoint_stats(ep).unwrap();
@@ -251,7 +260,7 @@ fn stats_follow_dead_letter_and_manual_retry() {
         due_ms: 20,
         at_ms: 20,
     };
-    s.apply(&[retried], 2).unwrap();
+    s.apply(&[retried], 2, 2).unwrap();
     assert_eq!(s.endpoint_stats(ep).unwrap().failed, 1);
     assert_eq!(s.scheduled().unwrap()[0].due_ms, 20);
     let ok = Attempt {
@@ -262,8 +271,12 @@ fn stats_follow_dead_letter_and_manual_retry() {
         error_detail: String::new(),
         ..failed
     };
-    s.apply(&[attempted(d0.id, &ok, DeliveryStatus::Delivered, None)], 3)
-        .unwrap();
+    s.apply(
+        &[attempted(d0.id, &ok, DeliveryStatus::Delivered, None)],
+        3,
+        3,
+    )
+    .unwrap();
     let st = s.endpoint_stats(ep).unwrap();
     assert_eq!((st.delivered, st.failed, st.retrying), (1, 0, 0));
     assert_eq!(st.last_delivery_ms, Some(21));
@@ -319,7 +332,7 @@ fn an_event_checkpoint_drops_only_fanned_out_segments() {
     assert_eq!(s.checkpoint_events().unwrap(), 0, "nothing fanned out yet");
     for &seq in &seqs[..3] {
         let rec = s.read_log(seq, 1).unwrap().remove(0).1;
-        s.commit_fanout(seq, &rec, &[]).unwrap();
+        fan_out(&s, seq, &rec, &[]);
     }
     assert_eq!(
         s.checkpoint_events().unwrap(),
@@ -328,7 +341,7 @@ fn an_event_checkpoint_drops_only_fanned_out_segments() {
     );
     for &seq in &seqs[3..4] {
         let rec = s.read_log(seq, 1).unwrap().remove(0).1;
-        s.commit_fanout(seq, &rec, &[]).unwrap();
+        fan_out(&s, seq, &rec, &[]);
     }
     assert_eq!(s.checkpoint_events().unwrap(), 1);
     // What is not fanned out is still there, and so is every fanned-out event's record.
