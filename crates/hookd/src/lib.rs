@@ -132,7 +132,10 @@ pub async fn run(
     let client = HttpClient::new(ClientConfig {
         timeout: cfg.timeout,
         policy,
-        pool_idle_per_host: 64,
+        // Many endpoints may share one host (one receiving service for many customers), and all
+        // of the in-flight budget may go to it: every attempt that may run at once keeps its
+        // connection, or each one beyond the cap opens and closes one.
+        pool_idle_per_host: cfg.max_in_flight,
         extra_roots: cfg.extra_roots.clone(),
     });
     let sender = Arc::new(Sender::new(
