@@ -98,6 +98,7 @@ struct Retry {
 #[serde(deny_unknown_fields)]
 struct Scheduler {
     shards: usize,
+    horizon: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +206,8 @@ pub struct Config {
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub retry: RetryPolicy,
     pub shards: usize,
+    /// `[scheduler] horizon`: deadlines due later stay on disk until time comes near.
+    pub horizon: Duration,
     pub cache_bytes: u64,
     /// sled's own periodic flush (`[storage] background_flush`); `None`: off.
     pub background_flush: Option<Duration>,
@@ -382,6 +385,10 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         n if n > 1024 => return Err(err("scheduler.shards: at most 1024")),
         n => n,
     };
+    let horizon = duration("scheduler.horizon", &f.scheduler.horizon)?;
+    if horizon < Duration::from_secs(1) {
+        return Err(err("scheduler.horizon: at least 1s"));
+    }
     if f.storage.cache_mb == 0 {
         return Err(err("storage.cache_mb must be positive"));
     }
@@ -432,6 +439,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
             jitter: f.retry.jitter,
         },
         shards,
+        horizon,
         cache_bytes: f.storage.cache_mb << 20,
         background_flush,
         checkpoint_interval,

@@ -154,21 +154,43 @@ pub async fn run(
         },
         Arc::new(SendDispatch(sender.clone())),
     );
+    // The shards hold what is due within the horizon; the pager reads the rest as it comes near.
+    let clock = loader.clock();
+    let horizon_end = clock.now_ms() + cfg.horizon.as_millis() as u64;
+    loader.set_horizon(horizon_end);
     let mut scheduled = 0;
-    store.for_each_scheduled(&mut |entry| {
+    store.for_each_scheduled(horizon_end, &mut |entry| {
         scheduled += 1;
         loader.add(entry);
     })?;
-    // Every durable deadline is a delivery waiting for an attempt; fan-out adds the rest.
+    // Every delivery waiting for an attempt: those loaded now, and those beyond the horizon,
+    // counted on a blocking thread so serving does not wait for it.
     metrics::METRICS
         .deliveries_pending
         .store(scheduled, std::sync::atomic::Ordering::Relaxed);
+    let counting = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut later = 0;
+        match counting.for_each_deadline_between(horizon_end, u64::MAX, &mut |_| later += 1) {
+            Ok(()) => metrics::inc(&metrics::METRICS.deliveries_pending, later),
+            Err(e) => tracing::warn!(error = %e, "counting deadlines beyond the horizon"),
+        }
+    });
     metrics::METRICS
         .per_endpoint
         .enable(cfg.metrics_per_endpoint);
     let scheduler = loader.start();
     let appended = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let pager = hookd_scheduler::pager::spawn(
+        store.clone(),
+        outcomes.clone(),
+        scheduler.handle(),
+        clock,
+        cfg.horizon,
+        horizon_end,
+        stop_rx.clone(),
+    );
     let checkpointer = tokio::spawn(checkpoints(
         outcomes.clone(),
         sled.clone(),
@@ -269,6 +291,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = tokio::task::spawn_blocking(move || fanout.join()).await;
     let _ = checkpointer.await;
+    let _ = pager.await;
     let finished = scheduler.shutdown(cfg.grace).await;
     if !finished {
         tracing::warn!(

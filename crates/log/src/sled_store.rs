@@ -738,6 +738,50 @@ impl SledStore {
         Ok(())
     }
 
+    /// Durable deadlines due in `from_ms..=until_ms`, earliest first.
+    fn deadlines_between(
+        &self,
+        from_ms: u64,
+        until_ms: u64,
+        visit: &mut dyn FnMut(ScheduleEntry),
+    ) -> Result<()> {
+        let start = key(&[Kind::Deadline.prefix(), &from_ms.to_be_bytes()]);
+        let range = match until_ms.checked_add(1) {
+            Some(end) => {
+                let end = key(&[Kind::Deadline.prefix(), &end.to_be_bytes()]);
+                self.db.range(start..end)
+            }
+            None => self
+                .db
+                .range(start..key(&[&[Kind::Deadline.prefix()[0] + 1]])),
+        };
+        for kv in range {
+            let (k, v) = kv?;
+            let corrupt = || LogError::Corrupt {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                detail: "bad deadline record".into(),
+            };
+            let (Some(delivery), Some(endpoint)) = (
+                k.get(9..25).and_then(DeliveryId::from_bytes),
+                v.get(..16).and_then(EndpointId::from_bytes),
+            ) else {
+                return Err(corrupt());
+            };
+            let attempts = match v.get(16..20) {
+                Some(n) => u32::from_be_bytes(n.try_into().map_err(|_| corrupt())?),
+                // An older store kept the endpoint only: the delivery knows.
+                None => self.get_delivery(delivery)?.map_or(0, |d| d.attempts),
+            };
+            visit(ScheduleEntry {
+                due_ms: u64::from_be_bytes(k[1..9].try_into().unwrap_or_default()),
+                delivery,
+                endpoint,
+                attempts,
+            });
+        }
+        Ok(())
+    }
+
     /// Fans out event-log record `seq` offline: indexes its events, writes `deliveries` as they
     /// stand ([`SledStore::seed_deliveries`]) and moves the durable fan-out cursor past it. For
     /// offline tools and tests only.
@@ -1016,7 +1060,11 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn for_each_scheduled(&self, visit: &mut dyn FnMut(ScheduleEntry)) -> Result<()> {
+    fn for_each_scheduled(
+        &self,
+        until_ms: u64,
+        visit: &mut dyn FnMut(ScheduleEntry),
+    ) -> Result<()> {
         for (id, e) in self.fresh_read().iter() {
             visit(ScheduleEntry {
                 due_ms: fresh::created_ms(*id),
@@ -1025,31 +1073,19 @@ impl Store for SledStore {
                 attempts: 0,
             });
         }
-        for kv in self.db.scan_prefix(Kind::Deadline.prefix()) {
-            let (k, v) = kv?;
-            let corrupt = || LogError::Corrupt {
-                key: String::from_utf8_lossy(&k).into_owned(),
-                detail: "bad deadline record".into(),
-            };
-            let (Some(delivery), Some(endpoint)) = (
-                k.get(9..25).and_then(DeliveryId::from_bytes),
-                v.get(..16).and_then(EndpointId::from_bytes),
-            ) else {
-                return Err(corrupt());
-            };
-            let attempts = match v.get(16..20) {
-                Some(n) => u32::from_be_bytes(n.try_into().map_err(|_| corrupt())?),
-                // An older store kept the endpoint only: the delivery knows.
-                None => self.get_delivery(delivery)?.map_or(0, |d| d.attempts),
-            };
-            visit(ScheduleEntry {
-                due_ms: u64::from_be_bytes(k[1..9].try_into().unwrap_or_default()),
-                delivery,
-                endpoint,
-                attempts,
-            });
+        self.deadlines_between(0, until_ms, visit)
+    }
+
+    fn for_each_deadline_between(
+        &self,
+        after_ms: u64,
+        until_ms: u64,
+        visit: &mut dyn FnMut(ScheduleEntry),
+    ) -> Result<()> {
+        if after_ms >= until_ms {
+            return Ok(());
         }
-        Ok(())
+        self.deadlines_between(after_ms + 1, until_ms, visit)
     }
 
     fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {

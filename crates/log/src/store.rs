@@ -107,15 +107,25 @@ pub trait Store: Send + Sync + 'static {
     fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>>;
     fn endpoint_deliveries(&self, endpoint: EndpointId, q: &DeliveryQuery) -> Result<DeliveryPage>;
     fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>>;
-    /// Visits every delivery waiting for an attempt (deliveries never attempted, then durable
-    /// deadlines earliest first) without collecting them: the wheels are rebuilt from this on
-    /// start (a million pending retries must not need a second copy).
-    fn for_each_scheduled(&self, visit: &mut dyn FnMut(ScheduleEntry)) -> Result<()>;
+    /// Visits the deliveries waiting for an attempt that are due up to `until_ms` (never
+    /// attempted ones, whatever their time, then durable deadlines earliest first) without
+    /// collecting them: the wheels are rebuilt from this on start (a million pending retries
+    /// must not need a second copy).
+    fn for_each_scheduled(&self, until_ms: u64, visit: &mut dyn FnMut(ScheduleEntry))
+        -> Result<()>;
+    /// Visits the durable deadlines due after `after_ms` and up to `until_ms`, earliest first
+    /// (the scheduler's horizon moving on).
+    fn for_each_deadline_between(
+        &self,
+        after_ms: u64,
+        until_ms: u64,
+        visit: &mut dyn FnMut(ScheduleEntry),
+    ) -> Result<()>;
 
     /// Every delivery waiting for an attempt, as visited, collected (for tests and tools).
     fn scheduled(&self) -> Result<Vec<ScheduleEntry>> {
         let mut out = Vec::new();
-        self.for_each_scheduled(&mut |e| out.push(e))?;
+        self.for_each_scheduled(u64::MAX, &mut |e| out.push(e))?;
         Ok(out)
     }
 

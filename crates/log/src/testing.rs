@@ -198,8 +198,22 @@ impl<S: Store> Store for GatedStore<S> {
     fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>> {
         self.inner.attempts(id)
     }
-    fn for_each_scheduled(&self, visit: &mut dyn FnMut(ScheduleEntry)) -> Result<()> {
-        self.inner.for_each_scheduled(visit)
+    fn for_each_scheduled(
+        &self,
+        until_ms: u64,
+        visit: &mut dyn FnMut(ScheduleEntry),
+    ) -> Result<()> {
+        self.inner.for_each_scheduled(until_ms, visit)
+    }
+
+    fn for_each_deadline_between(
+        &self,
+        after_ms: u64,
+        until_ms: u64,
+        visit: &mut dyn FnMut(ScheduleEntry),
+    ) -> Result<()> {
+        self.inner
+            .for_each_deadline_between(after_ms, until_ms, visit)
     }
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.inner.get_meta(key)

@@ -6,12 +6,14 @@
 //!   deadlines and the per-endpoint in-flight limits, and asks a [`Dispatch`] to make attempts.
 //!   Shards keep time on a monotonic [`Clock`] (tokio's, so tests can pause it).
 //! - [`wheel`]: the hierarchical timing wheel (64-slot levels, occupancy bitmaps).
+//! - [`pager`]: moves the horizon: shards hold deadlines due within it, the store the rest.
 //!
 //! Deadlines are durable in the store (the log crate); the wheels are only an in-memory index of
 //! them, rebuilt from [`hookd_log::Store::for_each_scheduled`] on start. This crate must not send HTTP or
 //! write attempt outcomes: the dispatcher (the sender) does, and reports the next deadline back.
 
 pub mod fanout;
+pub mod pager;
 pub mod shard;
 pub mod wheel;
 

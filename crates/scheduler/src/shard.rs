@@ -177,6 +177,14 @@ enum Cmd {
         delivery: DeliveryId,
         next: Option<Job>,
     },
+    /// Keep jobs due up to `end` (unix ms) from now on; later ones are left to the store.
+    Horizon {
+        end: u64,
+        reply: tokio::sync::oneshot::Sender<()>,
+    },
+    /// A deadline read back from the store as the horizon moved: taken unless the shard knows
+    /// the delivery already (waiting, in flight or reserved: newer than what the store said).
+    Page(Job),
 }
 
 /// Routes jobs to the shard that owns their endpoint. Cheap to clone.
@@ -222,6 +230,22 @@ impl SchedulerHandle {
             Ok(false) => Reservation::Busy,
             Err(_) => Reservation::Stopped,
         }
+    }
+
+    /// Moves every shard's horizon to `end` (unix ms): from the return on, a shard keeps every
+    /// job due up to it.
+    pub async fn set_horizon(&self, end: u64) {
+        for shard in self.shards.iter() {
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            if shard.send(Cmd::Horizon { end, reply }).is_ok() {
+                let _ = rx.await;
+            }
+        }
+    }
+
+    /// Hands a deadline read from the store to its shard (see [`crate::pager`]).
+    pub fn page(&self, job: Job) {
+        let _ = self.shard(job.endpoint).send(Cmd::Page(job));
     }
 
     /// Gives up a reservation that will not be scheduled.
@@ -296,6 +320,7 @@ impl Scheduler {
                 tx,
                 rx,
                 dispatcher: dispatcher.clone(),
+                horizon_end: u64::MAX,
             });
         }
         Loader {
@@ -340,6 +365,19 @@ impl<D> std::fmt::Debug for Loader<D> {
 }
 
 impl<D: Dispatch> Loader<D> {
+    /// The clock the shards will run on.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Shards keep jobs due up to `end` (unix ms) only; see [`crate::pager`]. Without a call
+    /// they keep every job.
+    pub fn set_horizon(&mut self, end: u64) {
+        for s in &mut self.shards {
+            s.horizon_end = end;
+        }
+    }
+
     pub fn add(&mut self, entry: ScheduleEntry) {
         let job = Job::from(entry);
         let n = self.shards.len();
@@ -446,6 +484,9 @@ struct Shard<D> {
     tx: mpsc::UnboundedSender<Cmd>,
     rx: mpsc::UnboundedReceiver<Cmd>,
     dispatcher: Arc<D>,
+    /// Jobs due later than this (unix ms) are not kept: their deadline is durable in the store
+    /// and the pager hands it back as the horizon moves ([`crate::pager`]).
+    horizon_end: u64,
 }
 
 impl<D: Dispatch> Shard<D> {
@@ -453,6 +494,10 @@ impl<D: Dispatch> Shard<D> {
     /// into its endpoint's queue; otherwise into the wheel.
     fn insert(&mut self, job: Job) {
         self.reserved.remove(&job.delivery);
+        if job.due_ms > self.horizon_end {
+            self.live.remove(&job.delivery);
+            return;
+        }
         self.live.insert(job.delivery, job.due_ms);
         if job.event.is_some() && job.due_ms <= self.clock.now_ms() {
             self.enqueue(job);
@@ -504,6 +549,15 @@ impl<D: Dispatch> Shard<D> {
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Schedule(job) => self.insert(job),
+            Cmd::Horizon { end, reply } => {
+                self.horizon_end = end;
+                let _ = reply.send(());
+            }
+            Cmd::Page(job) => {
+                if !self.live.contains_key(&job.delivery) {
+                    self.insert(job);
+                }
+            }
             Cmd::Reserve { delivery, reply } => {
                 // A deadline still waiting is replaced (its job turns stale); an attempt running
                 // or another retry being recorded is not.
