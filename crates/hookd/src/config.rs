@@ -39,6 +39,7 @@ struct File {
     retry: Retry,
     scheduler: Scheduler,
     storage: Storage,
+    retention: RetentionFile,
     shutdown: Shutdown,
     tls: Tls,
     secrets: Secrets,
@@ -99,6 +100,13 @@ struct Retry {
 struct Scheduler {
     shards: usize,
     horizon: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionFile {
+    history: String,
+    idempotency: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +221,10 @@ pub struct Config {
     pub background_flush: Option<Duration>,
     /// `[storage] checkpoint_interval`.
     pub checkpoint_interval: Duration,
+    /// `[retention] history`: finished deliveries, their attempts and events are kept this long.
+    pub history: Duration,
+    /// `[retention] idempotency`: an `Idempotency-Key` is remembered this long.
+    pub idempotency: Duration,
     pub grace: Duration,
     /// Serve the API over TLS (`[tls]`); `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
@@ -385,6 +397,13 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         n if n > 1024 => return Err(err("scheduler.shards: at most 1024")),
         n => n,
     };
+    let history = duration("retention.history", &f.retention.history)?;
+    let idempotency = duration("retention.idempotency", &f.retention.idempotency)?;
+    if history < Duration::from_secs(1) || idempotency < Duration::from_secs(1) {
+        return Err(err(
+            "retention.history and retention.idempotency: at least 1s",
+        ));
+    }
     let horizon = duration("scheduler.horizon", &f.scheduler.horizon)?;
     if horizon < Duration::from_secs(1) {
         return Err(err("scheduler.horizon: at least 1s"));
@@ -443,6 +462,8 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         cache_bytes: f.storage.cache_mb << 20,
         background_flush,
         checkpoint_interval,
+        history,
+        idempotency,
         grace: duration("shutdown.grace", &f.shutdown.grace)?,
         tls,
         master_key,

@@ -21,6 +21,7 @@ pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
@@ -35,7 +36,7 @@ use hookd_http::error::{envelope_errors, not_found_route};
 use hookd_http::{Draining, Gate};
 use hookd_ingest::{Committer, CommitterConfig, IngestConfig, IngestState};
 use hookd_log::{
-    EndpointRegistry, KeyRegistry, LogError, OutcomeLog, SledConfig, SledStore, Store,
+    EndpointRegistry, KeyRegistry, LogError, OutcomeLog, Retention, SledConfig, SledStore, Store,
 };
 use hookd_scheduler::{Dispatch, Fanout, Job, Scheduler, SchedulerConfig, Slot};
 use hookd_sender::policy::TargetPolicy;
@@ -118,8 +119,17 @@ pub async fn run(
     }
     let sled = Arc::new(sled);
     let outcomes = Arc::new(
-        OutcomeLog::open(&cfg.data_dir.join("outcomes"), sled.clone())
-            .with_context(|| format!("opening the outcome log in {}", cfg.data_dir.display()))?,
+        OutcomeLog::open_with(
+            &cfg.data_dir.join("outcomes"),
+            sled.clone(),
+            Some(Retention {
+                history: cfg.history,
+                idempotency: cfg.idempotency,
+                every: (cfg.history.min(cfg.idempotency) / 4)
+                    .clamp(Duration::from_millis(500), Duration::from_secs(60)),
+            }),
+        )
+        .with_context(|| format!("opening the outcome log in {}", cfg.data_dir.display()))?,
     );
     let store: Arc<dyn Store> = sled.clone();
     let key = keys::admin_key(&cfg, &*store)?;

@@ -195,7 +195,9 @@ impl Committer {
         if let Some(ev) = self.store.get_event(id)? {
             return Ok(Some(ev));
         }
-        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        // What fan-out has indexed is the store's to answer (and may be gone by retention).
+        pending.prune(self.store.fanout_cursor());
         Ok(pending
             .by_id
             .get(id)

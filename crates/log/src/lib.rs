@@ -30,7 +30,7 @@ pub mod testing;
 
 pub use error::LogError;
 pub use keys::{KeyRegistry, KeyStore};
-pub use outcome::{Change, OutcomeLog};
+pub use outcome::{Change, OutcomeLog, Retention};
 pub use registry::EndpointRegistry;
 pub use sealed::MasterKey;
 pub use sled_store::{rekey, SledConfig, SledStore};

@@ -28,6 +28,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -80,6 +81,21 @@ pub struct Checkpointed {
     pub event_segments_removed: usize,
 }
 
+/// How long finished deliveries and idempotency keys are kept (`[retention]`). The indexer
+/// deletes what is older every `every`, as the read model's one writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub history: Duration,
+    pub idempotency: Duration,
+    pub every: Duration,
+}
+
+impl Retention {
+    /// Deletes at most this many records of each kind per pass, so a pass never holds the
+    /// indexer long.
+    const BUDGET: usize = 10_000;
+}
+
 /// Most records the indexer applies in one batch of the read model.
 const APPLY_BATCH: usize = 4096;
 
@@ -115,8 +131,17 @@ fn decode(seq: Seq, payload: &[u8]) -> Result<Vec<Change>> {
 
 impl OutcomeLog {
     /// Opens the log in `dir`, applies to `store` every record it has not applied yet, and
-    /// starts the indexer thread.
+    /// starts the indexer thread (keeping everything: no retention).
     pub fn open(dir: &Path, store: Arc<SledStore>) -> Result<Self> {
+        Self::open_with(dir, store, None)
+    }
+
+    /// [`OutcomeLog::open`], with the indexer deleting what is past `retention`.
+    pub fn open_with(
+        dir: &Path,
+        store: Arc<SledStore>,
+        retention: Option<Retention>,
+    ) -> Result<Self> {
         let (journal, report) = Journal::open(
             dir,
             JournalConfig {
@@ -175,6 +200,7 @@ impl OutcomeLog {
             journal: journal.clone(),
             store,
             applied: applied_tx,
+            retention,
         };
         let handle = thread::Builder::new()
             .name("hookd-indexer".into())
@@ -285,6 +311,7 @@ struct Indexer {
     journal: Arc<Journal>,
     store: Arc<SledStore>,
     applied: watch::Sender<Seq>,
+    retention: Option<Retention>,
 }
 
 impl Indexer {
@@ -312,6 +339,11 @@ impl Indexer {
             }
         };
         let mut stopping = false;
+        let every = self
+            .retention
+            .map_or(Duration::from_secs(3600), |r| r.every);
+        let mut retain = tokio::time::interval(every.max(Duration::from_millis(100)));
+        retain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut records = Vec::new();
             if !stopping {
@@ -323,6 +355,7 @@ impl Indexer {
                             return;
                         }
                     },
+                    _ = retain.tick(), if self.retention.is_some() => self.retain(),
                     _ = stop.wait_for(|&s| s) => stopping = true,
                 }
             }
@@ -347,6 +380,22 @@ impl Indexer {
                 tracing::error!(error = %e, "indexer: applying outcomes; stopping");
                 return;
             }
+        }
+    }
+
+    fn retain(&self) {
+        let Some(r) = self.retention else { return };
+        let now = hookd_types::time::now_ms();
+        let before = |d: Duration| now.saturating_sub(d.as_millis() as u64);
+        match self
+            .store
+            .retain(before(r.history), before(r.idempotency), Retention::BUDGET)
+        {
+            Ok(done) if done != Default::default() => {
+                tracing::debug!(?done, "retention: deleted what is past its time")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "retention"),
         }
     }
 

@@ -20,6 +20,8 @@
 //! | `p` endpoint(16) | [`Endpoint`] in plain text (older stores; stores opened without a master key) |
 //! | `q` endpoint(16) | the endpoint with its secrets sealed (see `sled_store/secrets.rs`) |
 //! | `c` endpoint(16) | stats: 4 x i64 LE (delivered, failed, retrying, last delivery ms) |
+//! | `t` created_ms(8) event id | `()`: events by time, for retention (stores from before it: their events are kept) |
+//! | `j` created_ms(8) tenant `\0` key | `()`: idempotency keys by time, for retention |
 //! | tree `api_keys`: key id(16) | [`hookd_types::ApiKey`] (a digest, never the key; see [`api_keys`]) |
 //!
 //! # Invariants and recovery
@@ -114,11 +116,15 @@ enum Kind {
     /// An endpoint whose secrets are sealed under the master key.
     SealedEndpoint,
     Stats,
+    /// Events by the time they were made, for retention.
+    EventTime,
+    /// Idempotency keys by the time they were stored, for retention.
+    IdempotencyTime,
 }
 
 impl Kind {
     #[cfg(test)]
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 12] = [
         Kind::Meta,
         Kind::Event,
         Kind::Idempotency,
@@ -129,6 +135,8 @@ impl Kind {
         Kind::Endpoint,
         Kind::SealedEndpoint,
         Kind::Stats,
+        Kind::EventTime,
+        Kind::IdempotencyTime,
     ];
 
     const fn prefix(self) -> &'static [u8] {
@@ -143,6 +151,8 @@ impl Kind {
             Kind::Endpoint => b"p",
             Kind::SealedEndpoint => b"q",
             Kind::Stats => b"c",
+            Kind::EventTime => b"t",
+            Kind::IdempotencyTime => b"j",
         }
     }
 }
@@ -782,6 +792,85 @@ impl SledStore {
         Ok(())
     }
 
+    /// Deletes what is past its retention: finished deliveries (delivered or dead-lettered, no
+    /// retry due) made before `history_before_ms` with their attempts and index keys; events
+    /// made before it once none of their deliveries is left; idempotency keys stored before
+    /// `idempotency_before_ms`. At most `budget` records of each kind per call (the rest the
+    /// next time). Only the indexer calls this: it is the one writer of delivery state, so a
+    /// delivery it finds finished stays so until it is gone.
+    pub fn retain(
+        &self,
+        history_before_ms: u64,
+        idempotency_before_ms: u64,
+        budget: usize,
+    ) -> Result<Retained> {
+        let mut out = Retained::default();
+        let mut batch = sled::Batch::default();
+        let first = delivery_key(DeliveryId(0));
+        let end = delivery_key(DeliveryId((history_before_ms as u128) << 80));
+        for kv in self.db.range(first..end) {
+            let (k, v) = kv?;
+            let d: Delivery = dec(&k, &v)?;
+            let finished = matches!(
+                d.status,
+                DeliveryStatus::Delivered | DeliveryStatus::DeadLettered
+            ) && d.next_attempt_ms.is_none();
+            if !finished {
+                continue;
+            }
+            batch.remove(k);
+            batch.remove(key(&[
+                Kind::EndpointDelivery.prefix(),
+                &d.endpoint_id.to_bytes(),
+                &d.id.to_bytes(),
+            ]));
+            for n in 1..=d.attempts {
+                batch.remove(attempt_key(d.id, n));
+            }
+            out.deliveries += 1;
+            if out.deliveries == budget {
+                break;
+            }
+        }
+        self.db.apply_batch(std::mem::take(&mut batch))?;
+        let end = key(&[Kind::EventTime.prefix(), &history_before_ms.to_be_bytes()]);
+        for kv in self.db.range(Kind::EventTime.prefix().to_vec()..end) {
+            let (k, _) = kv?;
+            let id = String::from_utf8_lossy(&k[9..]).into_owned();
+            if let Some(stored) = self.stored_event(&id)? {
+                let fresh = self.fresh_read();
+                let mut left = false;
+                for d in &stored.deliveries {
+                    left |= fresh.get(*d).is_some() || self.db.contains_key(delivery_key(*d))?;
+                }
+                if left {
+                    continue;
+                }
+                batch.remove(event_key(&id));
+            }
+            batch.remove(k);
+            out.events += 1;
+            if out.events == budget {
+                break;
+            }
+        }
+        let end = key(&[
+            Kind::IdempotencyTime.prefix(),
+            &idempotency_before_ms.to_be_bytes(),
+        ]);
+        for kv in self.db.range(Kind::IdempotencyTime.prefix().to_vec()..end) {
+            let (k, _) = kv?;
+            batch.remove(key(&[Kind::Idempotency.prefix(), &k[9..]]));
+            batch.remove(k);
+            out.idempotency_keys += 1;
+            if out.idempotency_keys == budget {
+                break;
+            }
+        }
+        self.db.apply_batch(batch)?;
+        Ok(out)
+    }
+
     /// Fans out event-log record `seq` offline: indexes its events, writes `deliveries` as they
     /// stand ([`SledStore::seed_deliveries`]) and moves the durable fan-out cursor past it. For
     /// offline tools and tests only.
@@ -806,6 +895,14 @@ impl SledStore {
             .insert(meta_key(EVENTS_CURSOR), &cursor.to_be_bytes()[..])?;
         Ok(())
     }
+}
+
+/// What one [`SledStore::retain`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retained {
+    pub deliveries: usize,
+    pub events: usize,
+    pub idempotency_keys: usize,
 }
 
 /// A delivery being changed by one [`SledStore::apply`].
@@ -876,12 +973,22 @@ impl Store for SledStore {
                 deliveries: by_event.get(ev.id.as_str()).map_or(&[], Vec::as_slice),
             };
             batch.insert(event_key(&ev.id), enc(&stored)?);
+            let at = ev.created_at_ms.to_be_bytes();
+            batch.insert(
+                key(&[Kind::EventTime.prefix(), &at, ev.id.as_bytes()]),
+                &[][..],
+            );
             if let Some(k) = &entry.idempotency_key {
                 let rec = IdemRecord {
                     event_id: ev.id.clone(),
                     request_hash: entry.request_hash,
                 };
-                batch.insert(idempotency_key(&ev.tenant, k), enc(&rec)?);
+                let idem = idempotency_key(&ev.tenant, k);
+                batch.insert(
+                    key(&[Kind::IdempotencyTime.prefix(), &at, &idem[1..]]),
+                    &[][..],
+                );
+                batch.insert(idem, enc(&rec)?);
             }
         }
         self.db.apply_batch(batch)?;

@@ -349,3 +349,78 @@ fn an_event_checkpoint_drops_only_fanned_out_segments() {
     assert_eq!(s.get_event("a").unwrap().unwrap().id, "a");
     assert!(s.read_log(seqs[0], 1).is_err(), "the first segment is gone");
 }
+
+#[test]
+fn retention_deletes_finished_history_and_keeps_what_still_waits() {
+    let dir = TempStore::new();
+    let s = dir.open();
+    let ep = EndpointId::generate();
+    // Two events at 1,000 ms: one delivered, one still retrying; one event at 9,000 ms.
+    let at = |ms: u64, n: u128| DeliveryId(((ms as u128) << 80) | n);
+    let mut e1 = entry("old-done", Some("k-old"));
+    e1.event.created_at_ms = 1_000;
+    let mut e2 = entry("old-waiting", None);
+    e2.event.created_at_ms = 1_000;
+    let mut e3 = entry("new", Some("k-new"));
+    e3.event.created_at_ms = 9_000;
+    let mut done = delivery("old-done", ep, 1_000);
+    done.id = at(1_000, 1);
+    let mut waiting = delivery("old-waiting", ep, 1_000);
+    waiting.id = at(1_000, 2);
+    let mut new = delivery("new", ep, 9_000);
+    new.id = at(9_000, 1);
+    fan_out(&s, 1, &vec![e1, e2], &[done.clone(), waiting.clone()]);
+    fan_out(&s, 2, &vec![e3], std::slice::from_ref(&new));
+    let ok = crate::testing::answered_attempt(1, 1_500, 200);
+    let fail = crate::testing::answered_attempt(1, 1_500, 503);
+    s.apply(
+        &[
+            attempted(done.id, &ok, DeliveryStatus::Delivered, None),
+            attempted(waiting.id, &fail, DeliveryStatus::Retrying, Some(99_000)),
+            attempted(new.id, &ok, DeliveryStatus::Delivered, None),
+        ],
+        1,
+        1,
+    )
+    .unwrap();
+
+    // History before 5,000 ms, idempotency keys before 5,000 ms.
+    let r = s.retain(5_000, 5_000, 100).unwrap();
+    assert_eq!((r.deliveries, r.events, r.idempotency_keys), (1, 1, 1));
+    assert_eq!(s.get_delivery(done.id).unwrap(), None);
+    assert!(s.attempts(done.id).unwrap().is_empty());
+    assert_eq!(s.get_event("old-done").unwrap(), None);
+    assert_eq!(s.get_idempotency("t", "k-old").unwrap(), None);
+    // A retry still waits: the delivery, its event and its deadline stay.
+    assert!(s.get_delivery(waiting.id).unwrap().is_some());
+    assert!(s.get_event("old-waiting").unwrap().is_some());
+    assert_eq!(s.scheduled().unwrap().len(), 1);
+    // Newer than the window: untouched.
+    assert!(s.get_delivery(new.id).unwrap().is_some());
+    assert!(s.get_idempotency("t", "k-new").unwrap().is_some());
+    let page = s
+        .endpoint_deliveries(
+            ep,
+            &DeliveryQuery {
+                limit: 10,
+                ..DeliveryQuery::default()
+            },
+        )
+        .unwrap();
+    let ids: Vec<_> = page.items.iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![new.id, waiting.id]);
+
+    // Once the retry is done and old enough, it goes too, and then its event.
+    let ok2 = crate::testing::answered_attempt(2, 99_000, 200);
+    s.apply(
+        &[attempted(waiting.id, &ok2, DeliveryStatus::Delivered, None)],
+        2,
+        2,
+    )
+    .unwrap();
+    let r = s.retain(5_000, 5_000, 100).unwrap();
+    assert_eq!((r.deliveries, r.events), (1, 1));
+    assert_eq!(s.get_event("old-waiting").unwrap(), None);
+    assert!(s.attempts(waiting.id).unwrap().is_empty());
+    assert_eq!(s.retain(5_000, 5_000, 100).unwrap(), Retained::default());
+}
