@@ -1,7 +1,9 @@
 //! Shard tasks. A shard owns, for the endpoints hashed to it: the timing wheel of their
 //! deadlines, a FIFO of due jobs per endpoint, and in-flight counts. It starts at most
-//! `per_endpoint_concurrency` attempts per endpoint and `max_in_flight / shards` in all, taking
-//! endpoints round-robin so one slow endpoint cannot starve the others.
+//! `max_in_flight / shards` attempts in all, taking endpoints round-robin, and shares that budget
+//! fairly among the endpoints with work ([`share`]): each holds at most its share (and at most
+//! `per_endpoint_concurrency`), and a reserve is kept for endpoints holding nothing, so
+//! receivers that hold every request until the timeout cannot starve a healthy one.
 //!
 //! Everyone else talks to a shard through its command channel: new jobs (fan-out, manual retry),
 //! released slots (an attempt is done with its endpoint) and finished attempts (outcome durable,
@@ -289,6 +291,7 @@ impl Scheduler {
                 reserved: HashMap::new(),
                 endpoints: HashMap::new(),
                 runnable: VecDeque::new(),
+                share_seen: 0,
                 in_flight: 0,
                 tasks: 0,
                 max_in_flight: (cfg.max_in_flight / n).max(1),
@@ -434,9 +437,13 @@ struct Shard<D> {
     live: HashMap<DeliveryId, u64>,
     /// The deadline a reservation took over, given back if the retry is not scheduled.
     reserved: HashMap<DeliveryId, u64>,
+    /// Endpoints with work: due jobs or attempts holding a slot. No other endpoint is here.
     endpoints: HashMap<EndpointId, EndpointState>,
-    /// Endpoints with due jobs and room to start one, in round-robin order.
+    /// Endpoints with due jobs and below their share, in round-robin order.
     runnable: VecDeque<EndpointId>,
+    /// The share of the last [`Shard::pump`]: when it grows, endpoints held at the old one are
+    /// made runnable again.
+    share_seen: usize,
     /// Attempts holding a slot.
     in_flight: usize,
     /// Attempts not yet finished (some may have released their slot).
@@ -535,15 +542,14 @@ impl<D: Dispatch> Shard<D> {
             }
             Cmd::Released { endpoint } => {
                 self.in_flight -= 1;
-                let per_endpoint = self.per_endpoint;
+                let share = self.share();
                 if let Some(st) = self.endpoints.get_mut(&endpoint) {
                     st.in_flight -= 1;
-                    if !st.queue.is_empty() && !st.runnable && st.in_flight < per_endpoint {
+                    if !st.queue.is_empty() && !st.runnable && st.in_flight < share {
                         st.runnable = true;
                         self.runnable.push_back(endpoint);
-                    } else if st.queue.is_empty() && st.in_flight == 0 {
-                        self.endpoints.remove(&endpoint);
                     }
+                    self.forget_if_idle(endpoint);
                 }
             }
         }
@@ -553,23 +559,69 @@ impl<D: Dispatch> Shard<D> {
         let endpoint = job.endpoint;
         let st = self.endpoints.entry(endpoint).or_default();
         st.queue.push_back(job);
-        if !st.runnable && st.in_flight < self.per_endpoint {
+        // Whether it is below its share is for `pump` to say: it may be a newcomer.
+        if !st.runnable {
             st.runnable = true;
             self.runnable.push_back(endpoint);
         }
     }
 
-    /// Starts attempts while there is room, one per endpoint per turn.
+    /// The share of the budget each endpoint with work may hold now.
+    fn share(&self) -> usize {
+        share::share(self.max_in_flight, self.endpoints.len(), self.per_endpoint)
+    }
+
+    /// Drops an endpoint with no due job and no slot: it no longer counts among those sharing.
+    fn forget_if_idle(&mut self, endpoint: EndpointId) {
+        if let Some(st) = self.endpoints.get(&endpoint) {
+            if st.queue.is_empty() && st.in_flight == 0 && !st.runnable {
+                self.endpoints.remove(&endpoint);
+            }
+        }
+    }
+
+    /// After the share grew (fewer endpoints have work), endpoints that were held at the old
+    /// share may start more.
+    fn rejoin_after_growth(&mut self) {
+        let share = self.share();
+        if share > self.share_seen {
+            for (ep, st) in self.endpoints.iter_mut() {
+                if !st.runnable && !st.queue.is_empty() && st.in_flight < share {
+                    st.runnable = true;
+                    self.runnable.push_back(*ep);
+                }
+            }
+        }
+        self.share_seen = share;
+    }
+
+    /// Starts attempts while there is room, one per endpoint per turn, each endpoint within its
+    /// share. An endpoint held back only by the reserve stays in the queue; the loop ends once
+    /// it has gone round every runnable endpoint without starting anything.
     fn pump(&mut self) {
-        while self.in_flight < self.max_in_flight {
+        self.rejoin_after_growth();
+        let mut idle_turns = 0;
+        while self.in_flight < self.max_in_flight && idle_turns <= self.runnable.len() {
             let Some(ep) = self.runnable.pop_front() else {
                 return;
             };
+            let share = self.share();
+            let (in_flight, budget) = (self.in_flight, self.max_in_flight);
             let Some(st) = self.endpoints.get_mut(&ep) else {
                 continue;
             };
+            if st.in_flight >= share {
+                st.runnable = false;
+                continue;
+            }
+            if !share::may_start(st.in_flight, share, in_flight, budget) {
+                self.runnable.push_back(ep);
+                idle_turns += 1;
+                continue;
+            }
             let Some(job) = st.queue.pop_front() else {
                 st.runnable = false;
+                self.forget_if_idle(ep);
                 continue;
             };
             // Replaced while it queued (a manual retry of a dead-lettered delivery cannot race
@@ -577,14 +629,16 @@ impl<D: Dispatch> Shard<D> {
             if self.live.get(&job.delivery) != Some(&job.due_ms) {
                 if st.queue.is_empty() {
                     st.runnable = false;
+                    self.forget_if_idle(ep);
                 } else {
                     self.runnable.push_back(ep);
                 }
                 continue;
             }
+            idle_turns = 0;
             self.live.insert(job.delivery, IN_FLIGHT);
             st.in_flight += 1;
-            if !st.queue.is_empty() && st.in_flight < self.per_endpoint {
+            if !st.queue.is_empty() && st.in_flight < share {
                 self.runnable.push_back(ep);
             } else {
                 st.runnable = false;
@@ -616,5 +670,6 @@ impl<D: Dispatch> Shard<D> {
     }
 }
 
+mod share;
 #[cfg(test)]
 mod tests;

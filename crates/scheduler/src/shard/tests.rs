@@ -24,6 +24,8 @@ struct Fake {
     /// Attempts between [`Slot::release`] and their end.
     tails: AtomicUsize,
     hold: Duration,
+    /// Endpoints held longer than `hold`.
+    holds: HashMap<EndpointId, Duration>,
     after_release: Duration,
     fail_first: usize,
     retry_after: u64,
@@ -38,6 +40,7 @@ impl Fake {
             max_seen: Mutex::default(),
             tails: AtomicUsize::new(0),
             hold: Duration::ZERO,
+            holds: HashMap::new(),
             after_release: Duration::ZERO,
             fail_first: 0,
             retry_after: 20,
@@ -50,6 +53,11 @@ impl Fake {
 
     fn max_seen(&self, ep: EndpointId) -> usize {
         self.max_seen.lock().unwrap().get(&ep).copied().unwrap_or(0)
+    }
+
+    fn calls_to(&self, ep: EndpointId) -> usize {
+        let calls = self.calls.lock().unwrap();
+        calls.iter().filter(|c| c.job.endpoint == ep).count()
     }
 
     fn in_flight(&self) -> usize {
@@ -79,7 +87,7 @@ impl Dispatch for Fake {
             let m = m.entry(job.endpoint).or_default();
             *m = (*m).max(*n);
         }
-        tokio::time::sleep(self.hold).await;
+        tokio::time::sleep(*self.holds.get(&job.endpoint).unwrap_or(&self.hold)).await;
         *self
             .in_flight
             .lock()
@@ -109,6 +117,16 @@ fn start(fake: &Arc<Fake>, per_endpoint: usize, initial: Vec<ScheduleEntry>) -> 
         loader.add(e);
     }
     loader.start()
+}
+
+/// One shard with a budget of `budget` slots, `per_endpoint` per endpoint.
+fn start_one_shard(fake: &Arc<Fake>, per_endpoint: usize, budget: usize) -> Scheduler {
+    let config = SchedulerConfig {
+        shards: 1,
+        per_endpoint_concurrency: per_endpoint,
+        max_in_flight: budget,
+    };
+    Scheduler::prepare_at(&config, fake.clone(), fake.clock).start()
 }
 
 fn job(ep: EndpointId, due_ms: u64) -> Job {
@@ -373,4 +391,83 @@ async fn a_retry_given_up_hands_the_deadline_it_took_back() {
     wait_calls(&fake, 1).await;
     assert_eq!(fake.calls()[0].at - t0, Duration::from_millis(500));
     assert!(s.shutdown(Duration::from_secs(1)).await);
+}
+
+/// Endpoints that hold every request for an hour gain work one after another, each taking all
+/// it may before the next comes; then a healthy endpoint gets work. On one shard of 16 slots,
+/// 4 per endpoint, the five slow ones could hold all 16: they do not, and the healthy one's
+/// jobs all run while the slow ones still hold theirs.
+#[tokio::test(start_paused = true)]
+async fn endpoints_that_hang_leave_a_share_for_a_healthy_one() {
+    let slow: Vec<EndpointId> = (0..5).map(|_| EndpointId::generate()).collect();
+    let hour = Duration::from_secs(3600);
+    let fake = Arc::new(Fake {
+        holds: slow.iter().map(|ep| (*ep, hour)).collect(),
+        ..Fake::new()
+    });
+    let s = start_one_shard(&fake, 4, 16);
+    let mut started = 0;
+    for ep in &slow {
+        for _ in 0..10 {
+            s.handle().schedule(job(*ep, 0));
+        }
+        // Let it take all it may before the next one has work.
+        let before = fake.calls().len();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(fake.calls().len() > before, "a slow endpoint got nothing");
+        started = fake.calls().len();
+    }
+    assert!(
+        started < 16,
+        "the slow endpoints took every slot: {started}"
+    );
+    let healthy = EndpointId::generate();
+    for _ in 0..20 {
+        s.handle().schedule(job(healthy, 0));
+    }
+    for _ in 0..3000 {
+        if fake.calls_to(healthy) == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fake.calls_to(healthy), 20, "the healthy endpoint starved");
+    // All within the first minute: no slow request had ended to free a slot.
+    assert!(Instant::now() - fake.calls()[0].at < Duration::from_secs(60));
+    assert_eq!(
+        fake.calls().len(),
+        started + 20,
+        "a slow endpoint started more"
+    );
+    assert!(!s.shutdown(Duration::from_millis(10)).await);
+}
+
+/// Once the slow requests of the endpoints that took more than their share (before the others had
+/// work) end, each endpoint holds its share.
+#[tokio::test(start_paused = true)]
+async fn shares_even_out_as_slow_attempts_end() {
+    let slow: Vec<EndpointId> = (0..5).map(|_| EndpointId::generate()).collect();
+    let fake = Arc::new(Fake {
+        hold: Duration::from_secs(10),
+        ..Fake::new()
+    });
+    let s = start_one_shard(&fake, 8, 24);
+    for ep in &slow {
+        for _ in 0..40 {
+            s.handle().schedule(job(*ep, 0));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Alone, the first one took its limit, 8; once its attempts ended at 10 s, every endpoint
+    // starts within its share of the 18 slots left beside the reserve of 6: 18 / 5 = 3.
+    assert_eq!(fake.max_seen(slow[0]), 8);
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let counts: Vec<usize> = {
+        let f = fake.in_flight.lock().unwrap();
+        slow.iter()
+            .map(|ep| f.get(ep).copied().unwrap_or(0))
+            .collect()
+    };
+    assert_eq!(counts, [3; 5]);
+    assert!(!s.shutdown(Duration::from_millis(10)).await);
 }
