@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
-use hookd_log::{Change, EndpointRegistry, OutcomeLog, Store};
+use hookd_log::{Change, EndpointRegistry, LogError, OutcomeLog, Store};
 use hookd_types::metrics::{dec, inc, METRICS};
 use hookd_types::retry::RetryPolicy;
 use hookd_types::time::{now_ms, rfc3339};
@@ -160,6 +160,11 @@ impl Sender {
         let _guard = InFlight::start();
         let started = now_ms();
         let (result, refused) = self.exchange(&due, started).await;
+        let gone = matches!(&result, Ok(r) if r.status == 410);
+        if gone {
+            // Before the slot is free: no later delivery is sent to a gone endpoint.
+            self.disable_gone(due.endpoint).await;
+        }
         sent();
         let number = due.attempts + 1;
         let mut attempt = Attempt {
@@ -194,12 +199,16 @@ impl Sender {
             (DeliveryStatus::Delivered, None)
         } else {
             inc(&METRICS.attempts_failed_total, 1);
+            let answer = result.as_ref().ok();
             let delay = match refused {
                 // No endpoint to send to: retrying cannot help.
                 Some(_) => None,
+                None if gone => None,
+                // A wait the endpoint asked for replaces the schedule's, if one is left.
                 None => self
                     .policy_for(&due.endpoint)
-                    .delay_after(number, rand::random::<f64>()),
+                    .delay_after(number, rand::random::<f64>())
+                    .map(|d| answer.and_then(|r| r.retry_after).unwrap_or(d)),
             };
             match delay {
                 Some(d) => (DeliveryStatus::Retrying, Some(now + d.as_millis() as u64)),
@@ -227,6 +236,33 @@ impl Sender {
         }
         crate::observe::attempt(&result, due.endpoint, status);
         next_attempt_ms
+    }
+
+    /// The endpoint answered `410 Gone`: disables it, so its other deliveries stop.
+    async fn disable_gone(&self, endpoint: EndpointId) {
+        let registry = self.registry.clone();
+        let now = now_ms();
+        let disable = move || {
+            registry.update(endpoint, |current| -> Result<Endpoint, LogError> {
+                let mut next = current.clone();
+                if next.enabled {
+                    next.enabled = false;
+                    next.updated_at_ms = now;
+                }
+                Ok(next)
+            })
+        };
+        match tokio::task::spawn_blocking(disable).await {
+            Ok(Ok(_)) => {
+                tracing::warn!(endpoint = %endpoint, "endpoint answered 410 Gone: disabled")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(endpoint = %endpoint, error = %e, "disabling a gone endpoint")
+            }
+            Err(e) => {
+                tracing::error!(endpoint = %endpoint, error = %e, "disabling a gone endpoint")
+            }
+        }
     }
 
     /// The endpoint's own retry schedule (with the daemon's jitter), else the daemon's.
