@@ -85,6 +85,9 @@ struct Sender {
     per_endpoint_concurrency: usize,
     max_in_flight: usize,
     ca_file: String,
+    breaker_failures: u32,
+    breaker_interval: String,
+    breaker_max_interval: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +204,8 @@ pub struct Config {
     pub require_https: bool,
     pub per_endpoint_concurrency: usize,
     pub max_in_flight: usize,
+    /// `[sender] breaker_*`: when an endpoint's circuit breaker opens and for how long.
+    pub breaker: hookd_scheduler::BreakerConfig,
     /// Extra trusted certificate authorities for https endpoints (`[sender] ca_file`).
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub retry: RetryPolicy,
@@ -354,6 +359,24 @@ fn validate(f: File) -> Result<Config, ConfigError> {
             "sender: per_endpoint_concurrency and max_in_flight must be positive",
         ));
     }
+    let breaker = hookd_scheduler::BreakerConfig {
+        failures: f.sender.breaker_failures,
+        interval: duration("sender.breaker_interval", &f.sender.breaker_interval)?,
+        max_interval: duration(
+            "sender.breaker_max_interval",
+            &f.sender.breaker_max_interval,
+        )?,
+    };
+    if breaker.failures == 0 || breaker.interval.is_zero() {
+        return Err(err(
+            "sender: breaker_failures and breaker_interval must be positive",
+        ));
+    }
+    if breaker.max_interval < breaker.interval {
+        return Err(err(
+            "sender.breaker_max_interval must be at least breaker_interval",
+        ));
+    }
     let schedule = f
         .retry
         .schedule
@@ -426,6 +449,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         require_https: f.sender.require_https,
         per_endpoint_concurrency: f.sender.per_endpoint_concurrency,
         max_in_flight: f.sender.max_in_flight,
+        breaker,
         extra_roots,
         retry: RetryPolicy {
             schedule,

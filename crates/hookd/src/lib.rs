@@ -55,7 +55,7 @@ impl Dispatch for SendDispatch {
             attempts: job.attempts,
             event: job.event,
         };
-        self.0.attempt(due, move || slot.release()).await
+        self.0.attempt(due, move |signal| slot.report(signal)).await
     }
 }
 
@@ -148,6 +148,7 @@ pub async fn run(
             shards: cfg.shards,
             per_endpoint_concurrency: cfg.per_endpoint_concurrency,
             max_in_flight: cfg.max_in_flight,
+            breaker: cfg.breaker.clone(),
         },
         Arc::new(SendDispatch(sender.clone())),
     );

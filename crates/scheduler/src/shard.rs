@@ -5,6 +5,10 @@
 //! `per_endpoint_concurrency`), and a reserve is kept for endpoints holding nothing, so
 //! receivers that hold every request until the timeout cannot starve a healthy one.
 //!
+//! Each attempt reports what it learnt of its endpoint ([`Slot::report`]); the shard keeps a
+//! circuit breaker and an adaptive concurrency limit per endpoint from that ([`health`]). While
+//! an endpoint's breaker is open its due jobs are parked, making no attempt, until it probes.
+//!
 //! Everyone else talks to a shard through its command channel: new jobs (fan-out, manual retry),
 //! released slots (an attempt is done with its endpoint) and finished attempts (outcome durable,
 //! with the next deadline, if any). At start, [`Scheduler::prepare`] builds the shards and the
@@ -15,7 +19,7 @@
 //! restart); each is mapped onto the monotonic clock once, as it enters a shard, through the unix
 //! time read when the clock started.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -28,9 +32,11 @@ use tracing::Instrument;
 
 use hookd_log::ScheduleEntry;
 use hookd_types::time::now_ms;
-use hookd_types::{DeliveryId, EndpointId, Event};
+use hookd_types::{DeliveryId, EndpointId, Event, Signal};
 
 use crate::wheel::Wheel;
+pub use health::{Breaker, BreakerConfig};
+use health::{Change, Health};
 
 /// Attempt `delivery` (bound for `endpoint`) at `due_ms` (unix ms).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,14 +76,14 @@ pub enum Reservation {
 }
 
 /// Makes one attempt and records its outcome; returns the next deadline, if any. The attempt
-/// calls [`Slot::release`] as soon as it is done talking to the endpoint, so the endpoint's
-/// concurrency slot is free while the outcome is still being made durable.
+/// calls [`Slot::report`] (or [`Slot::release`]) as soon as it is done talking to the endpoint,
+/// so the endpoint's concurrency slot is free while the outcome is still being made durable.
 pub trait Dispatch: Send + Sync + 'static {
     fn attempt(&self, job: Job, slot: Slot) -> impl Future<Output = Option<u64>> + Send;
 }
 
-/// One of an endpoint's concurrency slots, held by an attempt. Released on [`Slot::release`] or
-/// on drop, whichever comes first.
+/// One of an endpoint's concurrency slots, held by an attempt. Released on [`Slot::report`],
+/// [`Slot::release`] or on drop, whichever comes first.
 pub struct Slot {
     tx: mpsc::UnboundedSender<Cmd>,
     endpoint: EndpointId,
@@ -93,14 +99,21 @@ impl std::fmt::Debug for Slot {
 }
 
 impl Slot {
-    pub fn release(mut self) {
-        self.give_back();
+    /// Gives the slot back with what the attempt learnt of the endpoint's health.
+    pub fn report(mut self, signal: Signal) {
+        self.give_back(signal);
     }
 
-    fn give_back(&mut self) {
+    /// Gives the slot back, nothing learnt.
+    pub fn release(mut self) {
+        self.give_back(Signal::NotSent);
+    }
+
+    fn give_back(&mut self, signal: Signal) {
         if std::mem::take(&mut self.held) {
             let _ = self.tx.send(Cmd::Released {
                 endpoint: self.endpoint,
+                signal,
             });
         }
     }
@@ -108,7 +121,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.give_back();
+        self.give_back(Signal::NotSent);
     }
 }
 
@@ -159,6 +172,7 @@ pub struct SchedulerConfig {
     pub shards: usize,
     pub per_endpoint_concurrency: usize,
     pub max_in_flight: usize,
+    pub breaker: BreakerConfig,
 }
 
 enum Cmd {
@@ -170,9 +184,15 @@ enum Cmd {
     Unreserve {
         delivery: DeliveryId,
     },
-    /// An attempt is done with the endpoint (its slot is free).
+    /// An attempt is done with the endpoint (its slot is free), and what it learnt.
     Released {
         endpoint: EndpointId,
+        signal: Signal,
+    },
+    /// What the shard knows of an endpoint's health.
+    Health {
+        endpoint: EndpointId,
+        reply: tokio::sync::oneshot::Sender<EndpointHealth>,
     },
     /// An attempt has finished, outcome recorded, with the next deadline if any.
     Finished {
@@ -193,6 +213,18 @@ impl std::fmt::Debug for SchedulerHandle {
             .field("shards", &self.shards.len())
             .finish()
     }
+}
+
+/// An endpoint's health as its shard sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointHealth {
+    pub breaker: Breaker,
+    /// Attempts it may have in flight now: its adaptive limit (0 while the breaker is open, 1
+    /// while it probes), before its share of the shard's budget.
+    pub concurrency: usize,
+    pub consecutive_failures: u32,
+    /// Due deliveries waiting behind an open breaker.
+    pub parked: usize,
 }
 
 pub fn shard_of(endpoint: EndpointId, shards: usize) -> usize {
@@ -224,6 +256,15 @@ impl SchedulerHandle {
             Ok(false) => Reservation::Busy,
             Err(_) => Reservation::Stopped,
         }
+    }
+
+    /// The endpoint's breaker and concurrency limit as its shard sees them; `None` once the
+    /// shard has stopped.
+    pub async fn health(&self, endpoint: EndpointId) -> Option<EndpointHealth> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let cmd = Cmd::Health { endpoint, reply };
+        self.shard(endpoint).send(cmd).ok()?;
+        rx.await.ok()
     }
 
     /// Gives up a reservation that will not be scheduled.
@@ -292,6 +333,10 @@ impl Scheduler {
                 endpoints: HashMap::new(),
                 runnable: VecDeque::new(),
                 share_seen: 0,
+                health: HashMap::new(),
+                parked: HashMap::new(),
+                reopen: BTreeSet::new(),
+                breaker: cfg.breaker.clone(),
                 in_flight: 0,
                 tasks: 0,
                 max_in_flight: (cfg.max_in_flight / n).max(1),
@@ -444,6 +489,14 @@ struct Shard<D> {
     /// The share of the last [`Shard::pump`]: when it grows, endpoints held at the old one are
     /// made runnable again.
     share_seen: usize,
+    /// Endpoints whose attempts taught something: failures counted, a lowered limit, a breaker
+    /// not closed. Any other endpoint is healthy at full concurrency.
+    health: HashMap<EndpointId, Health>,
+    /// Due jobs of endpoints whose breaker is open, in order; they make no attempt meanwhile.
+    parked: HashMap<EndpointId, VecDeque<Job>>,
+    /// When open breakers start probing: (wheel time, endpoint).
+    reopen: BTreeSet<(u64, EndpointId)>,
+    breaker: BreakerConfig,
     /// Attempts holding a slot.
     in_flight: usize,
     /// Attempts not yet finished (some may have released their slot).
@@ -474,6 +527,7 @@ impl<D: Dispatch> Shard<D> {
         let mut stopping = false;
         loop {
             if !stopping {
+                self.probe_due();
                 self.wheel.advance(self.clock.elapsed_ms(), &mut fired);
                 for parked in fired.drain(..) {
                     let job = Job::from(parked);
@@ -486,8 +540,13 @@ impl<D: Dispatch> Shard<D> {
                 break;
             }
             // The wheel was just advanced, so its next deadline is ahead of its time.
-            let wake = match (stopping, self.wheel.next_deadline()) {
-                (false, Some(at)) => Some(self.clock.instant_at(at.max(self.wheel.elapsed() + 1))),
+            let wheel = self
+                .wheel
+                .next_deadline()
+                .map(|at| at.max(self.wheel.elapsed() + 1));
+            let probe = self.reopen.first().map(|(at, _)| *at);
+            let wake = match (stopping, wheel.into_iter().chain(probe).min()) {
+                (false, Some(at)) => Some(self.clock.instant_at(at)),
                 _ => None,
             };
             tokio::select! {
@@ -540,12 +599,23 @@ impl<D: Dispatch> Shard<D> {
                     }
                 }
             }
-            Cmd::Released { endpoint } => {
+            Cmd::Health { endpoint, reply } => {
+                let h = self.health.get(&endpoint).cloned();
+                let h = h.unwrap_or_else(|| Health::new(self.per_endpoint));
+                let _ = reply.send(EndpointHealth {
+                    breaker: h.breaker,
+                    concurrency: h.cap(),
+                    consecutive_failures: h.failures,
+                    parked: self.parked.get(&endpoint).map_or(0, VecDeque::len),
+                });
+            }
+            Cmd::Released { endpoint, signal } => {
                 self.in_flight -= 1;
-                let share = self.share();
+                self.observe(endpoint, signal);
+                let cap = self.cap(endpoint);
                 if let Some(st) = self.endpoints.get_mut(&endpoint) {
                     st.in_flight -= 1;
-                    if !st.queue.is_empty() && !st.runnable && st.in_flight < share {
+                    if !st.queue.is_empty() && !st.runnable && st.in_flight < cap {
                         st.runnable = true;
                         self.runnable.push_back(endpoint);
                     }
@@ -557,6 +627,10 @@ impl<D: Dispatch> Shard<D> {
 
     fn enqueue(&mut self, job: Job) {
         let endpoint = job.endpoint;
+        if let Some(parked) = self.parked.get_mut(&endpoint) {
+            parked.push_back(job);
+            return;
+        }
         let st = self.endpoints.entry(endpoint).or_default();
         st.queue.push_back(job);
         // Whether it is below its share is for `pump` to say: it may be a newcomer.
@@ -569,6 +643,63 @@ impl<D: Dispatch> Shard<D> {
     /// The share of the budget each endpoint with work may hold now.
     fn share(&self) -> usize {
         share::share(self.max_in_flight, self.endpoints.len(), self.per_endpoint)
+    }
+
+    /// The slots `endpoint` may hold now: its share, within its health's cap.
+    fn cap(&self, endpoint: EndpointId) -> usize {
+        let share = self.share();
+        self.health
+            .get(&endpoint)
+            .map_or(share, |h| h.cap().min(share))
+    }
+
+    /// Takes in an attempt's signal; opens the breaker (parking the endpoint's due jobs) or
+    /// forgets a health with nothing left to say.
+    fn observe(&mut self, endpoint: EndpointId, signal: Signal) {
+        if signal == Signal::Delivered && !self.health.contains_key(&endpoint) {
+            return;
+        }
+        let (now, per_endpoint) = (self.clock.elapsed_ms(), self.per_endpoint);
+        let h = self
+            .health
+            .entry(endpoint)
+            .or_insert_with(|| Health::new(per_endpoint));
+        let change = h.observe(signal, now, per_endpoint, &self.breaker);
+        let plain = h.is_plain(per_endpoint);
+        match change {
+            Change::Opened(until) => {
+                tracing::info!(endpoint = %endpoint, failures = h.failures, "circuit breaker open");
+                self.reopen.insert((until, endpoint));
+                let queue = self
+                    .endpoints
+                    .get_mut(&endpoint)
+                    .map(|st| std::mem::take(&mut st.queue))
+                    .unwrap_or_default();
+                self.parked.insert(endpoint, queue);
+            }
+            Change::Closed => tracing::info!(endpoint = %endpoint, "circuit breaker closed"),
+            Change::None if plain => {
+                self.health.remove(&endpoint);
+            }
+            Change::None => {}
+        }
+    }
+
+    /// Open breakers whose interval is over start probing: their parked jobs queue again.
+    fn probe_due(&mut self) {
+        let now = self.clock.elapsed_ms();
+        while let Some(&(at, endpoint)) = self.reopen.first() {
+            if at > now {
+                break;
+            }
+            self.reopen.pop_first();
+            if let Some(h) = self.health.get_mut(&endpoint) {
+                h.probe();
+            }
+            for job in self.parked.remove(&endpoint).unwrap_or_default() {
+                self.enqueue(job);
+            }
+        }
     }
 
     /// Drops an endpoint with no due job and no slot: it no longer counts among those sharing.
@@ -605,16 +736,17 @@ impl<D: Dispatch> Shard<D> {
             let Some(ep) = self.runnable.pop_front() else {
                 return;
             };
-            let share = self.share();
+            let cap = self.cap(ep);
             let (in_flight, budget) = (self.in_flight, self.max_in_flight);
             let Some(st) = self.endpoints.get_mut(&ep) else {
                 continue;
             };
-            if st.in_flight >= share {
+            if st.in_flight >= cap {
                 st.runnable = false;
+                self.forget_if_idle(ep);
                 continue;
             }
-            if !share::may_start(st.in_flight, share, in_flight, budget) {
+            if !share::may_start(st.in_flight, cap, in_flight, budget) {
                 self.runnable.push_back(ep);
                 idle_turns += 1;
                 continue;
@@ -638,7 +770,7 @@ impl<D: Dispatch> Shard<D> {
             idle_turns = 0;
             self.live.insert(job.delivery, IN_FLIGHT);
             st.in_flight += 1;
-            if !st.queue.is_empty() && st.in_flight < share {
+            if !st.queue.is_empty() && st.in_flight < cap {
                 self.runnable.push_back(ep);
             } else {
                 st.runnable = false;
@@ -670,6 +802,7 @@ impl<D: Dispatch> Shard<D> {
     }
 }
 
+mod health;
 mod share;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ use hookd_types::metrics::{dec, inc, METRICS};
 use hookd_types::retry::RetryPolicy;
 use hookd_types::time::{now_ms, rfc3339};
 use hookd_types::{
-    Attempt, DeliveryId, DeliveryStatus, Endpoint, EndpointId, ErrorKind, Event,
+    Attempt, DeliveryId, DeliveryStatus, Endpoint, EndpointId, ErrorKind, Event, Signal,
     RESPONSE_EXCERPT_BYTES,
 };
 
@@ -112,7 +112,9 @@ pub struct Due {
     pub event: Option<Arc<Event>>,
 }
 
-type Exchange = (Result<Response, SendError>, Option<String>);
+/// The result, why nothing was sent if the endpoint is gone or disabled, and what the exchange
+/// says of the endpoint's health.
+type Exchange = (Result<Response, SendError>, Option<String>, Signal);
 
 impl Sender {
     pub fn new(
@@ -153,19 +155,19 @@ impl Sender {
     }
 
     /// Makes the attempt and records its outcome; returns the next deadline, if any. `sent` is
-    /// called once the exchange with the endpoint is over, before the outcome is recorded (it
-    /// frees the endpoint's concurrency slot).
-    pub async fn attempt(&self, due: Due, sent: impl FnOnce() + Send) -> Option<u64> {
+    /// called once the exchange with the endpoint is over, before the outcome is recorded, with
+    /// what it says of the endpoint's health (it frees the endpoint's concurrency slot).
+    pub async fn attempt(&self, due: Due, sent: impl FnOnce(Signal) + Send) -> Option<u64> {
         let id = due.delivery;
         let _guard = InFlight::start();
         let started = now_ms();
-        let (result, refused) = self.exchange(&due, started).await;
+        let (result, refused, signal) = self.exchange(&due, started).await;
         let gone = matches!(&result, Ok(r) if r.status == 410);
         if gone {
             // Before the slot is free: no later delivery is sent to a gone endpoint.
             self.disable_gone(due.endpoint).await;
         }
-        sent();
+        sent(signal);
         let number = due.attempts + 1;
         let mut attempt = Attempt {
             number,
@@ -289,7 +291,7 @@ impl Sender {
                 detail: what.to_owned(),
                 latency: Duration::ZERO,
             };
-            (Err(e), Some(what.to_owned()))
+            (Err(e), Some(what.to_owned()), Signal::NotSent)
         };
         let Some(ep) = self.registry.get(due.endpoint) else {
             return refuse(ErrorKind::EndpointDeleted, "endpoint deleted");
@@ -309,13 +311,17 @@ impl Sender {
                         detail: "storage error reading the event".into(),
                         latency: Duration::ZERO,
                     };
-                    return (Err(err), None);
+                    return (Err(err), None, Signal::NotSent);
                 }
             },
         };
         let result = self.send(&ep, &event, at_ms).await;
         crate::observe::answered(&result, event.created_at_ms);
-        (result, None)
+        let signal = match &result {
+            Ok(r) => Signal::of(Some(r.status), None),
+            Err(e) => Signal::of(None, Some(e.kind)),
+        };
+        (result, None, signal)
     }
 
     /// The event of a delivery, read on a blocking thread (store reads may touch the disk).

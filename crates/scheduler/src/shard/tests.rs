@@ -26,6 +26,8 @@ struct Fake {
     hold: Duration,
     /// Endpoints held longer than `hold`.
     holds: HashMap<EndpointId, Duration>,
+    /// What attempts to an endpoint report of its health (none: nothing, the slot is released).
+    signals: Mutex<HashMap<EndpointId, Signal>>,
     after_release: Duration,
     fail_first: usize,
     retry_after: u64,
@@ -41,6 +43,7 @@ impl Fake {
             tails: AtomicUsize::new(0),
             hold: Duration::ZERO,
             holds: HashMap::new(),
+            signals: Mutex::default(),
             after_release: Duration::ZERO,
             fail_first: 0,
             retry_after: 20,
@@ -95,7 +98,11 @@ impl Dispatch for Fake {
             .get_mut(&job.endpoint)
             .unwrap() -= 1;
         self.tails.fetch_add(1, Ordering::SeqCst);
-        slot.release();
+        let signal = self.signals.lock().unwrap().get(&job.endpoint).copied();
+        match signal {
+            Some(signal) => slot.report(signal),
+            None => slot.release(),
+        }
         // Durability work after the endpoint is done does not hold the slot.
         tokio::time::sleep(self.after_release).await;
         self.tails.fetch_sub(1, Ordering::SeqCst);
@@ -108,6 +115,7 @@ fn cfg(per_endpoint: usize) -> SchedulerConfig {
         shards: 2,
         per_endpoint_concurrency: per_endpoint,
         max_in_flight: 64,
+        breaker: BreakerConfig::default(),
     }
 }
 
@@ -125,6 +133,7 @@ fn start_one_shard(fake: &Arc<Fake>, per_endpoint: usize, budget: usize) -> Sche
         shards: 1,
         per_endpoint_concurrency: per_endpoint,
         max_in_flight: budget,
+        breaker: BreakerConfig::default(),
     };
     Scheduler::prepare_at(&config, fake.clone(), fake.clock).start()
 }
@@ -470,4 +479,61 @@ async fn shares_even_out_as_slow_attempts_end() {
     };
     assert_eq!(counts, [3; 5]);
     assert!(!s.shutdown(Duration::from_millis(10)).await);
+}
+
+/// An endpoint that times out opens its breaker after three failures: its other due jobs wait,
+/// making no attempt, while single probes fail at 1, 2 and 4 s intervals; once it answers, a
+/// probe closes the breaker and the waiting jobs run, concurrency growing back from one.
+#[tokio::test(start_paused = true)]
+async fn a_failing_endpoint_is_probed_and_its_queue_waits() {
+    let fake = Arc::new(Fake {
+        hold: Duration::from_millis(10),
+        ..Fake::new()
+    });
+    let config = SchedulerConfig {
+        shards: 1,
+        per_endpoint_concurrency: 4,
+        max_in_flight: 64,
+        breaker: BreakerConfig {
+            failures: 3,
+            interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(4),
+        },
+    };
+    let s = Scheduler::prepare_at(&config, fake.clone(), fake.clock).start();
+    let ep = EndpointId::generate();
+    fake.signals.lock().unwrap().insert(ep, Signal::Unreachable);
+    let t0 = Instant::now();
+    for _ in 0..10 {
+        s.handle().schedule(job(ep, 0));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let h = s.handle().health(ep).await.unwrap();
+    assert_eq!(h.breaker.name(), "open");
+    assert_eq!((h.concurrency, h.parked, h.consecutive_failures), (0, 6, 4));
+    // It answers again from 5 s on.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    fake.signals.lock().unwrap().insert(ep, Signal::Delivered);
+    wait_calls(&fake, 10).await;
+    let starts: Vec<u64> = fake
+        .calls()
+        .iter()
+        .map(|c| (c.at - t0).as_millis() as u64)
+        .collect();
+    assert_eq!(
+        starts,
+        [0, 0, 0, 0, 1010, 3020, 7030, 7040, 7050, 7050],
+        "four at once; probes after 1, 2 and 4 s; then one, then two at a time"
+    );
+    // Every job was attempted once: none was spent while the breaker was open.
+    let mut ids: Vec<_> = fake.calls().iter().map(|c| c.job.delivery).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 10);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let h = s.handle().health(ep).await.unwrap();
+    assert_eq!(
+        (h.breaker.name(), h.concurrency, h.parked),
+        ("closed", 4, 0)
+    );
+    assert!(s.shutdown(Duration::from_secs(1)).await);
 }
