@@ -88,6 +88,7 @@ struct Sender {
     breaker_failures: u32,
     breaker_interval: String,
     breaker_max_interval: String,
+    auto_disable_after: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +207,8 @@ pub struct Config {
     pub max_in_flight: usize,
     /// `[sender] breaker_*`: when an endpoint's circuit breaker opens and for how long.
     pub breaker: hookd_scheduler::BreakerConfig,
+    /// `[sender] auto_disable_after`: disable endpoints failing this long; `None`: never.
+    pub auto_disable_after: Option<Duration>,
     /// Extra trusted certificate authorities for https endpoints (`[sender] ca_file`).
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub retry: RetryPolicy,
@@ -377,6 +380,11 @@ fn validate(f: File) -> Result<Config, ConfigError> {
             "sender.breaker_max_interval must be at least breaker_interval",
         ));
     }
+    let auto_disable_after = Some(duration(
+        "sender.auto_disable_after",
+        &f.sender.auto_disable_after,
+    )?)
+    .filter(|d| !d.is_zero());
     let schedule = f
         .retry
         .schedule
@@ -450,6 +458,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         per_endpoint_concurrency: f.sender.per_endpoint_concurrency,
         max_in_flight: f.sender.max_in_flight,
         breaker,
+        auto_disable_after,
         extra_roots,
         retry: RetryPolicy {
             schedule,

@@ -1,5 +1,7 @@
 //! What an endpoint's answer asks of its next attempt: `Retry-After` on 429 and 503 (clamped to
 //! [1 s, 1 h]), `410 Gone` disables the endpoint, and redirects are failures, never followed.
+//! An endpoint failing for `auto_disable_after` is disabled too; both are announced with the
+//! operational event `endpoint.disabled`.
 
 mod common;
 
@@ -129,6 +131,7 @@ fn attempts_at(delivery: &Value) -> Vec<u64> {
 async fn gone_disables_the_endpoint_and_stops_its_deliveries() {
     let (_dir, rx, d) = setup(|c| schedule(c).set("sender", "per_endpoint_concurrency", "1")).await;
     let api = &d.api;
+    watch_disabled(api, &rx).await;
     rx.script("/gone", Reply::Status(410));
     let body = json!({"name": "gone", "url": rx.url("/gone"), "event_types": ["job.failed"]});
     let (ep, _, _) = api.create_endpoint(body).await;
@@ -167,8 +170,12 @@ async fn gone_disables_the_endpoint_and_stops_its_deliveries() {
         4,
         "{errors:?}"
     );
-    let ep = api.get(&format!("/v1/endpoints/{ep}")).await;
-    assert_eq!(ep.expect(200)["enabled"], false);
+    let got = api.get(&format!("/v1/endpoints/{ep}")).await;
+    assert_eq!(got.expect(200)["enabled"], false);
+    let notice = disabled_notice(&rx).await;
+    assert_eq!(notice["data"]["endpoint_id"], ep, "{notice}");
+    assert_eq!(notice["data"]["reason"], "gone", "{notice}");
+    assert_eq!(notice["data"]["failing_since"], Value::Null, "{notice}");
 }
 
 /// A redirect is a failed attempt, and its target is never requested.
@@ -194,4 +201,65 @@ async fn redirects_fail_and_are_not_followed() {
         assert_eq!(first["error"], "http_status", "{dv}");
     }
     assert_eq!(rx.requests_to("/target").len(), 0);
+}
+
+/// Creates an endpoint subscribed to the operational event `endpoint.disabled`.
+async fn watch_disabled(api: &Api, rx: &Receiver) {
+    let body = json!({"name": "ops", "url": rx.url("/ops"), "event_types": ["endpoint.disabled"]});
+    api.create_endpoint(body).await;
+}
+
+/// The `endpoint.disabled` event the ops endpoint received (the first), as JSON.
+async fn disabled_notice(rx: &Receiver) -> Value {
+    let got = rx.wait_for_path("/ops", 1, secs(30)).await;
+    let v = got[0].json();
+    assert_eq!(v["type"], "endpoint.disabled", "{v}");
+    v
+}
+
+/// An endpoint whose every attempt has failed for `auto_disable_after` is disabled, and the
+/// tenant's endpoints subscribed to `endpoint.disabled` hear of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_endpoint_failing_too_long_is_disabled_and_announced() {
+    let (_dir, rx, d) = setup(|c| {
+        // Retries every 200 ms for 4 s: some are left when it is disabled after 1 s.
+        c.set(
+            "retry",
+            "schedule",
+            &format!("[{}]", ["\"200ms\""; 20].join(",")),
+        )
+        .set("sender", "auto_disable_after", "\"1s\"")
+        .set("sender", "breaker_failures", "100")
+    })
+    .await;
+    let api = &d.api;
+    watch_disabled(api, &rx).await;
+    rx.script("/down", Reply::Status(500));
+    let dlv = one_event_to(api, &rx, &["/down"]).await;
+    let ep = api.delivery(&dlv["/down"]).await["endpoint_id"].clone();
+
+    let notice = disabled_notice(&rx).await;
+    let data = &notice["data"];
+    assert_eq!(data["endpoint_id"], ep, "{notice}");
+    assert_eq!(data["reason"], "failing", "{notice}");
+    assert_eq!(data["url"], rx.url("/down"), "{notice}");
+    let failing_for = unix_ms(&notice["created_at"]) - unix_ms(&data["failing_since"]);
+    assert!(
+        failing_for >= 1000,
+        "disabled after failing {failing_for} ms"
+    );
+    let got = api
+        .get(&format!("/v1/endpoints/{}", ep.as_str().unwrap()))
+        .await;
+    assert_eq!(got.expect(200)["enabled"], false);
+    // Its delivery's next attempt finds it disabled and gives up.
+    let dv = api
+        .wait_delivery_status(&dlv["/down"], "dead_lettered", secs(30))
+        .await;
+    let attempts = dv["attempts"].as_array().unwrap();
+    assert_eq!(
+        attempts.last().unwrap()["error"],
+        "endpoint_disabled",
+        "{dv}"
+    );
 }

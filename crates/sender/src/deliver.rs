@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
-use hookd_log::{Change, EndpointRegistry, LogError, OutcomeLog, Store};
+use hookd_log::{Change, EndpointRegistry, OutcomeLog, Store};
 use hookd_types::metrics::{dec, inc, METRICS};
 use hookd_types::retry::RetryPolicy;
 use hookd_types::time::{now_ms, rfc3339};
@@ -19,6 +19,7 @@ use hookd_types::{
 };
 
 use crate::client::{HttpClient, Response, SendError};
+use crate::disable::{Announce, Disabler, Reason};
 use crate::sign::{sign, SigningKey};
 use crate::wire;
 
@@ -79,6 +80,7 @@ pub struct Sender {
     registry: Arc<EndpointRegistry>,
     retry: RetryPolicy,
     outcomes: Arc<OutcomeLog>,
+    disabler: Disabler,
 }
 
 impl std::fmt::Debug for Sender {
@@ -127,10 +129,22 @@ impl Sender {
         Self {
             client,
             store,
+            disabler: Disabler::new(registry.clone()),
             registry,
             retry,
             outcomes,
         }
+    }
+
+    /// Disables endpoints that have been failing this long (`None` or zero: never).
+    pub fn auto_disable_after(mut self, after: Option<Duration>) -> Self {
+        self.disabler.set_after(after);
+        self
+    }
+
+    /// Where `endpoint.disabled` events go; set once, after the ingest path has started.
+    pub fn announce_with(&self, announce: Arc<dyn Announce>) {
+        self.disabler.set_announce(announce);
     }
 
     /// Signs and POSTs `event` to `endpoint` in the endpoint's wire format, stamped `at_ms`.
@@ -163,9 +177,14 @@ impl Sender {
         let started = now_ms();
         let (result, refused, signal) = self.exchange(&due, started).await;
         let gone = matches!(&result, Ok(r) if r.status == 410);
-        if gone {
-            // Before the slot is free: no later delivery is sent to a gone endpoint.
-            self.disable_gone(due.endpoint).await;
+        let disable = if gone {
+            Some(Reason::Gone)
+        } else {
+            self.disabler.observe(due.endpoint, signal, started)
+        };
+        if let Some(reason) = disable {
+            // Before the slot is free: no later delivery is sent to it.
+            self.disabler.disable(due.endpoint, reason).await;
         }
         sent(signal);
         let number = due.attempts + 1;
@@ -238,33 +257,6 @@ impl Sender {
         }
         crate::observe::attempt(&result, due.endpoint, status);
         next_attempt_ms
-    }
-
-    /// The endpoint answered `410 Gone`: disables it, so its other deliveries stop.
-    async fn disable_gone(&self, endpoint: EndpointId) {
-        let registry = self.registry.clone();
-        let now = now_ms();
-        let disable = move || {
-            registry.update(endpoint, |current| -> Result<Endpoint, LogError> {
-                let mut next = current.clone();
-                if next.enabled {
-                    next.enabled = false;
-                    next.updated_at_ms = now;
-                }
-                Ok(next)
-            })
-        };
-        match tokio::task::spawn_blocking(disable).await {
-            Ok(Ok(_)) => {
-                tracing::warn!(endpoint = %endpoint, "endpoint answered 410 Gone: disabled")
-            }
-            Ok(Err(e)) => {
-                tracing::error!(endpoint = %endpoint, error = %e, "disabling a gone endpoint")
-            }
-            Err(e) => {
-                tracing::error!(endpoint = %endpoint, error = %e, "disabling a gone endpoint")
-            }
-        }
     }
 
     /// The endpoint's own retry schedule (with the daemon's jitter), else the daemon's.

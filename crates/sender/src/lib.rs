@@ -7,6 +7,8 @@
 //!   with a resolver that enforces the policy on every resolved address.
 //! - [`deliver`]: one attempt end to end, and test sends.
 //! - [`rules`]: what an answer asks of the next attempt (`Retry-After`, `410 Gone`, redirects).
+//! - [`disable`]: endpoints disabled by the sender (gone, failing too long), announced with an
+//!   `endpoint.disabled` event.
 //! - `observe`: the attempt path's metrics (outcomes, latency, lag, pending deliveries).
 //!
 //! The sender owns the wire. It must not decide *when* to send (the scheduler does) and it
@@ -14,6 +16,7 @@
 
 pub mod client;
 pub mod deliver;
+pub mod disable;
 pub mod jsjson;
 mod observe;
 pub mod policy;
