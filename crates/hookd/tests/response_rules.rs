@@ -263,3 +263,38 @@ async fn an_endpoint_failing_too_long_is_disabled_and_announced() {
         "{dv}"
     );
 }
+
+/// A `Retry-After` speaks for the endpoint, not only for one delivery: its other deliveries
+/// wait as long before their first attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_after_holds_the_endpoints_other_deliveries() {
+    let (_dir, rx, d) = setup(|c| schedule(c).set("sender", "per_endpoint_concurrency", "1")).await;
+    let api = &d.api;
+    rx.script(
+        "/busy",
+        Reply::Sequence(vec![answer(429, "2").into(), Reply::Status(204)]),
+    );
+    let body = json!({"name": "busy", "url": rx.url("/busy"), "event_types": ["job.failed"]});
+    let (ep, _, _) = api.create_endpoint(body).await;
+    let batch = Value::Array(vec![json!({"type": "job.failed", "data": {}}); 5]);
+    api.post("/v1/events/batch", &batch).await.expect(202);
+    let path = format!("/v1/endpoints/{ep}");
+    let deadline = std::time::Instant::now() + secs(30);
+    while api.get(&path).await.expect(200)["stats"]["delivered"] != 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered in 30 s"
+        );
+        tokio::time::sleep(millis(50)).await;
+    }
+    let list = api.get(&format!("{path}/deliveries?limit=10")).await;
+    let mut firsts = Vec::new();
+    for dl in list.expect(200)["data"].as_array().unwrap() {
+        let dv = api.delivery(dl["id"].as_str().unwrap()).await;
+        firsts.push(attempts_at(&dv)[0]);
+    }
+    firsts.sort();
+    // The 429 came first; every other delivery's first attempt waited the 2 s it asked for.
+    assert!(firsts[1] - firsts[0] >= 2000, "{firsts:?}");
+    assert_eq!(rx.requests_to("/busy").len(), 6);
+}

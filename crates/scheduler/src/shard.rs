@@ -677,11 +677,14 @@ impl<D: Dispatch> Shard<D> {
                     .unwrap_or_default();
                 self.parked.insert(endpoint, queue);
             }
-            Change::Closed => tracing::info!(endpoint = %endpoint, "circuit breaker closed"),
-            Change::None if plain => {
-                self.health.remove(&endpoint);
+            Change::Closed | Change::None => {
+                if change == Change::Closed {
+                    tracing::info!(endpoint = %endpoint, "circuit breaker closed");
+                }
+                if plain {
+                    self.health.remove(&endpoint);
+                }
             }
-            Change::None => {}
         }
     }
 

@@ -310,7 +310,10 @@ impl Sender {
         let result = self.send(&ep, &event, at_ms).await;
         crate::observe::answered(&result, event.created_at_ms);
         let signal = match &result {
-            Ok(r) => Signal::of(Some(r.status), None),
+            Ok(r) => match r.retry_after {
+                Some(wait) => Signal::AskedToWait(wait),
+                None => Signal::of(Some(r.status), None),
+            },
             Err(e) => Signal::of(None, Some(e.kind)),
         };
         (result, None, signal)

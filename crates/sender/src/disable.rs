@@ -55,7 +55,10 @@ impl Streaks {
                 failing.remove(&endpoint);
                 None
             }
-            Signal::Answered | Signal::ServerError | Signal::Unreachable => {
+            Signal::Answered
+            | Signal::AskedToWait(_)
+            | Signal::ServerError
+            | Signal::Unreachable => {
                 let since = *failing.entry(endpoint).or_insert(now_ms);
                 let long = now_ms.saturating_sub(since) >= after.as_millis() as u64;
                 if long {

@@ -127,6 +127,8 @@ impl ErrorKind {
 /// adaptive concurrency act on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
+    /// A 429 or 503 with `Retry-After`: the endpoint asks to be left alone this long (clamped).
+    AskedToWait(std::time::Duration),
     /// A 2xx.
     Delivered,
     /// Another answer from an endpoint that is up and deciding (3xx, 4xx, 429).

@@ -8,6 +8,9 @@
 //!   `interval`. Then it probes: one attempt at a time. A success closes it (the limit starts
 //!   again from 1 and grows); a failure opens it again for twice as long, up to `max_interval`.
 //!   Other answers (3xx, 4xx, 429) show the endpoint up: they reset the count.
+//! - **Asked to wait**: a 429 or 503 with `Retry-After` opens the breaker for the time asked
+//!   (clamped by the sender to [1 s, 1 h]) without counting a failure: the endpoint's other
+//!   deliveries wait too, then a probe goes first.
 //!
 //! Attempts made while a breaker is open: none. A delivery waiting behind an open breaker keeps
 //! its attempt count; it is attempted once the breaker closes (or as a probe), later than its
@@ -110,10 +113,30 @@ impl Health {
         cfg: &BreakerConfig,
     ) -> Change {
         match signal {
+            // Nothing sent while probing: the endpoint was disabled or deleted. Its remaining
+            // deliveries go through the sender's refusal at once, and there is nothing to keep.
+            Signal::NotSent if matches!(self.breaker, Breaker::Probing { .. }) => {
+                *self = Health::new(per_endpoint);
+                return Change::Closed;
+            }
             Signal::NotSent => return Change::None,
             Signal::Delivered => self.limit = (self.limit + 1).min(per_endpoint.max(1)),
             Signal::Unreachable => self.limit = (self.limit / 2).max(1),
             Signal::Answered | Signal::ServerError => {}
+            Signal::AskedToWait(wait) => {
+                self.failures = 0;
+                if let Breaker::Open { .. } = self.breaker {
+                    // An attempt started before it opened: it already waits.
+                    return Change::None;
+                }
+                let interval_ms = (wait.as_millis() as u64).max(1);
+                let until_ms = now_ms + interval_ms;
+                self.breaker = Breaker::Open {
+                    until_ms,
+                    interval_ms,
+                };
+                return Change::Opened(until_ms);
+            }
         }
         if !signal.is_failure() {
             self.failures = 0;
@@ -188,6 +211,20 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_after_opens_it_for_the_time_asked() {
+        let mut h = Health::new(4);
+        let c = cfg();
+        h.observe(Signal::ServerError, 0, 4, &c);
+        let wait = Signal::AskedToWait(Duration::from_secs(30));
+        assert_eq!(h.observe(wait, 100, 4, &c), Change::Opened(30_100));
+        assert_eq!((h.failures, h.cap()), (0, 0));
+        // A second answer of the same kind, to an attempt started before: no change.
+        assert_eq!(h.observe(wait, 200, 4, &c), Change::None);
+        h.probe();
+        assert_eq!(h.observe(Signal::Delivered, 31_000, 4, &c), Change::Closed);
+    }
+
+    #[test]
     fn opens_after_consecutive_failures_probes_and_backs_off() {
         let mut h = Health::new(4);
         let c = cfg();
@@ -229,5 +266,13 @@ mod tests {
         assert!(!h.is_plain(4));
         // Nothing sent, nothing learnt.
         assert_eq!(h.observe(Signal::NotSent, 0, 4, &c), Change::None);
+        assert_eq!(h.limit, 1);
+        // Nothing sent by a probe (endpoint disabled or deleted): forgotten.
+        for s in [Signal::ServerError; 3] {
+            h.observe(s, 2000, 4, &c);
+        }
+        h.probe();
+        assert_eq!(h.observe(Signal::NotSent, 2200, 4, &c), Change::Closed);
+        assert!(h.is_plain(4));
     }
 }
