@@ -35,8 +35,8 @@ use hookd_types::time::now_ms;
 use hookd_types::{DeliveryId, EndpointId, Event, Signal};
 
 use crate::wheel::Wheel;
+use health::Health;
 pub use health::{Breaker, BreakerConfig};
-use health::{Change, Health};
 
 /// Attempt `delivery` (bound for `endpoint`) at `due_ms` (unix ms).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -640,71 +640,6 @@ impl<D: Dispatch> Shard<D> {
         }
     }
 
-    /// The share of the budget each endpoint with work may hold now.
-    fn share(&self) -> usize {
-        share::share(self.max_in_flight, self.endpoints.len(), self.per_endpoint)
-    }
-
-    /// The slots `endpoint` may hold now: its share, within its health's cap.
-    fn cap(&self, endpoint: EndpointId) -> usize {
-        let share = self.share();
-        self.health
-            .get(&endpoint)
-            .map_or(share, |h| h.cap().min(share))
-    }
-
-    /// Takes in an attempt's signal; opens the breaker (parking the endpoint's due jobs) or
-    /// forgets a health with nothing left to say.
-    fn observe(&mut self, endpoint: EndpointId, signal: Signal) {
-        if signal == Signal::Delivered && !self.health.contains_key(&endpoint) {
-            return;
-        }
-        let (now, per_endpoint) = (self.clock.elapsed_ms(), self.per_endpoint);
-        let h = self
-            .health
-            .entry(endpoint)
-            .or_insert_with(|| Health::new(per_endpoint));
-        let change = h.observe(signal, now, per_endpoint, &self.breaker);
-        let plain = h.is_plain(per_endpoint);
-        match change {
-            Change::Opened(until) => {
-                tracing::info!(endpoint = %endpoint, failures = h.failures, "circuit breaker open");
-                self.reopen.insert((until, endpoint));
-                let queue = self
-                    .endpoints
-                    .get_mut(&endpoint)
-                    .map(|st| std::mem::take(&mut st.queue))
-                    .unwrap_or_default();
-                self.parked.insert(endpoint, queue);
-            }
-            Change::Closed | Change::None => {
-                if change == Change::Closed {
-                    tracing::info!(endpoint = %endpoint, "circuit breaker closed");
-                }
-                if plain {
-                    self.health.remove(&endpoint);
-                }
-            }
-        }
-    }
-
-    /// Open breakers whose interval is over start probing: their parked jobs queue again.
-    fn probe_due(&mut self) {
-        let now = self.clock.elapsed_ms();
-        while let Some(&(at, endpoint)) = self.reopen.first() {
-            if at > now {
-                break;
-            }
-            self.reopen.pop_first();
-            if let Some(h) = self.health.get_mut(&endpoint) {
-                h.probe();
-            }
-            for job in self.parked.remove(&endpoint).unwrap_or_default() {
-                self.enqueue(job);
-            }
-        }
-    }
-
     /// Drops an endpoint with no due job and no slot: it no longer counts among those sharing.
     fn forget_if_idle(&mut self, endpoint: EndpointId) {
         if let Some(st) = self.endpoints.get(&endpoint) {
@@ -712,21 +647,6 @@ impl<D: Dispatch> Shard<D> {
                 self.endpoints.remove(&endpoint);
             }
         }
-    }
-
-    /// After the share grew (fewer endpoints have work), endpoints that were held at the old
-    /// share may start more.
-    fn rejoin_after_growth(&mut self) {
-        let share = self.share();
-        if share > self.share_seen {
-            for (ep, st) in self.endpoints.iter_mut() {
-                if !st.runnable && !st.queue.is_empty() && st.in_flight < share {
-                    st.runnable = true;
-                    self.runnable.push_back(*ep);
-                }
-            }
-        }
-        self.share_seen = share;
     }
 
     /// Starts attempts while there is room, one per endpoint per turn, each endpoint within its

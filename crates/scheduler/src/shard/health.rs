@@ -18,7 +18,9 @@
 
 use std::time::Duration;
 
-use hookd_types::Signal;
+use hookd_types::{EndpointId, Signal};
+
+use super::{Dispatch, Shard};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakerConfig {
@@ -171,6 +173,61 @@ impl Health {
     pub fn probe(&mut self) {
         if let Breaker::Open { interval_ms, .. } = self.breaker {
             self.breaker = Breaker::Probing { interval_ms };
+        }
+    }
+}
+
+/// The shard's side: taking in signals, parking and probing.
+impl<D: Dispatch> Shard<D> {
+    /// Takes in an attempt's signal; opens the breaker (parking the endpoint's due jobs) or
+    /// forgets a health with nothing left to say.
+    pub(super) fn observe(&mut self, endpoint: EndpointId, signal: Signal) {
+        if signal == Signal::Delivered && !self.health.contains_key(&endpoint) {
+            return;
+        }
+        let (now, per_endpoint) = (self.clock.elapsed_ms(), self.per_endpoint);
+        let h = self
+            .health
+            .entry(endpoint)
+            .or_insert_with(|| Health::new(per_endpoint));
+        let change = h.observe(signal, now, per_endpoint, &self.breaker);
+        let plain = h.is_plain(per_endpoint);
+        match change {
+            Change::Opened(until) => {
+                tracing::info!(endpoint = %endpoint, failures = h.failures, "circuit breaker open");
+                self.reopen.insert((until, endpoint));
+                let queue = self
+                    .endpoints
+                    .get_mut(&endpoint)
+                    .map(|st| std::mem::take(&mut st.queue))
+                    .unwrap_or_default();
+                self.parked.insert(endpoint, queue);
+            }
+            Change::Closed | Change::None => {
+                if change == Change::Closed {
+                    tracing::info!(endpoint = %endpoint, "circuit breaker closed");
+                }
+                if plain {
+                    self.health.remove(&endpoint);
+                }
+            }
+        }
+    }
+
+    /// Open breakers whose interval is over start probing: their parked jobs queue again.
+    pub(super) fn probe_due(&mut self) {
+        let now = self.clock.elapsed_ms();
+        while let Some(&(at, endpoint)) = self.reopen.first() {
+            if at > now {
+                break;
+            }
+            self.reopen.pop_first();
+            if let Some(h) = self.health.get_mut(&endpoint) {
+                h.probe();
+            }
+            for job in self.parked.remove(&endpoint).unwrap_or_default() {
+                self.enqueue(job);
+            }
         }
     }
 }

@@ -12,6 +12,10 @@
 //! before the next one has work) the reserve gives a first slot to as many newcomers as it has
 //! slots. Receivers that hold every request until the timeout cannot starve a healthy endpoint.
 
+use hookd_types::EndpointId;
+
+use super::{Dispatch, Shard};
+
 /// The part of the budget kept for endpoints holding no slot.
 pub(crate) fn reserve(budget: usize) -> usize {
     (budget / 4).max(1)
@@ -31,6 +35,36 @@ pub(crate) fn may_start(held: usize, share: usize, in_flight: usize, budget: usi
         return false;
     }
     held == 0 || in_flight + reserve(budget) < budget
+}
+
+impl<D: Dispatch> Shard<D> {
+    /// The share of the budget each endpoint with work may hold now.
+    pub(super) fn share(&self) -> usize {
+        share(self.max_in_flight, self.endpoints.len(), self.per_endpoint)
+    }
+
+    /// The slots `endpoint` may hold now: its share, within its health's cap.
+    pub(super) fn cap(&self, endpoint: EndpointId) -> usize {
+        let share = self.share();
+        self.health
+            .get(&endpoint)
+            .map_or(share, |h| h.cap().min(share))
+    }
+
+    /// After the share grew (fewer endpoints have work), endpoints that were held at the old
+    /// share may start more.
+    pub(super) fn rejoin_after_growth(&mut self) {
+        let share = self.share();
+        if share > self.share_seen {
+            for (ep, st) in self.endpoints.iter_mut() {
+                if !st.runnable && !st.queue.is_empty() && st.in_flight < share {
+                    st.runnable = true;
+                    self.runnable.push_back(*ep);
+                }
+            }
+        }
+        self.share_seen = share;
+    }
 }
 
 #[cfg(test)]
