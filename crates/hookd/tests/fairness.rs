@@ -105,3 +105,34 @@ async fn wait_json(api: &Api, path: &str, pred: impl Fn(&Value) -> bool) -> Valu
         tokio::time::sleep(millis(50)).await;
     }
 }
+
+/// Timeouts halve an endpoint's concurrency (shown in its health) and successes grow it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrency_halves_on_timeouts_and_grows_back() {
+    let (_dir, rx, d) = setup(|c| {
+        c.set("sender", "timeout", "\"1s\"").set(
+            "retry",
+            "schedule",
+            &format!("[{}]", ["\"200ms\""; 8].join(",")),
+        )
+    })
+    .await;
+    let api = &d.api;
+    rx.script("/slow", Reply::Hang);
+    let body = json!({"name": "slow", "url": rx.url("/slow"), "event_types": ["job.failed"]});
+    let (ep, _, _) = api.create_endpoint(body).await;
+    let batch = Value::Array(vec![json!({"type": "job.failed", "data": {}}); 3]);
+    api.post("/v1/events/batch", &batch).await.expect(202);
+    let path = format!("/v1/endpoints/{ep}");
+    // Three timeouts: 16 -> 8 -> 4 -> 2 (three failures do not open the breaker, five would).
+    let slow = wait_json(api, &path, |v| v["health"]["consecutive_failures"] == 3).await;
+    assert_eq!(slow["health"]["concurrency"], 2, "{slow}");
+    assert_eq!(slow["health"]["breaker"], "closed", "{slow}");
+    // Answering again: each of the three successes adds one, to 5 (less if a retry sent before
+    // the receiver was fixed timed out once more and halved it first; never back to 2).
+    rx.script("/slow", Reply::Status(204));
+    let healed = wait_json(api, &path, |v| v["stats"]["delivered"] == 3).await;
+    assert_eq!(healed["health"]["consecutive_failures"], 0, "{healed}");
+    let grown = healed["health"]["concurrency"].as_u64().unwrap();
+    assert!((3..=5).contains(&grown), "{healed}");
+}
