@@ -298,51 +298,92 @@ async fn retry(
             before.status.as_str()
         )));
     }
-    // The shard owning the endpoint is the one that knows whether an attempt is queued or
-    // running: it reserves the delivery, or says it is busy.
-    match state.scheduler.reserve(before.id, before.endpoint_id).await {
-        Reservation::Reserved => {}
-        Reservation::Busy => {
-            return Err(ApiError::conflict(
-                "delivery is being attempted right now; retry once the attempt is over".to_owned(),
-            ))
+    let mut put_back = requeue(&state, vec![before]).await?;
+    let Some(after) = put_back.scheduled.pop() else {
+        return Err(ApiError::conflict(
+            "delivery is being attempted right now; retry once the attempt is over".to_owned(),
+        ));
+    };
+    tracing::info!(delivery = %after.id, "manual retry");
+    Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(&after))).into_response())
+}
+
+/// What [`requeue`] did.
+pub(crate) struct Requeued {
+    /// Put back on the schedule, due now (as they read after it).
+    pub scheduled: Vec<hookd_types::Delivery>,
+    /// Being attempted right now, or held by another retry: left alone.
+    pub busy: usize,
+}
+
+/// Puts retrying or dead-lettered deliveries back on the schedule, due now, in one durable
+/// record. The shard owning each endpoint is the one that knows whether an attempt is queued
+/// or running: it reserves the delivery, or says it is busy.
+pub(crate) async fn requeue(
+    state: &ApiState,
+    found: Vec<hookd_types::Delivery>,
+) -> Result<Requeued, ApiError> {
+    let mut reserved = Vec::with_capacity(found.len());
+    let mut busy = 0;
+    let give_back = |reserved: &[hookd_types::Delivery]| {
+        for d in reserved {
+            state.scheduler.unreserve(d.id, d.endpoint_id);
         }
-        Reservation::Stopped => {
-            return Err(ApiError::new(
-                ErrorCode::Unavailable,
-                "hookd is shutting down",
-            ))
+    };
+    for d in found {
+        match state.scheduler.reserve(d.id, d.endpoint_id).await {
+            Reservation::Reserved => reserved.push(d),
+            Reservation::Busy => busy += 1,
+            Reservation::Stopped => {
+                give_back(&reserved);
+                return Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    "hookd is shutting down",
+                ));
+            }
         }
     }
+    if reserved.is_empty() {
+        return Ok(Requeued {
+            scheduled: reserved,
+            busy,
+        });
+    }
     let now = now_ms();
-    let change = Change::Retried {
-        delivery: before.id,
-        due_ms: now,
-        at_ms: now,
-    };
-    // A manual retry is rare: make it durable before saying so, and visible to the next read.
-    let recorded = match state.outcomes.record_durable(&[change]).await {
+    let changes: Vec<Change> = reserved
+        .iter()
+        .map(|d| Change::Retried {
+            delivery: d.id,
+            due_ms: now,
+            at_ms: now,
+        })
+        .collect();
+    // Rare and asked for: durable before saying so, and visible to the next read.
+    let recorded = match state.outcomes.record_durable(&changes).await {
         Ok(seq) => state.outcomes.applied(seq).await,
         Err(e) => Err(e),
     };
     if let Err(e) = recorded {
-        state.scheduler.unreserve(before.id, before.endpoint_id);
+        give_back(&reserved);
         return Err(e.into());
     }
-    if before.status == DeliveryStatus::DeadLettered {
-        // Back on the schedule: pending again (a retrying one never left).
-        inc(&METRICS.deliveries_pending, 1);
+    for d in &mut reserved {
+        if d.status == DeliveryStatus::DeadLettered {
+            // Back on the schedule: pending again (a retrying one never left).
+            inc(&METRICS.deliveries_pending, 1);
+        }
+        state.scheduler.schedule(Job {
+            delivery: d.id,
+            endpoint: d.endpoint_id,
+            due_ms: now,
+            attempts: d.attempts,
+            event: None,
+        });
+        d.next_attempt_ms = Some(now);
+        d.updated_at_ms = now;
     }
-    state.scheduler.schedule(Job {
-        delivery: before.id,
-        endpoint: before.endpoint_id,
-        due_ms: now,
-        attempts: before.attempts,
-        event: None,
-    });
-    let mut after = before;
-    after.next_attempt_ms = Some(now);
-    after.updated_at_ms = now;
-    tracing::info!(delivery = %after.id, "manual retry");
-    Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(&after))).into_response())
+    Ok(Requeued {
+        scheduled: reserved,
+        busy,
+    })
 }

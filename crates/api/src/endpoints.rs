@@ -271,6 +271,22 @@ pub struct Detail<'a> {
     #[serde(flatten)]
     pub endpoint: EndpointView<'a>,
     pub stats: StatsView,
+    pub health: HealthView,
+}
+
+/// How the scheduler treats an endpoint now, from its recent attempts.
+#[derive(Serialize, ToSchema)]
+#[schema(as = EndpointHealth)]
+pub struct HealthView {
+    /// `closed` (delivering), `open` (deliveries wait, no attempt) or `probing` (one attempt
+    /// at a time).
+    pub breaker: &'static str,
+    /// Attempts it may have in flight now (before its fair share of the in-flight budget).
+    pub concurrency: usize,
+    /// Failures (5xx, timeouts, connection errors) since its last success or other answer.
+    pub consecutive_failures: u32,
+    /// Due deliveries waiting behind an open breaker.
+    pub waiting: usize,
 }
 
 /// Create an endpoint. The answer holds its secret; nothing else ever shows it.
@@ -396,6 +412,15 @@ async fn read(
     let stats = blocking(move || Ok(store.endpoint_stats(ep_id)?)).await?;
     let mut v = serde_json::to_value(EndpointView::from(&*ep)).unwrap_or_default();
     v["stats"] = serde_json::to_value(StatsView::from(stats)).unwrap_or_default();
+    if let Some(h) = state.scheduler.health(ep_id).await {
+        let health = HealthView {
+            breaker: h.breaker.name(),
+            concurrency: h.concurrency,
+            consecutive_failures: h.consecutive_failures,
+            waiting: h.parked,
+        };
+        v["health"] = serde_json::to_value(health).unwrap_or_default();
+    }
     Ok(Json(v))
 }
 

@@ -59,9 +59,24 @@ struct CreateIn {
 /// A time as the API takes it: RFC 3339 text, or unix milliseconds as a number or as text.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
-enum TimeIn {
+pub(crate) enum TimeIn {
     Ms(u64),
     Text(String),
+}
+
+impl TimeIn {
+    /// Unix milliseconds; a 400 naming `field` when it is no time up to year 9999.
+    pub(crate) fn ms(self, field: &str) -> Result<u64, ApiError> {
+        match self {
+            TimeIn::Ms(ms) => (ms <= MAX_MS).then_some(ms),
+            TimeIn::Text(t) => parse_time(&t),
+        }
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "`{field}` must be RFC 3339 or unix milliseconds, up to year 9999"
+            ))
+        })
+    }
 }
 
 /// A tenant's API key (never its text, which only its creation shows).
@@ -129,13 +144,7 @@ fn parse_scopes(names: &[String]) -> Result<Scopes, ApiError> {
 
 /// A key's expiry: a time after `now`.
 fn expiry(t: TimeIn, now: u64) -> Result<u64, ApiError> {
-    let ms = match t {
-        TimeIn::Ms(ms) => (ms <= MAX_MS).then_some(ms),
-        TimeIn::Text(t) => parse_time(&t),
-    }
-    .ok_or_else(|| {
-        ApiError::validation("`expires_at` must be RFC 3339 or unix milliseconds, up to year 9999")
-    })?;
+    let ms = t.ms("expires_at")?;
     if ms <= now {
         return Err(ApiError::validation("`expires_at` must be in the future"));
     }

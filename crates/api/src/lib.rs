@@ -5,6 +5,7 @@
 //! - [`endpoints`]: `/v1/endpoints...` and the validation of endpoint input.
 //! - [`formats`]: the wire-format fields of endpoint input, secrets by scheme, rotation overlap.
 //! - [`deliveries`]: `/v1/endpoints/{id}/deliveries` and `/v1/deliveries...`.
+//! - [`recovery`]: `/v1/endpoints/{id}/recover`: every failed delivery since a time, re-sent.
 //! - [`keys`]: `/v1/api-keys...`: the admin issues, lists and revokes tenants' keys.
 //! - [`ops`]: `/health` and `/metrics`.
 //! - [`openapi`]: the OpenAPI 3.1 document of every route, assembled from the handlers'
@@ -14,7 +15,7 @@
 //! caller and load records through it, so another tenant's ids are simply not found.
 //!
 //! This crate reads state and changes endpoints; it must not write events or attempts. A manual
-//! retry only moves a delivery's deadline and hands the job to the scheduler.
+//! retry (or a recovery) only moves deliveries' deadlines and hands the jobs to the scheduler.
 
 pub mod deliveries;
 pub mod endpoints;
@@ -22,6 +23,7 @@ pub mod formats;
 pub mod keys;
 pub mod openapi;
 pub mod ops;
+pub mod recovery;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -54,7 +56,12 @@ impl std::fmt::Debug for ApiState {
 }
 
 /// What every management route asks of an API key, for the authentication layer.
-pub const ACCESS: [&[RouteAccess]; 3] = [endpoints::ACCESS, deliveries::ACCESS, keys::ACCESS];
+pub const ACCESS: [&[RouteAccess]; 4] = [
+    endpoints::ACCESS,
+    deliveries::ACCESS,
+    recovery::ACCESS,
+    keys::ACCESS,
+];
 
 /// Every `/v1` management route (authentication is layered on by the caller).
 pub fn router(state: ApiState) -> Router {
@@ -65,6 +72,7 @@ pub fn router(state: ApiState) -> Router {
 pub fn routes() -> Router<ApiState> {
     endpoints::routes()
         .merge(deliveries::routes())
+        .merge(recovery::routes())
         .merge(keys::routes())
 }
 

@@ -123,6 +123,7 @@ pub fn document(site: &Site) -> OpenApi {
         hookd_ingest::routes::Doc::openapi(),
         crate::endpoints::Doc::openapi(),
         crate::deliveries::Doc::openapi(),
+        crate::recovery::Doc::openapi(),
         crate::keys::Doc::openapi(),
         crate::ops::Doc::openapi(),
     ] {

@@ -86,6 +86,10 @@ struct Sender {
     per_endpoint_concurrency: usize,
     max_in_flight: usize,
     ca_file: String,
+    breaker_failures: u32,
+    breaker_interval: String,
+    breaker_max_interval: String,
+    auto_disable_after: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +214,10 @@ pub struct Config {
     pub require_https: bool,
     pub per_endpoint_concurrency: usize,
     pub max_in_flight: usize,
+    /// `[sender] breaker_*`: when an endpoint's circuit breaker opens and for how long.
+    pub breaker: hookd_scheduler::BreakerConfig,
+    /// `[sender] auto_disable_after`: disable endpoints failing this long; `None`: never.
+    pub auto_disable_after: Option<Duration>,
     /// Extra trusted certificate authorities for https endpoints (`[sender] ca_file`).
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub retry: RetryPolicy,
@@ -369,6 +377,29 @@ fn validate(f: File) -> Result<Config, ConfigError> {
             "sender: per_endpoint_concurrency and max_in_flight must be positive",
         ));
     }
+    let breaker = hookd_scheduler::BreakerConfig {
+        failures: f.sender.breaker_failures,
+        interval: duration("sender.breaker_interval", &f.sender.breaker_interval)?,
+        max_interval: duration(
+            "sender.breaker_max_interval",
+            &f.sender.breaker_max_interval,
+        )?,
+    };
+    if breaker.failures == 0 || breaker.interval.is_zero() {
+        return Err(err(
+            "sender: breaker_failures and breaker_interval must be positive",
+        ));
+    }
+    if breaker.max_interval < breaker.interval {
+        return Err(err(
+            "sender.breaker_max_interval must be at least breaker_interval",
+        ));
+    }
+    let auto_disable_after = Some(duration(
+        "sender.auto_disable_after",
+        &f.sender.auto_disable_after,
+    )?)
+    .filter(|d| !d.is_zero());
     let schedule = f
         .retry
         .schedule
@@ -452,6 +483,8 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         require_https: f.sender.require_https,
         per_endpoint_concurrency: f.sender.per_endpoint_concurrency,
         max_in_flight: f.sender.max_in_flight,
+        breaker,
+        auto_disable_after,
         extra_roots,
         retry: RetryPolicy {
             schedule,

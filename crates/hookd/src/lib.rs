@@ -19,6 +19,7 @@ pub mod listener;
 pub mod rekey;
 pub mod tls;
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,11 +35,13 @@ use hookd_api::ApiState;
 use hookd_http::auth::{authenticate, refuse_when_draining};
 use hookd_http::error::{envelope_errors, not_found_route};
 use hookd_http::{Draining, Gate};
+use hookd_ingest::validate::Candidate;
 use hookd_ingest::{Committer, CommitterConfig, IngestConfig, IngestState};
 use hookd_log::{
     EndpointRegistry, KeyRegistry, LogError, OutcomeLog, Retention, SledConfig, SledStore, Store,
 };
 use hookd_scheduler::{Dispatch, Fanout, Job, Scheduler, SchedulerConfig, Slot};
+use hookd_sender::disable::{Announce, ENDPOINT_DISABLED};
 use hookd_sender::policy::TargetPolicy;
 use hookd_sender::{ClientConfig, Due, HttpClient, Sender};
 use hookd_types::metrics;
@@ -56,7 +59,29 @@ impl Dispatch for SendDispatch {
             attempts: job.attempts,
             event: job.event,
         };
-        self.0.attempt(due, move || slot.release()).await
+        self.0.attempt(due, move |signal| slot.report(signal)).await
+    }
+}
+
+/// Operational events go through the ingest path: durable, then fanned out like any event.
+struct Announcer(Committer);
+
+impl Announce for Announcer {
+    fn announce(&self, event: hookd_types::Event) {
+        let committer = self.0.clone();
+        let candidate = Candidate {
+            entry: hookd_log::LogEntry {
+                event,
+                idempotency_key: None,
+                request_hash: 0,
+            },
+            client_id: false,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = committer.submit(vec![candidate]).await {
+                tracing::error!(error = %e, "recording an operational event");
+            }
+        });
     }
 }
 
@@ -148,19 +173,23 @@ pub async fn run(
         pool_idle_per_host: cfg.max_in_flight,
         extra_roots: cfg.extra_roots.clone(),
     });
-    let sender = Arc::new(Sender::new(
-        client,
-        store.clone(),
-        registry.clone(),
-        cfg.retry.clone(),
-        outcomes.clone(),
-    ));
+    let sender = Arc::new(
+        Sender::new(
+            client,
+            store.clone(),
+            registry.clone(),
+            cfg.retry.clone(),
+            outcomes.clone(),
+        )
+        .auto_disable_after(cfg.auto_disable_after),
+    );
 
     let mut loader = Scheduler::prepare(
         &SchedulerConfig {
             shards: cfg.shards,
             per_endpoint_concurrency: cfg.per_endpoint_concurrency,
             max_in_flight: cfg.max_in_flight,
+            breaker: cfg.breaker.clone(),
         },
         Arc::new(SendDispatch(sender.clone())),
     );
@@ -224,8 +253,13 @@ pub async fn run(
         appended,
     )?;
 
+    sender.announce_with(Arc::new(Announcer(committer.clone())));
+
     let draining = Draining::default();
-    let event_types = Arc::new(cfg.event_types.iter().cloned().collect());
+    // Endpoints may subscribe to the operational events too; producers may not post them.
+    let mut event_types: HashSet<String> = cfg.event_types.iter().cloned().collect();
+    event_types.insert(ENDPOINT_DISABLED.to_owned());
+    let event_types = Arc::new(event_types);
     let ingest = hookd_ingest::router(IngestState::new(
         IngestConfig {
             max_batch: cfg.max_batch,

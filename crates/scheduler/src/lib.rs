@@ -4,7 +4,9 @@
 //!   commits them with their deadlines, and hands them to the shards.
 //! - [`shard`]: N shard tasks; endpoints are hashed to shards. Each shard owns a [`wheel`] of
 //!   deadlines and the per-endpoint in-flight limits, and asks a [`Dispatch`] to make attempts.
-//!   Shards keep time on a monotonic [`Clock`] (tokio's, so tests can pause it).
+//!   Shards keep time on a monotonic [`Clock`] (tokio's, so tests can pause it), share their
+//!   in-flight budget fairly among endpoints, and keep a circuit breaker and an adaptive
+//!   concurrency limit per endpoint.
 //! - [`wheel`]: the hierarchical timing wheel (64-slot levels, occupancy bitmaps).
 //! - [`pager`]: moves the horizon: shards hold deadlines due within it, the store the rest.
 //!
@@ -19,5 +21,6 @@ pub mod wheel;
 
 pub use fanout::Fanout;
 pub use shard::{
-    Clock, Dispatch, Job, Loader, Reservation, Scheduler, SchedulerConfig, SchedulerHandle, Slot,
+    Breaker, BreakerConfig, Clock, Dispatch, EndpointHealth, Job, Loader, Reservation, Scheduler,
+    SchedulerConfig, SchedulerHandle, Slot,
 };

@@ -1,7 +1,13 @@
 //! Shard tasks. A shard owns, for the endpoints hashed to it: the timing wheel of their
 //! deadlines, a FIFO of due jobs per endpoint, and in-flight counts. It starts at most
-//! `per_endpoint_concurrency` attempts per endpoint and `max_in_flight / shards` in all, taking
-//! endpoints round-robin so one slow endpoint cannot starve the others.
+//! `max_in_flight / shards` attempts in all, taking endpoints round-robin, and shares that budget
+//! fairly among the endpoints with work ([`share`]): each holds at most its share (and at most
+//! `per_endpoint_concurrency`), and a reserve is kept for endpoints holding nothing, so
+//! receivers that hold every request until the timeout cannot starve a healthy one.
+//!
+//! Each attempt reports what it learnt of its endpoint ([`Slot::report`]); the shard keeps a
+//! circuit breaker and an adaptive concurrency limit per endpoint from that ([`health`]). While
+//! an endpoint's breaker is open its due jobs are parked, making no attempt, until it probes.
 //!
 //! Everyone else talks to a shard through its command channel: new jobs (fan-out, manual retry),
 //! released slots (an attempt is done with its endpoint) and finished attempts (outcome durable,
@@ -13,7 +19,7 @@
 //! restart); each is mapped onto the monotonic clock once, as it enters a shard, through the unix
 //! time read when the clock started.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -26,9 +32,11 @@ use tracing::Instrument;
 
 use hookd_log::ScheduleEntry;
 use hookd_types::time::now_ms;
-use hookd_types::{DeliveryId, EndpointId, Event};
+use hookd_types::{DeliveryId, EndpointId, Event, Signal};
 
 use crate::wheel::Wheel;
+use health::Health;
+pub use health::{Breaker, BreakerConfig};
 
 /// Attempt `delivery` (bound for `endpoint`) at `due_ms` (unix ms).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,14 +76,14 @@ pub enum Reservation {
 }
 
 /// Makes one attempt and records its outcome; returns the next deadline, if any. The attempt
-/// calls [`Slot::release`] as soon as it is done talking to the endpoint, so the endpoint's
-/// concurrency slot is free while the outcome is still being made durable.
+/// calls [`Slot::report`] (or [`Slot::release`]) as soon as it is done talking to the endpoint,
+/// so the endpoint's concurrency slot is free while the outcome is still being made durable.
 pub trait Dispatch: Send + Sync + 'static {
     fn attempt(&self, job: Job, slot: Slot) -> impl Future<Output = Option<u64>> + Send;
 }
 
-/// One of an endpoint's concurrency slots, held by an attempt. Released on [`Slot::release`] or
-/// on drop, whichever comes first.
+/// One of an endpoint's concurrency slots, held by an attempt. Released on [`Slot::report`],
+/// [`Slot::release`] or on drop, whichever comes first.
 pub struct Slot {
     tx: mpsc::UnboundedSender<Cmd>,
     endpoint: EndpointId,
@@ -91,14 +99,21 @@ impl std::fmt::Debug for Slot {
 }
 
 impl Slot {
-    pub fn release(mut self) {
-        self.give_back();
+    /// Gives the slot back with what the attempt learnt of the endpoint's health.
+    pub fn report(mut self, signal: Signal) {
+        self.give_back(signal);
     }
 
-    fn give_back(&mut self) {
+    /// Gives the slot back, nothing learnt.
+    pub fn release(mut self) {
+        self.give_back(Signal::NotSent);
+    }
+
+    fn give_back(&mut self, signal: Signal) {
         if std::mem::take(&mut self.held) {
             let _ = self.tx.send(Cmd::Released {
                 endpoint: self.endpoint,
+                signal,
             });
         }
     }
@@ -106,7 +121,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.give_back();
+        self.give_back(Signal::NotSent);
     }
 }
 
@@ -157,6 +172,7 @@ pub struct SchedulerConfig {
     pub shards: usize,
     pub per_endpoint_concurrency: usize,
     pub max_in_flight: usize,
+    pub breaker: BreakerConfig,
 }
 
 enum Cmd {
@@ -168,9 +184,15 @@ enum Cmd {
     Unreserve {
         delivery: DeliveryId,
     },
-    /// An attempt is done with the endpoint (its slot is free).
+    /// An attempt is done with the endpoint (its slot is free), and what it learnt.
     Released {
         endpoint: EndpointId,
+        signal: Signal,
+    },
+    /// What the shard knows of an endpoint's health.
+    Health {
+        endpoint: EndpointId,
+        reply: tokio::sync::oneshot::Sender<EndpointHealth>,
     },
     /// An attempt has finished, outcome recorded, with the next deadline if any.
     Finished {
@@ -199,6 +221,18 @@ impl std::fmt::Debug for SchedulerHandle {
             .field("shards", &self.shards.len())
             .finish()
     }
+}
+
+/// An endpoint's health as its shard sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointHealth {
+    pub breaker: Breaker,
+    /// Attempts it may have in flight now: its adaptive limit (0 while the breaker is open, 1
+    /// while it probes), before its share of the shard's budget.
+    pub concurrency: usize,
+    pub consecutive_failures: u32,
+    /// Due deliveries waiting behind an open breaker.
+    pub parked: usize,
 }
 
 pub fn shard_of(endpoint: EndpointId, shards: usize) -> usize {
@@ -246,6 +280,15 @@ impl SchedulerHandle {
     /// Hands a deadline read from the store to its shard (see [`crate::pager`]).
     pub fn page(&self, job: Job) {
         let _ = self.shard(job.endpoint).send(Cmd::Page(job));
+    }
+
+    /// The endpoint's breaker and concurrency limit as its shard sees them; `None` once the
+    /// shard has stopped.
+    pub async fn health(&self, endpoint: EndpointId) -> Option<EndpointHealth> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let cmd = Cmd::Health { endpoint, reply };
+        self.shard(endpoint).send(cmd).ok()?;
+        rx.await.ok()
     }
 
     /// Gives up a reservation that will not be scheduled.
@@ -313,6 +356,11 @@ impl Scheduler {
                 reserved: HashMap::new(),
                 endpoints: HashMap::new(),
                 runnable: VecDeque::new(),
+                share_seen: 0,
+                health: HashMap::new(),
+                parked: HashMap::new(),
+                reopen: BTreeSet::new(),
+                breaker: cfg.breaker.clone(),
                 in_flight: 0,
                 tasks: 0,
                 max_in_flight: (cfg.max_in_flight / n).max(1),
@@ -472,9 +520,21 @@ struct Shard<D> {
     live: HashMap<DeliveryId, u64>,
     /// The deadline a reservation took over, given back if the retry is not scheduled.
     reserved: HashMap<DeliveryId, u64>,
+    /// Endpoints with work: due jobs or attempts holding a slot. No other endpoint is here.
     endpoints: HashMap<EndpointId, EndpointState>,
-    /// Endpoints with due jobs and room to start one, in round-robin order.
+    /// Endpoints with due jobs and below their share, in round-robin order.
     runnable: VecDeque<EndpointId>,
+    /// The share of the last [`Shard::pump`]: when it grows, endpoints held at the old one are
+    /// made runnable again.
+    share_seen: usize,
+    /// Endpoints whose attempts taught something: failures counted, a lowered limit, a breaker
+    /// not closed. Any other endpoint is healthy at full concurrency.
+    health: HashMap<EndpointId, Health>,
+    /// Due jobs of endpoints whose breaker is open, in order; they make no attempt meanwhile.
+    parked: HashMap<EndpointId, VecDeque<Job>>,
+    /// When open breakers start probing: (wheel time, endpoint).
+    reopen: BTreeSet<(u64, EndpointId)>,
+    breaker: BreakerConfig,
     /// Attempts holding a slot.
     in_flight: usize,
     /// Attempts not yet finished (some may have released their slot).
@@ -512,6 +572,7 @@ impl<D: Dispatch> Shard<D> {
         let mut stopping = false;
         loop {
             if !stopping {
+                self.probe_due();
                 self.wheel.advance(self.clock.elapsed_ms(), &mut fired);
                 for parked in fired.drain(..) {
                     let job = Job::from(parked);
@@ -524,8 +585,13 @@ impl<D: Dispatch> Shard<D> {
                 break;
             }
             // The wheel was just advanced, so its next deadline is ahead of its time.
-            let wake = match (stopping, self.wheel.next_deadline()) {
-                (false, Some(at)) => Some(self.clock.instant_at(at.max(self.wheel.elapsed() + 1))),
+            let wheel = self
+                .wheel
+                .next_deadline()
+                .map(|at| at.max(self.wheel.elapsed() + 1));
+            let probe = self.reopen.first().map(|(at, _)| *at);
+            let wake = match (stopping, wheel.into_iter().chain(probe).min()) {
+                (false, Some(at)) => Some(self.clock.instant_at(at)),
                 _ => None,
             };
             tokio::select! {
@@ -587,17 +653,27 @@ impl<D: Dispatch> Shard<D> {
                     }
                 }
             }
-            Cmd::Released { endpoint } => {
+            Cmd::Health { endpoint, reply } => {
+                let h = self.health.get(&endpoint).cloned();
+                let h = h.unwrap_or_else(|| Health::new(self.per_endpoint));
+                let _ = reply.send(EndpointHealth {
+                    breaker: h.breaker,
+                    concurrency: h.cap(),
+                    consecutive_failures: h.failures,
+                    parked: self.parked.get(&endpoint).map_or(0, VecDeque::len),
+                });
+            }
+            Cmd::Released { endpoint, signal } => {
                 self.in_flight -= 1;
-                let per_endpoint = self.per_endpoint;
+                self.observe(endpoint, signal);
+                let cap = self.cap(endpoint);
                 if let Some(st) = self.endpoints.get_mut(&endpoint) {
                     st.in_flight -= 1;
-                    if !st.queue.is_empty() && !st.runnable && st.in_flight < per_endpoint {
+                    if !st.queue.is_empty() && !st.runnable && st.in_flight < cap {
                         st.runnable = true;
                         self.runnable.push_back(endpoint);
-                    } else if st.queue.is_empty() && st.in_flight == 0 {
-                        self.endpoints.remove(&endpoint);
                     }
+                    self.forget_if_idle(endpoint);
                 }
             }
         }
@@ -605,25 +681,56 @@ impl<D: Dispatch> Shard<D> {
 
     fn enqueue(&mut self, job: Job) {
         let endpoint = job.endpoint;
+        if let Some(parked) = self.parked.get_mut(&endpoint) {
+            parked.push_back(job);
+            return;
+        }
         let st = self.endpoints.entry(endpoint).or_default();
         st.queue.push_back(job);
-        if !st.runnable && st.in_flight < self.per_endpoint {
+        // Whether it is below its share is for `pump` to say: it may be a newcomer.
+        if !st.runnable {
             st.runnable = true;
             self.runnable.push_back(endpoint);
         }
     }
 
-    /// Starts attempts while there is room, one per endpoint per turn.
+    /// Drops an endpoint with no due job and no slot: it no longer counts among those sharing.
+    fn forget_if_idle(&mut self, endpoint: EndpointId) {
+        if let Some(st) = self.endpoints.get(&endpoint) {
+            if st.queue.is_empty() && st.in_flight == 0 && !st.runnable {
+                self.endpoints.remove(&endpoint);
+            }
+        }
+    }
+
+    /// Starts attempts while there is room, one per endpoint per turn, each endpoint within its
+    /// share. An endpoint held back only by the reserve stays in the queue; the loop ends once
+    /// it has gone round every runnable endpoint without starting anything.
     fn pump(&mut self) {
-        while self.in_flight < self.max_in_flight {
+        self.rejoin_after_growth();
+        let mut idle_turns = 0;
+        while self.in_flight < self.max_in_flight && idle_turns <= self.runnable.len() {
             let Some(ep) = self.runnable.pop_front() else {
                 return;
             };
+            let cap = self.cap(ep);
+            let (in_flight, budget) = (self.in_flight, self.max_in_flight);
             let Some(st) = self.endpoints.get_mut(&ep) else {
                 continue;
             };
+            if st.in_flight >= cap {
+                st.runnable = false;
+                self.forget_if_idle(ep);
+                continue;
+            }
+            if !share::may_start(st.in_flight, cap, in_flight, budget) {
+                self.runnable.push_back(ep);
+                idle_turns += 1;
+                continue;
+            }
             let Some(job) = st.queue.pop_front() else {
                 st.runnable = false;
+                self.forget_if_idle(ep);
                 continue;
             };
             // Replaced while it queued (a manual retry of a dead-lettered delivery cannot race
@@ -631,14 +738,16 @@ impl<D: Dispatch> Shard<D> {
             if self.live.get(&job.delivery) != Some(&job.due_ms) {
                 if st.queue.is_empty() {
                     st.runnable = false;
+                    self.forget_if_idle(ep);
                 } else {
                     self.runnable.push_back(ep);
                 }
                 continue;
             }
+            idle_turns = 0;
             self.live.insert(job.delivery, IN_FLIGHT);
             st.in_flight += 1;
-            if !st.queue.is_empty() && st.in_flight < self.per_endpoint {
+            if !st.queue.is_empty() && st.in_flight < cap {
                 self.runnable.push_back(ep);
             } else {
                 st.runnable = false;
@@ -670,5 +779,7 @@ impl<D: Dispatch> Shard<D> {
     }
 }
 
+mod health;
+mod share;
 #[cfg(test)]
 mod tests;

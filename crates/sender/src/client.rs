@@ -31,6 +31,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hookd_types::{ErrorKind, RESPONSE_EXCERPT_BYTES};
 
 use crate::policy::{is_forbidden_ip, numeric_ipv4, TargetPolicy, UrlError};
+use crate::rules;
 
 /// Sent when the caller gives no `user-agent`.
 const DEFAULT_USER_AGENT: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"));
@@ -81,6 +82,8 @@ pub struct Response {
     pub body_excerpt: Bytes,
     /// From the start of [`HttpClient::post`] to the end of the excerpt.
     pub latency: Duration,
+    /// The wait a 429 or 503 asked for with `Retry-After`, clamped ([`crate::rules`]).
+    pub retry_after: Option<Duration>,
 }
 
 /// Why no response was had.
@@ -194,10 +197,11 @@ impl HttpClient {
         *req.headers_mut() = headers;
 
         match tokio::time::timeout(self.inner.timeout, self.exchange(req)).await {
-            Ok(Ok((status, body_excerpt))) => Ok(Response {
+            Ok(Ok((status, body_excerpt, retry_after))) => Ok(Response {
                 status,
                 body_excerpt,
                 latency: start.elapsed(),
+                retry_after,
             }),
             Ok(Err((kind, detail))) => Err(fail(kind, detail)),
             Err(_) => Err(fail(
@@ -210,7 +214,7 @@ impl HttpClient {
     async fn exchange(
         &self,
         req: Request<Full<Bytes>>,
-    ) -> Result<(u16, Bytes), (ErrorKind, String)> {
+    ) -> Result<(u16, Bytes, Option<Duration>), (ErrorKind, String)> {
         let resp = self.inner.client.request(req).await.map_err(|e| {
             let fallback = if e.is_connect() {
                 ErrorKind::Connect
@@ -220,10 +224,16 @@ impl HttpClient {
             classify(&e, fallback)
         })?;
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .filter(|_| rules::asks_to_wait(status))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| rules::retry_after(v, std::time::SystemTime::now()));
         let excerpt = read_excerpt(resp.into_body())
             .await
             .map_err(|e| (ErrorKind::Io, classify(&e, ErrorKind::Io).1))?;
-        Ok((status, excerpt))
+        Ok((status, excerpt, retry_after))
     }
 }
 

@@ -14,11 +14,12 @@ use hookd_types::metrics::{dec, inc, METRICS};
 use hookd_types::retry::RetryPolicy;
 use hookd_types::time::{now_ms, rfc3339};
 use hookd_types::{
-    Attempt, DeliveryId, DeliveryStatus, Endpoint, EndpointId, ErrorKind, Event,
+    Attempt, DeliveryId, DeliveryStatus, Endpoint, EndpointId, ErrorKind, Event, Signal,
     RESPONSE_EXCERPT_BYTES,
 };
 
 use crate::client::{HttpClient, Response, SendError};
+use crate::disable::{Announce, Disabler, Reason};
 use crate::sign::{sign, SigningKey};
 use crate::wire;
 
@@ -79,6 +80,7 @@ pub struct Sender {
     registry: Arc<EndpointRegistry>,
     retry: RetryPolicy,
     outcomes: Arc<OutcomeLog>,
+    disabler: Disabler,
 }
 
 impl std::fmt::Debug for Sender {
@@ -112,7 +114,9 @@ pub struct Due {
     pub event: Option<Arc<Event>>,
 }
 
-type Exchange = (Result<Response, SendError>, Option<String>);
+/// The result, why nothing was sent if the endpoint is gone or disabled, and what the exchange
+/// says of the endpoint's health.
+type Exchange = (Result<Response, SendError>, Option<String>, Signal);
 
 impl Sender {
     pub fn new(
@@ -125,10 +129,22 @@ impl Sender {
         Self {
             client,
             store,
+            disabler: Disabler::new(registry.clone()),
             registry,
             retry,
             outcomes,
         }
+    }
+
+    /// Disables endpoints that have been failing this long (`None` or zero: never).
+    pub fn auto_disable_after(mut self, after: Option<Duration>) -> Self {
+        self.disabler.set_after(after);
+        self
+    }
+
+    /// Where `endpoint.disabled` events go; set once, after the ingest path has started.
+    pub fn announce_with(&self, announce: Arc<dyn Announce>) {
+        self.disabler.set_announce(announce);
     }
 
     /// Signs and POSTs `event` to `endpoint` in the endpoint's wire format, stamped `at_ms`.
@@ -153,14 +169,24 @@ impl Sender {
     }
 
     /// Makes the attempt and records its outcome; returns the next deadline, if any. `sent` is
-    /// called once the exchange with the endpoint is over, before the outcome is recorded (it
-    /// frees the endpoint's concurrency slot).
-    pub async fn attempt(&self, due: Due, sent: impl FnOnce() + Send) -> Option<u64> {
+    /// called once the exchange with the endpoint is over, before the outcome is recorded, with
+    /// what it says of the endpoint's health (it frees the endpoint's concurrency slot).
+    pub async fn attempt(&self, due: Due, sent: impl FnOnce(Signal) + Send) -> Option<u64> {
         let id = due.delivery;
         let _guard = InFlight::start();
         let started = now_ms();
-        let (result, refused) = self.exchange(&due, started).await;
-        sent();
+        let (result, refused, signal) = self.exchange(&due, started).await;
+        let gone = matches!(&result, Ok(r) if r.status == 410);
+        let disable = if gone {
+            Some(Reason::Gone)
+        } else {
+            self.disabler.observe(due.endpoint, signal, started)
+        };
+        if let Some(reason) = disable {
+            // Before the slot is free: no later delivery is sent to it.
+            self.disabler.disable(due.endpoint, reason).await;
+        }
+        sent(signal);
         let number = due.attempts + 1;
         let mut attempt = Attempt {
             number,
@@ -194,12 +220,16 @@ impl Sender {
             (DeliveryStatus::Delivered, None)
         } else {
             inc(&METRICS.attempts_failed_total, 1);
+            let answer = result.as_ref().ok();
             let delay = match refused {
                 // No endpoint to send to: retrying cannot help.
                 Some(_) => None,
+                None if gone => None,
+                // A wait the endpoint asked for replaces the schedule's, if one is left.
                 None => self
                     .policy_for(&due.endpoint)
-                    .delay_after(number, rand::random::<f64>()),
+                    .delay_after(number, rand::random::<f64>())
+                    .map(|d| answer.and_then(|r| r.retry_after).unwrap_or(d)),
             };
             match delay {
                 Some(d) => (DeliveryStatus::Retrying, Some(now + d.as_millis() as u64)),
@@ -253,7 +283,7 @@ impl Sender {
                 detail: what.to_owned(),
                 latency: Duration::ZERO,
             };
-            (Err(e), Some(what.to_owned()))
+            (Err(e), Some(what.to_owned()), Signal::NotSent)
         };
         let Some(ep) = self.registry.get(due.endpoint) else {
             return refuse(ErrorKind::EndpointDeleted, "endpoint deleted");
@@ -273,13 +303,20 @@ impl Sender {
                         detail: "storage error reading the event".into(),
                         latency: Duration::ZERO,
                     };
-                    return (Err(err), None);
+                    return (Err(err), None, Signal::NotSent);
                 }
             },
         };
         let result = self.send(&ep, &event, at_ms).await;
         crate::observe::answered(&result, event.created_at_ms);
-        (result, None)
+        let signal = match &result {
+            Ok(r) => match r.retry_after {
+                Some(wait) => Signal::AskedToWait(wait),
+                None => Signal::of(Some(r.status), None),
+            },
+            Err(e) => Signal::of(None, Some(e.kind)),
+        };
+        (result, None, signal)
     }
 
     /// The event of a delivery. A quick retry can come before the read model shows the

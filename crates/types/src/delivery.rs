@@ -123,6 +123,51 @@ impl ErrorKind {
     }
 }
 
+/// What one attempt tells of its endpoint's health: the scheduler's circuit breaker and
+/// adaptive concurrency act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// A 429 or 503 with `Retry-After`: the endpoint asks to be left alone this long (clamped).
+    AskedToWait(std::time::Duration),
+    /// A 2xx.
+    Delivered,
+    /// Another answer from an endpoint that is up and deciding (3xx, 4xx, 429).
+    Answered,
+    /// A 5xx.
+    ServerError,
+    /// No answer: a timeout, a connection refused, reset or closed, TLS, DNS.
+    Unreachable,
+    /// Nothing was sent (endpoint disabled or deleted, forbidden target, event missing).
+    NotSent,
+}
+
+impl Signal {
+    /// The signal of an attempt that got `status`, or failed with `error` before one.
+    pub fn of(status: Option<u16>, error: Option<ErrorKind>) -> Self {
+        match (status, error) {
+            (Some(200..=299), _) => Self::Delivered,
+            (Some(500..), _) => Self::ServerError,
+            (Some(_), _) => Self::Answered,
+            (
+                None,
+                Some(
+                    ErrorKind::Timeout
+                    | ErrorKind::Connect
+                    | ErrorKind::Tls
+                    | ErrorKind::Dns
+                    | ErrorKind::Io,
+                ),
+            ) => Self::Unreachable,
+            (None, _) => Self::NotSent,
+        }
+    }
+
+    /// Whether it counts towards opening the circuit breaker.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::ServerError | Self::Unreachable)
+    }
+}
+
 /// One try of a delivery, kept forever beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
@@ -146,3 +191,28 @@ impl Attempt {
 
 /// Largest response-body excerpt kept per attempt.
 pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_tell_a_failing_endpoint_from_one_that_answers() {
+        assert_eq!(Signal::of(Some(204), None), Signal::Delivered);
+        for s in [301, 404, 410, 429] {
+            assert_eq!(
+                Signal::of(Some(s), Some(ErrorKind::HttpStatus)),
+                Signal::Answered
+            );
+        }
+        assert_eq!(Signal::of(Some(503), None), Signal::ServerError);
+        for k in [ErrorKind::Timeout, ErrorKind::Connect, ErrorKind::Io] {
+            assert_eq!(Signal::of(None, Some(k)), Signal::Unreachable);
+        }
+        for k in [ErrorKind::EndpointDisabled, ErrorKind::ForbiddenTarget] {
+            assert_eq!(Signal::of(None, Some(k)), Signal::NotSent);
+        }
+        assert!(Signal::ServerError.is_failure() && Signal::Unreachable.is_failure());
+        assert!(!Signal::Answered.is_failure() && !Signal::NotSent.is_failure());
+    }
+}

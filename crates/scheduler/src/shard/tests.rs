@@ -24,6 +24,10 @@ struct Fake {
     /// Attempts between [`Slot::release`] and their end.
     tails: AtomicUsize,
     hold: Duration,
+    /// Endpoints held longer than `hold`.
+    holds: HashMap<EndpointId, Duration>,
+    /// What attempts to an endpoint report of its health (none: nothing, the slot is released).
+    signals: Mutex<HashMap<EndpointId, Signal>>,
     after_release: Duration,
     fail_first: usize,
     retry_after: u64,
@@ -38,6 +42,8 @@ impl Fake {
             max_seen: Mutex::default(),
             tails: AtomicUsize::new(0),
             hold: Duration::ZERO,
+            holds: HashMap::new(),
+            signals: Mutex::default(),
             after_release: Duration::ZERO,
             fail_first: 0,
             retry_after: 20,
@@ -50,6 +56,11 @@ impl Fake {
 
     fn max_seen(&self, ep: EndpointId) -> usize {
         self.max_seen.lock().unwrap().get(&ep).copied().unwrap_or(0)
+    }
+
+    fn calls_to(&self, ep: EndpointId) -> usize {
+        let calls = self.calls.lock().unwrap();
+        calls.iter().filter(|c| c.job.endpoint == ep).count()
     }
 
     fn in_flight(&self) -> usize {
@@ -79,7 +90,7 @@ impl Dispatch for Fake {
             let m = m.entry(job.endpoint).or_default();
             *m = (*m).max(*n);
         }
-        tokio::time::sleep(self.hold).await;
+        tokio::time::sleep(*self.holds.get(&job.endpoint).unwrap_or(&self.hold)).await;
         *self
             .in_flight
             .lock()
@@ -87,7 +98,11 @@ impl Dispatch for Fake {
             .get_mut(&job.endpoint)
             .unwrap() -= 1;
         self.tails.fetch_add(1, Ordering::SeqCst);
-        slot.release();
+        let signal = self.signals.lock().unwrap().get(&job.endpoint).copied();
+        match signal {
+            Some(signal) => slot.report(signal),
+            None => slot.release(),
+        }
         // Durability work after the endpoint is done does not hold the slot.
         tokio::time::sleep(self.after_release).await;
         self.tails.fetch_sub(1, Ordering::SeqCst);
@@ -100,6 +115,7 @@ fn cfg(per_endpoint: usize) -> SchedulerConfig {
         shards: 2,
         per_endpoint_concurrency: per_endpoint,
         max_in_flight: 64,
+        breaker: BreakerConfig::default(),
     }
 }
 
@@ -109,6 +125,17 @@ fn start(fake: &Arc<Fake>, per_endpoint: usize, initial: Vec<ScheduleEntry>) -> 
         loader.add(e);
     }
     loader.start()
+}
+
+/// One shard with a budget of `budget` slots, `per_endpoint` per endpoint.
+fn start_one_shard(fake: &Arc<Fake>, per_endpoint: usize, budget: usize) -> Scheduler {
+    let config = SchedulerConfig {
+        shards: 1,
+        per_endpoint_concurrency: per_endpoint,
+        max_in_flight: budget,
+        breaker: BreakerConfig::default(),
+    };
+    Scheduler::prepare_at(&config, fake.clone(), fake.clock).start()
 }
 
 fn job(ep: EndpointId, due_ms: u64) -> Job {
@@ -372,5 +399,141 @@ async fn a_retry_given_up_hands_the_deadline_it_took_back() {
     s.handle().unreserve(waiting.delivery, ep);
     wait_calls(&fake, 1).await;
     assert_eq!(fake.calls()[0].at - t0, Duration::from_millis(500));
+    assert!(s.shutdown(Duration::from_secs(1)).await);
+}
+
+/// Endpoints that hold every request for an hour gain work one after another, each taking all
+/// it may before the next comes; then a healthy endpoint gets work. On one shard of 16 slots,
+/// 4 per endpoint, the five slow ones could hold all 16: they do not, and the healthy one's
+/// jobs all run while the slow ones still hold theirs.
+#[tokio::test(start_paused = true)]
+async fn endpoints_that_hang_leave_a_share_for_a_healthy_one() {
+    let slow: Vec<EndpointId> = (0..5).map(|_| EndpointId::generate()).collect();
+    let hour = Duration::from_secs(3600);
+    let fake = Arc::new(Fake {
+        holds: slow.iter().map(|ep| (*ep, hour)).collect(),
+        ..Fake::new()
+    });
+    let s = start_one_shard(&fake, 4, 16);
+    let mut started = 0;
+    for ep in &slow {
+        for _ in 0..10 {
+            s.handle().schedule(job(*ep, 0));
+        }
+        // Let it take all it may before the next one has work.
+        let before = fake.calls().len();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(fake.calls().len() > before, "a slow endpoint got nothing");
+        started = fake.calls().len();
+    }
+    assert!(
+        started < 16,
+        "the slow endpoints took every slot: {started}"
+    );
+    let healthy = EndpointId::generate();
+    for _ in 0..20 {
+        s.handle().schedule(job(healthy, 0));
+    }
+    for _ in 0..3000 {
+        if fake.calls_to(healthy) == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fake.calls_to(healthy), 20, "the healthy endpoint starved");
+    // All within the first minute: no slow request had ended to free a slot.
+    assert!(Instant::now() - fake.calls()[0].at < Duration::from_secs(60));
+    assert_eq!(
+        fake.calls().len(),
+        started + 20,
+        "a slow endpoint started more"
+    );
+    assert!(!s.shutdown(Duration::from_millis(10)).await);
+}
+
+/// Once the slow requests of the endpoints that took more than their share (before the others had
+/// work) end, each endpoint holds its share.
+#[tokio::test(start_paused = true)]
+async fn shares_even_out_as_slow_attempts_end() {
+    let slow: Vec<EndpointId> = (0..5).map(|_| EndpointId::generate()).collect();
+    let fake = Arc::new(Fake {
+        hold: Duration::from_secs(10),
+        ..Fake::new()
+    });
+    let s = start_one_shard(&fake, 8, 24);
+    for ep in &slow {
+        for _ in 0..40 {
+            s.handle().schedule(job(*ep, 0));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Alone, the first one took its limit, 8; once its attempts ended at 10 s, every endpoint
+    // starts within its share of the 18 slots left beside the reserve of 6: 18 / 5 = 3.
+    assert_eq!(fake.max_seen(slow[0]), 8);
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let counts: Vec<usize> = {
+        let f = fake.in_flight.lock().unwrap();
+        slow.iter()
+            .map(|ep| f.get(ep).copied().unwrap_or(0))
+            .collect()
+    };
+    assert_eq!(counts, [3; 5]);
+    assert!(!s.shutdown(Duration::from_millis(10)).await);
+}
+
+/// An endpoint that times out opens its breaker after three failures: its other due jobs wait,
+/// making no attempt, while single probes fail at 1, 2 and 4 s intervals; once it answers, a
+/// probe closes the breaker and the waiting jobs run, concurrency growing back from one.
+#[tokio::test(start_paused = true)]
+async fn a_failing_endpoint_is_probed_and_its_queue_waits() {
+    let fake = Arc::new(Fake {
+        hold: Duration::from_millis(10),
+        ..Fake::new()
+    });
+    let config = SchedulerConfig {
+        shards: 1,
+        per_endpoint_concurrency: 4,
+        max_in_flight: 64,
+        breaker: BreakerConfig {
+            failures: 3,
+            interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(4),
+        },
+    };
+    let s = Scheduler::prepare_at(&config, fake.clone(), fake.clock).start();
+    let ep = EndpointId::generate();
+    fake.signals.lock().unwrap().insert(ep, Signal::Unreachable);
+    let t0 = Instant::now();
+    for _ in 0..10 {
+        s.handle().schedule(job(ep, 0));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let h = s.handle().health(ep).await.unwrap();
+    assert_eq!(h.breaker.name(), "open");
+    assert_eq!((h.concurrency, h.parked, h.consecutive_failures), (0, 6, 4));
+    // It answers again from 5 s on.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    fake.signals.lock().unwrap().insert(ep, Signal::Delivered);
+    wait_calls(&fake, 10).await;
+    let starts: Vec<u64> = fake
+        .calls()
+        .iter()
+        .map(|c| (c.at - t0).as_millis() as u64)
+        .collect();
+    assert_eq!(
+        starts,
+        [0, 0, 0, 0, 1010, 3020, 7030, 7040, 7050, 7050],
+        "four at once; probes after 1, 2 and 4 s; then one, then two at a time"
+    );
+    // Every job was attempted once: none was spent while the breaker was open.
+    let mut ids: Vec<_> = fake.calls().iter().map(|c| c.job.delivery).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 10);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let h = s.handle().health(ep).await.unwrap();
+    assert_eq!(
+        (h.breaker.name(), h.concurrency, h.parked),
+        ("closed", 4, 0)
+    );
     assert!(s.shutdown(Duration::from_secs(1)).await);
 }

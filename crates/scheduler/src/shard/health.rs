@@ -1,0 +1,335 @@
+//! What a shard knows of an endpoint's health from its attempts' [`Signal`]s: a circuit breaker
+//! and an adaptive concurrency limit.
+//!
+//! - **Adaptive concurrency** (AIMD): the limit starts at `per_endpoint_concurrency`, halves on
+//!   a timeout or connection error (never below 1) and grows by one on each success.
+//! - **Circuit breaker**: after `failures` consecutive failures (5xx, timeouts, connection
+//!   errors) it opens: the endpoint's due deliveries wait in the shard, making no attempt, for
+//!   `interval`. Then it probes: one attempt at a time. A success closes it (the limit starts
+//!   again from 1 and grows); a failure opens it again for twice as long, up to `max_interval`.
+//!   Other answers (3xx, 4xx, 429) show the endpoint up: they reset the count.
+//! - **Asked to wait**: a 429 or 503 with `Retry-After` opens the breaker for the time asked
+//!   (clamped by the sender to [1 s, 1 h]) without counting a failure: the endpoint's other
+//!   deliveries wait too, then a probe goes first.
+//!
+//! Attempts made while a breaker is open: none. A delivery waiting behind an open breaker keeps
+//! its attempt count; it is attempted once the breaker closes (or as a probe), later than its
+//! deadline. Only probes spend attempts.
+
+use std::time::Duration;
+
+use hookd_types::{EndpointId, Signal};
+
+use super::{Dispatch, Shard};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the breaker.
+    pub failures: u32,
+    /// How long it stays open the first time.
+    pub interval: Duration,
+    /// The longest it stays open.
+    pub max_interval: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failures: 5,
+            interval: Duration::from_secs(5),
+            max_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The breaker's state, as the endpoint's stats show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breaker {
+    Closed,
+    /// No attempt until `until_ms` (wheel time); then [`Breaker::Probing`].
+    Open {
+        until_ms: u64,
+        interval_ms: u64,
+    },
+    /// One attempt at a time; `interval_ms` is how long the last opening lasted.
+    Probing {
+        interval_ms: u64,
+    },
+}
+
+impl Breaker {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open { .. } => "open",
+            Self::Probing { .. } => "probing",
+        }
+    }
+}
+
+/// What [`Health::observe`] did to the breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    None,
+    /// Opened until this wheel time.
+    Opened(u64),
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub failures: u32,
+    pub limit: usize,
+    pub breaker: Breaker,
+}
+
+impl Health {
+    pub fn new(per_endpoint: usize) -> Self {
+        Self {
+            failures: 0,
+            limit: per_endpoint,
+            breaker: Breaker::Closed,
+        }
+    }
+
+    /// Nothing learnt: the shard need not remember it.
+    pub fn is_plain(&self, per_endpoint: usize) -> bool {
+        self.failures == 0 && self.limit >= per_endpoint && self.breaker == Breaker::Closed
+    }
+
+    /// Attempts the endpoint may have in flight now.
+    pub fn cap(&self) -> usize {
+        match self.breaker {
+            Breaker::Closed => self.limit,
+            Breaker::Open { .. } => 0,
+            Breaker::Probing { .. } => 1,
+        }
+    }
+
+    /// Takes in an attempt's signal at wheel time `now_ms`.
+    pub fn observe(
+        &mut self,
+        signal: Signal,
+        now_ms: u64,
+        per_endpoint: usize,
+        cfg: &BreakerConfig,
+    ) -> Change {
+        match signal {
+            // Nothing sent while probing: the endpoint was disabled or deleted. Its remaining
+            // deliveries go through the sender's refusal at once, and there is nothing to keep.
+            Signal::NotSent if matches!(self.breaker, Breaker::Probing { .. }) => {
+                *self = Health::new(per_endpoint);
+                return Change::Closed;
+            }
+            Signal::NotSent => return Change::None,
+            Signal::Delivered => self.limit = (self.limit + 1).min(per_endpoint.max(1)),
+            Signal::Unreachable => self.limit = (self.limit / 2).max(1),
+            Signal::Answered | Signal::ServerError => {}
+            Signal::AskedToWait(wait) => {
+                self.failures = 0;
+                if let Breaker::Open { .. } = self.breaker {
+                    // An attempt started before it opened: it already waits.
+                    return Change::None;
+                }
+                let interval_ms = (wait.as_millis() as u64).max(1);
+                let until_ms = now_ms + interval_ms;
+                self.breaker = Breaker::Open {
+                    until_ms,
+                    interval_ms,
+                };
+                return Change::Opened(until_ms);
+            }
+        }
+        if !signal.is_failure() {
+            self.failures = 0;
+            if let Breaker::Probing { .. } = self.breaker {
+                self.breaker = Breaker::Closed;
+                self.limit = 1;
+                return Change::Closed;
+            }
+            return Change::None;
+        }
+        self.failures = self.failures.saturating_add(1);
+        let interval_ms = match self.breaker {
+            // Attempts started before it opened end while it is open: no news.
+            Breaker::Open { .. } => return Change::None,
+            Breaker::Probing { interval_ms } => interval_ms
+                .saturating_mul(2)
+                .min(cfg.max_interval.as_millis() as u64),
+            Breaker::Closed if self.failures >= cfg.failures.max(1) => {
+                cfg.interval.as_millis() as u64
+            }
+            Breaker::Closed => return Change::None,
+        };
+        let until_ms = now_ms + interval_ms.max(1);
+        self.breaker = Breaker::Open {
+            until_ms,
+            interval_ms,
+        };
+        Change::Opened(until_ms)
+    }
+
+    /// The open interval is over: probe.
+    pub fn probe(&mut self) {
+        if let Breaker::Open { interval_ms, .. } = self.breaker {
+            self.breaker = Breaker::Probing { interval_ms };
+        }
+    }
+}
+
+/// The shard's side: taking in signals, parking and probing.
+impl<D: Dispatch> Shard<D> {
+    /// Takes in an attempt's signal; opens the breaker (parking the endpoint's due jobs) or
+    /// forgets a health with nothing left to say.
+    pub(super) fn observe(&mut self, endpoint: EndpointId, signal: Signal) {
+        if signal == Signal::Delivered && !self.health.contains_key(&endpoint) {
+            return;
+        }
+        let (now, per_endpoint) = (self.clock.elapsed_ms(), self.per_endpoint);
+        let h = self
+            .health
+            .entry(endpoint)
+            .or_insert_with(|| Health::new(per_endpoint));
+        let change = h.observe(signal, now, per_endpoint, &self.breaker);
+        let plain = h.is_plain(per_endpoint);
+        match change {
+            Change::Opened(until) => {
+                tracing::info!(endpoint = %endpoint, failures = h.failures, "circuit breaker open");
+                self.reopen.insert((until, endpoint));
+                let queue = self
+                    .endpoints
+                    .get_mut(&endpoint)
+                    .map(|st| std::mem::take(&mut st.queue))
+                    .unwrap_or_default();
+                self.parked.insert(endpoint, queue);
+            }
+            Change::Closed | Change::None => {
+                if change == Change::Closed {
+                    tracing::info!(endpoint = %endpoint, "circuit breaker closed");
+                }
+                if plain {
+                    self.health.remove(&endpoint);
+                }
+            }
+        }
+    }
+
+    /// Open breakers whose interval is over start probing: their parked jobs queue again.
+    pub(super) fn probe_due(&mut self) {
+        let now = self.clock.elapsed_ms();
+        while let Some(&(at, endpoint)) = self.reopen.first() {
+            if at > now {
+                break;
+            }
+            self.reopen.pop_first();
+            if let Some(h) = self.health.get_mut(&endpoint) {
+                h.probe();
+            }
+            for job in self.parked.remove(&endpoint).unwrap_or_default() {
+                self.enqueue(job);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> BreakerConfig {
+        BreakerConfig {
+            failures: 3,
+            interval: Duration::from_millis(100),
+            max_interval: Duration::from_millis(350),
+        }
+    }
+
+    #[test]
+    fn concurrency_halves_on_timeouts_and_grows_on_success() {
+        let mut h = Health::new(16);
+        let big = BreakerConfig {
+            failures: 100,
+            ..cfg()
+        };
+        for want in [8, 4, 2, 1, 1] {
+            h.observe(Signal::Unreachable, 0, 16, &big);
+            assert_eq!(h.limit, want);
+        }
+        // A 5xx says the endpoint is up: no halving.
+        h.observe(Signal::ServerError, 0, 16, &big);
+        assert_eq!(h.limit, 1);
+        for want in 2..=16 {
+            h.observe(Signal::Delivered, 0, 16, &big);
+            assert_eq!(h.limit, want);
+        }
+        h.observe(Signal::Delivered, 0, 16, &big);
+        assert_eq!(h.limit, 16);
+        assert!(h.is_plain(16));
+    }
+
+    #[test]
+    fn a_retry_after_opens_it_for_the_time_asked() {
+        let mut h = Health::new(4);
+        let c = cfg();
+        h.observe(Signal::ServerError, 0, 4, &c);
+        let wait = Signal::AskedToWait(Duration::from_secs(30));
+        assert_eq!(h.observe(wait, 100, 4, &c), Change::Opened(30_100));
+        assert_eq!((h.failures, h.cap()), (0, 0));
+        // A second answer of the same kind, to an attempt started before: no change.
+        assert_eq!(h.observe(wait, 200, 4, &c), Change::None);
+        h.probe();
+        assert_eq!(h.observe(Signal::Delivered, 31_000, 4, &c), Change::Closed);
+    }
+
+    #[test]
+    fn opens_after_consecutive_failures_probes_and_backs_off() {
+        let mut h = Health::new(4);
+        let c = cfg();
+        assert_eq!(h.observe(Signal::ServerError, 0, 4, &c), Change::None);
+        assert_eq!(h.observe(Signal::ServerError, 0, 4, &c), Change::None);
+        // A 4xx shows the endpoint up: the count starts again.
+        assert_eq!(h.observe(Signal::Answered, 0, 4, &c), Change::None);
+        assert_eq!(h.failures, 0);
+        h.observe(Signal::ServerError, 0, 4, &c);
+        h.observe(Signal::Unreachable, 0, 4, &c);
+        assert_eq!(
+            h.observe(Signal::ServerError, 10, 4, &c),
+            Change::Opened(110)
+        );
+        assert_eq!(h.cap(), 0);
+        // Late failures of attempts started before it opened change nothing.
+        assert_eq!(h.observe(Signal::Unreachable, 50, 4, &c), Change::None);
+        h.probe();
+        assert_eq!(h.cap(), 1);
+        // Failed probes: open twice as long each time, up to the maximum.
+        assert_eq!(
+            h.observe(Signal::Unreachable, 200, 4, &c),
+            Change::Opened(400)
+        );
+        h.probe();
+        assert_eq!(
+            h.observe(Signal::ServerError, 400, 4, &c),
+            Change::Opened(750)
+        );
+        h.probe();
+        assert_eq!(
+            h.observe(Signal::ServerError, 800, 4, &c),
+            Change::Opened(1150)
+        );
+        h.probe();
+        // A successful probe closes it; the limit grows back from 1.
+        assert_eq!(h.observe(Signal::Delivered, 1200, 4, &c), Change::Closed);
+        assert_eq!((h.breaker, h.cap(), h.failures), (Breaker::Closed, 1, 0));
+        assert!(!h.is_plain(4));
+        // Nothing sent, nothing learnt.
+        assert_eq!(h.observe(Signal::NotSent, 0, 4, &c), Change::None);
+        assert_eq!(h.limit, 1);
+        // Nothing sent by a probe (endpoint disabled or deleted): forgotten.
+        for s in [Signal::ServerError; 3] {
+            h.observe(s, 2000, 4, &c);
+        }
+        h.probe();
+        assert_eq!(h.observe(Signal::NotSent, 2200, 4, &c), Change::Closed);
+        assert!(h.is_plain(4));
+    }
+}
