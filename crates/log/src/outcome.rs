@@ -355,7 +355,13 @@ impl Indexer {
                             return;
                         }
                     },
-                    _ = retain.tick(), if self.retention.is_some() => self.retain(),
+                    _ = retain.tick(), if self.retention.is_some() => {
+                        // Behind (a pass hit its budget): go on right after applying what
+                        // arrived meanwhile, so deleting keeps up with a sustained load.
+                        if self.retain() {
+                            retain.reset_immediately();
+                        }
+                    }
                     _ = stop.wait_for(|&s| s) => stopping = true,
                 }
             }
@@ -383,19 +389,28 @@ impl Indexer {
         }
     }
 
-    fn retain(&self) {
-        let Some(r) = self.retention else { return };
+    /// One retention pass; answers whether it stopped at its budget (more is due).
+    fn retain(&self) -> bool {
+        let Some(r) = self.retention else {
+            return false;
+        };
         let now = hookd_types::time::now_ms();
         let before = |d: Duration| now.saturating_sub(d.as_millis() as u64);
         match self
             .store
             .retain(before(r.history), before(r.idempotency), Retention::BUDGET)
         {
-            Ok(done) if done != Default::default() => {
-                tracing::debug!(?done, "retention: deleted what is past its time")
+            Ok(done) => {
+                if done != Default::default() {
+                    tracing::debug!(?done, "retention: deleted what is past its time");
+                }
+                let full = Retention::BUDGET;
+                done.deliveries == full || done.events == full || done.idempotency_keys == full
             }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "retention"),
+            Err(e) => {
+                tracing::error!(error = %e, "retention");
+                false
+            }
         }
     }
 
