@@ -1,7 +1,7 @@
 //! Deciding *when* each delivery is attempted.
 //!
 //! - [`fanout`]: tails the log, turns each event into one delivery per matching endpoint,
-//!   commits them with their deadlines, and hands them to the shards.
+//!   records that decision in the outcome log, and hands the deliveries to the shards.
 //! - [`shard`]: N shard tasks; endpoints are hashed to shards. Each shard owns a [`wheel`] of
 //!   deadlines and the per-endpoint in-flight limits, and asks a [`Dispatch`] to make attempts.
 //!   Shards keep time on a monotonic [`Clock`] (tokio's, so tests can pause it), share their
@@ -11,7 +11,7 @@
 //! - [`pager`]: moves the horizon: shards hold deadlines due within it, the store the rest.
 //!
 //! Deadlines are durable in the store (the log crate); the wheels are only an in-memory index of
-//! them, rebuilt from [`hookd_log::Store::for_each_scheduled`] on start. This crate must not send HTTP or
+//! those due within the horizon, rebuilt from [`hookd_log::Store::for_each_scheduled`] on start. This crate must not send HTTP or
 //! write attempt outcomes: the dispatcher (the sender) does, and reports the next deadline back.
 
 pub mod fanout;
