@@ -226,7 +226,10 @@ async fn a_replay_makes_deliveries_of_indexed_events_that_survive_a_restart() {
     // Still fresh (never attempted) when the process ends: restored from the outcome log.
     let (store, _log) = open(&dir);
     let d = store.get_delivery(id).unwrap().unwrap();
-    assert_eq!((d.status, d.event_id.as_str()), (DeliveryStatus::Pending, "a"));
+    assert_eq!(
+        (d.status, d.event_id.as_str()),
+        (DeliveryStatus::Pending, "a")
+    );
     let waiting = store.scheduled().unwrap();
     assert_eq!(waiting.len(), 1);
     assert_eq!((waiting[0].delivery, waiting[0].endpoint), (id, ep));
