@@ -172,8 +172,29 @@ async fn a_new_endpoint_gets_the_matching_events_of_its_tenant_in_the_range() {
         .map(|d| d["endpoint_id"].clone())
         .collect();
     assert_eq!(listed, [json!(ep)], "{ev}");
-    let r = api.post(&replay, &json!({"since": until})).await;
-    assert_eq!(r.expect(202)["scheduled"], 1, "{}", r.text);
+    // The command line: a reversed range is the API's 400 (exit 3); no `--until`: until now.
+    let cli = d.cli();
+    let (since_s, until_s) = (since.as_str().unwrap(), until.as_str().unwrap());
+    let args = [
+        "endpoints",
+        "replay",
+        &ep,
+        "--since",
+        until_s,
+        "--until",
+        since_s,
+    ];
+    let err = cli.run(&args).await.fails(3).to_owned();
+    assert!(
+        err.contains("VALIDATION_ERROR") && err.contains("`until`"),
+        "{err}"
+    );
+    let run = cli
+        .run(&["endpoints", "replay", &ep, "--since", until_s])
+        .await;
+    run.ok();
+    assert_eq!(run.field("scheduled"), "1", "{run}");
+    assert_eq!(run.field("since"), until_s, "{run}");
     rx.wait_until("the later event replayed", PATIENCE, |r| {
         r.iter()
             .any(|x| x.path == "/late" && x.webhook_id() == "after")
