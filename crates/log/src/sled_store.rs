@@ -584,43 +584,47 @@ impl SledStore {
         let (written_out, replay_from) = {
             let fresh = self.fresh_read();
             for change in changes {
-                let (id, at_ms) = match change {
-                    Change::FannedOut { .. } | Change::Replayed { .. } => {
-                        let events = match change {
-                            Change::FannedOut { seq, events } => {
-                                cursor = Some(seq + 1);
-                                events
-                            }
-                            Change::Replayed { events } => {
-                                for ev in events {
-                                    self.add_replayed(&mut replayed, ev)?;
-                                }
-                                events
-                            }
-                            _ => unreachable!("matched above"),
-                        };
-                        for ev in events {
-                            let shared = fresh_event(ev);
-                            for (id, endpoint) in &ev.deliveries {
-                                let (endpoint, event) = (*endpoint, shared.clone());
-                                made.insert(
-                                    *id,
-                                    Entry {
-                                        endpoint,
-                                        event,
-                                        seq: first,
-                                    },
-                                );
-                            }
-                        }
-                        continue;
+                // New deliveries: fan-out's, or a replay's (which also lists them on the event).
+                let made_now = match change {
+                    Change::FannedOut { seq, events } => {
+                        cursor = Some(seq + 1);
+                        Some(events)
                     }
+                    Change::Replayed { events } => {
+                        for ev in events {
+                            self.add_replayed(&mut replayed, ev)?;
+                        }
+                        Some(events)
+                    }
+                    Change::Attempted { .. } | Change::Retried { .. } => None,
+                };
+                if let Some(events) = made_now {
+                    for ev in events {
+                        let shared = fresh_event(ev);
+                        for (id, endpoint) in &ev.deliveries {
+                            let (endpoint, event) = (*endpoint, shared.clone());
+                            made.insert(
+                                *id,
+                                Entry {
+                                    endpoint,
+                                    event,
+                                    seq: first,
+                                },
+                            );
+                        }
+                    }
+                    continue;
+                }
+                let (id, at_ms) = match change {
                     Change::Attempted {
                         delivery, at_ms, ..
                     }
                     | Change::Retried {
                         delivery, at_ms, ..
                     } => (*delivery, *at_ms),
+                    Change::FannedOut { .. } | Change::Replayed { .. } => {
+                        unreachable!("handled above")
+                    }
                 };
                 let t = match touched.remove(&id) {
                     Some(t) => t,
@@ -1078,7 +1082,7 @@ impl Store for SledStore {
         for kv in self.db.range(start..end) {
             let (k, _) = kv?;
             let id = String::from_utf8_lossy(&k[9..]);
-            // Its time key may outlive it for a moment while retention deletes both.
+            // Retention deletes an event with its time key; a key left alone is skipped.
             let Some(stored) = self.stored_event(&id)? else {
                 continue;
             };
