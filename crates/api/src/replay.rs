@@ -132,8 +132,8 @@ async fn replay(
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
 
-/// `[since, until)` in unix ms, checked: `since` given and not after `now`; `until` (default
-/// `now`, later ones cut to `now`) later than `since`.
+/// `[since, until)` in unix ms, checked: `since` given and not after `now`; `until`, if given,
+/// later than `since` (and cut to `now`); else `now`.
 fn range(input: ReplayIn, now: u64) -> Result<(u64, u64), ApiError> {
     let since = input
         .since
@@ -143,13 +143,16 @@ fn range(input: ReplayIn, now: u64) -> Result<(u64, u64), ApiError> {
         return Err(ApiError::validation("`since` must not be in the future"));
     }
     let until = match input.until {
-        Some(t) => t.ms("until")?,
+        Some(t) => {
+            let until = t.ms("until")?;
+            if until <= since {
+                return Err(ApiError::validation("`until` must be later than `since`"));
+            }
+            until.min(now)
+        }
         None => now,
     };
-    if until <= since {
-        return Err(ApiError::validation("`until` must be later than `since`"));
-    }
-    Ok((since, until.min(now)))
+    Ok((since, until))
 }
 
 /// The (id, type) of every event of `ep`'s tenant made in `[since, until)` that `ep`'s
@@ -307,6 +310,11 @@ mod tests {
         assert_eq!(range(input(ms(10), ms(20)), now).unwrap(), (10, 20));
         assert_eq!(range(input(ms(10), ms(now * 2)), now).unwrap(), (10, now));
         assert_eq!(range(input(ms(now), ms(now + 1)), now).unwrap(), (now, now));
+        assert_eq!(
+            range(input(ms(now), None), now).unwrap(),
+            (now, now),
+            "empty, not refused"
+        );
         assert!(message(range(input(None, None), now)).contains("`since` is required"));
         assert!(message(range(input(ms(now + 1), None), now)).contains("future"));
         assert!(message(range(input(ms(20), ms(10)), now)).contains("`until`"));
