@@ -1,5 +1,7 @@
 //! Crash-test additions to the harness: a config with sled's own periodic flush turned off, so
-//! a test killing the daemon proves hookd's explicit flushes and not sled's timer; and what a
+//! a test killing the daemon proves hookd's explicit flushes and not sled's timer, and with a
+//! checkpoint every 50 ms, so kills land in the middle of checkpoints (sled flushed and synced,
+//! cursors moved, log segments removed) as often as outside them; and what a
 //! crash test reads from the requests hookd-testkit's [`Receiver`] recorded: receipts per
 //! webhook-id, failed answers, signatures that do not verify.
 //!
@@ -13,9 +15,11 @@ use std::path::Path;
 
 use super::{signature_matches, Config, Recorded};
 
-/// [`Config::new`] with `[storage] background_flush = "0"`.
+/// [`Config::new`] with `[storage] background_flush = "0"` and `checkpoint_interval = "50ms"`.
 pub fn crash_config(dir: &Path) -> Config {
-    Config::new(dir).set("storage", "background_flush", "\"0\"")
+    Config::new(dir)
+        .set("storage", "background_flush", "\"0\"")
+        .set("storage", "checkpoint_interval", "\"50ms\"")
 }
 
 /// webhook-id -> requests to `path` answered with 2xx.
