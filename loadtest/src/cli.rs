@@ -220,6 +220,8 @@ pub struct MemoryArgs {
     #[arg(long, default_value = "target/release/hookd")]
     pub hookd_bin: PathBuf,
     /// hookd's config file (optional; `HOOKD_*` variables set by this mode override it).
+    /// Without it, the embedded defaults with the circuit breaker off (`<data-dir>.toml`): with
+    /// it on, a failing endpoint's deliveries would stay due behind it, not wait for a retry.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// A data directory for hookd that does not exist yet (or is empty); removed at the end

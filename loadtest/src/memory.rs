@@ -42,9 +42,26 @@ struct Figures {
     complete: bool,
 }
 
+/// Without `--config`: the embedded defaults but for the circuit breaker, which would stop
+/// attempting a failing endpoint's deliveries after a few and keep the rest *due* (parked, not
+/// waiting for their retry), when this mode measures N deliveries waiting for a retry. The
+/// file is written beside the data directory.
+fn breaker_off_config(data_dir: &Path) -> Result<std::path::PathBuf> {
+    let mut p = data_dir.as_os_str().to_owned();
+    p.push(".toml");
+    let path = std::path::PathBuf::from(p);
+    std::fs::write(&path, "[sender]\nbreaker_failures = 4000000000\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 pub async fn memory_mode(args: &MemoryArgs, ctx: &RunCtx) -> Result<(bool, String, Timeline)> {
     prepare_dir(&args.data_dir)?;
-    let spec = Spec::new(&args.hookd_bin, args.config.as_deref(), &args.data_dir)?;
+    let config = match &args.config {
+        Some(c) => c.clone(),
+        None => breaker_off_config(&args.data_dir)?,
+    };
+    let spec = Spec::new(&args.hookd_bin, Some(&config), &args.data_dir)?;
     eprintln!(
         "memory: hookd {} on {} (data {}, log {}), {} pending over {} endpoints",
         spec.bin.display(),

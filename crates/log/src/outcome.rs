@@ -349,6 +349,10 @@ impl Indexer {
             .map_or(Duration::from_secs(3600), |r| r.every);
         let mut retain = tokio::time::interval(every.max(Duration::from_millis(100)));
         retain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Fresh deliveries nobody attempted (an open breaker, a paused endpoint) are written out
+        // after their linger even when no outcome arrives to do it.
+        let mut write_out = tokio::time::interval(Duration::from_secs(1));
+        write_out.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut records = Vec::new();
             if !stopping {
@@ -367,6 +371,17 @@ impl Indexer {
                             retain.reset_immediately();
                         }
                     }
+                    _ = write_out.tick() => match self.store.write_out_fresh() {
+                        // A full batch: more may be due, go on right after what arrived.
+                        Ok(n) if n >= crate::sled_store::OUT_PER_BATCH => {
+                            write_out.reset_immediately();
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "indexer: writing out fresh deliveries; stopping");
+                            return;
+                        }
+                    },
                     _ = stop.wait_for(|&s| s) => stopping = true,
                 }
             }

@@ -59,7 +59,7 @@ use crate::store::*;
 mod fresh;
 mod secrets;
 use fresh::{Entry, Fresh, FreshEvent};
-pub use fresh::{LINGER_MS, MAX_FRESH};
+pub use fresh::{LINGER_MS, MAX_FRESH, OUT_PER_BATCH};
 pub use secrets::rekey;
 use secrets::{open_endpoint, seal_endpoint, sealed_endpoint_key};
 
@@ -703,7 +703,7 @@ impl SledStore {
             }
             // Fresh too long (or too many): written out as they stand, pending and due.
             let out: Vec<_> = fresh
-                .due_out(now_ms(), made.len())
+                .due_out(now_ms(), made.len(), fresh::OUT_PER_BATCH)
                 .into_iter()
                 .filter(|(id, _)| !touched.contains_key(id))
                 .collect();
@@ -771,6 +771,32 @@ impl SledStore {
             self.cursor.fetch_max(c, Ordering::SeqCst);
         }
         Ok(())
+    }
+
+    /// Writes out fresh deliveries that have lingered too long (or are too many), at most
+    /// [`fresh::OUT_PER_BATCH`] in one batch; answers how many. The indexer calls it when no
+    /// outcome arrives to do it in [`SledStore::apply`], and again at once while it writes a
+    /// full batch; only the indexer may call it (the one writer of delivery state).
+    /// `outcomes_replay_from` is left to the next apply: an older one replays more,
+    /// which is safe (a delivery written to sled is not made fresh again).
+    pub fn write_out_fresh(&self) -> Result<usize> {
+        let out = self.fresh_read().due_out(now_ms(), 0, fresh::OUT_PER_BATCH);
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = sled::Batch::default();
+        for (id, e) in &out {
+            let d = e.delivery(*id);
+            write_new_delivery(&mut batch, &d)?;
+            batch.insert(due_key(d.created_at_ms, *id), deadline_value(&d));
+        }
+        self.db.apply_batch(batch)?;
+        // sled first, then the fresh set (see `apply`).
+        let mut fresh = self.fresh_write();
+        for (id, _) in &out {
+            fresh.remove(*id);
+        }
+        Ok(out.len())
     }
 
     /// Adds the deliveries a replay made of `ev` to the event's record (read once per batch),

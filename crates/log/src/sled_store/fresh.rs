@@ -27,6 +27,8 @@ use crate::store::Seq;
 pub const LINGER_MS: u64 = 30_000;
 /// At most this many fresh deliveries; the oldest beyond are written out.
 pub const MAX_FRESH: usize = 262_144;
+/// The most fresh deliveries written out in one sled batch (see [`Fresh::due_out`]).
+pub const OUT_PER_BATCH: usize = 2_048;
 
 /// What fresh deliveries of one event share.
 #[derive(Debug, PartialEq, Eq)]
@@ -136,15 +138,18 @@ impl Fresh {
         self.by_seq.keys().next().copied()
     }
 
-    /// Entries to write out now: made before `now_ms` less the linger, and the oldest beyond
-    /// the most kept once `adding` more arrive.
-    pub fn due_out(&self, now_ms: u64, adding: usize) -> Vec<(DeliveryId, Entry)> {
+    /// Entries to write out now, at most `limit`: made before `now_ms` less the linger, and the
+    /// oldest beyond the most kept once `adding` more arrive. The rest wait for the next pass:
+    /// sled frees nothing a batch replaces until the batch ends, so one batch of 100,000 new
+    /// deliveries took ~1 GiB.
+    pub fn due_out(&self, now_ms: u64, adding: usize, limit: usize) -> Vec<(DeliveryId, Entry)> {
         let excess = (self.len() + adding).saturating_sub(self.max);
         let cutoff = now_ms.saturating_sub(self.linger_ms);
         self.by_id
             .iter()
             .enumerate()
             .take_while(|(i, (id, _))| *i < excess || created_ms(**id) < cutoff)
+            .take(limit)
             .map(|(_, (id, e))| (*id, e.clone()))
             .collect()
     }

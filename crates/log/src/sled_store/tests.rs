@@ -424,3 +424,47 @@ fn retention_deletes_finished_history_and_keeps_what_still_waits() {
     assert!(s.attempts(waiting.id).unwrap().is_empty());
     assert_eq!(s.retain(5_000, 5_000, 100).unwrap(), Retained::default());
 }
+
+#[test]
+fn lingering_fresh_deliveries_are_written_out_in_bounded_batches() {
+    use crate::outcome::{Change, FannedEvent};
+    let dir = TempStore::new();
+    let s = dir.open();
+    // No linger: every fresh delivery is due out as soon as its millisecond has passed.
+    s.set_fresh_limits(0, usize::MAX);
+    let ep = EndpointId::generate();
+    let ids: Vec<DeliveryId> = (0..5_000).map(|_| DeliveryId::generate()).collect();
+    let events = vec![FannedEvent {
+        event_id: "e1".into(),
+        tenant: "t".into(),
+        event_type: "job.completed".into(),
+        deliveries: ids.iter().map(|id| (*id, ep)).collect(),
+    }];
+    s.apply(&[Change::FannedOut { seq: 1, events }], 1, 1)
+        .unwrap();
+    let readable = |s: &SledStore| {
+        ids.iter().all(|id| {
+            s.get_delivery(*id)
+                .unwrap()
+                .is_some_and(|d| d.status == DeliveryStatus::Pending)
+        })
+    };
+    assert!(readable(&s));
+    std::thread::sleep(Duration::from_millis(5));
+    let mut written = Vec::new();
+    loop {
+        let n = s.write_out_fresh().unwrap();
+        assert!(readable(&s), "a delivery went missing while written out");
+        if n == 0 {
+            break;
+        }
+        written.push(n);
+    }
+    assert_eq!(
+        written,
+        [OUT_PER_BATCH, OUT_PER_BATCH, 5_000 - 2 * OUT_PER_BATCH]
+    );
+    // All in sled now, with their deadlines: a restart's scan finds every one.
+    assert_eq!(s.fresh_read().len(), 0);
+    assert_eq!(s.scheduled().unwrap().len(), 5_000);
+}
