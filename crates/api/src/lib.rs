@@ -3,6 +3,8 @@
 //! tenants' API keys, health and metrics.
 //!
 //! - [`endpoints`]: `/v1/endpoints...` and the validation of endpoint input.
+//! - [`controls`]: the delivery controls of endpoint input (rate limit, FIFO), checked and
+//!   handed to the scheduler.
 //! - [`formats`]: the wire-format fields of endpoint input, secrets by scheme, rotation overlap.
 //! - [`deliveries`]: `/v1/endpoints/{id}/deliveries` and `/v1/deliveries...`.
 //! - [`recovery`]: `/v1/endpoints/{id}/recover`: every failed delivery since a time, re-sent.
@@ -17,6 +19,7 @@
 //! This crate reads state and changes endpoints; it must not write events or attempts. A manual
 //! retry (or a recovery) only moves deliveries' deadlines and hands the jobs to the scheduler.
 
+pub mod controls;
 pub mod deliveries;
 pub mod endpoints;
 pub mod formats;

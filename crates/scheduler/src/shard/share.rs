@@ -43,12 +43,19 @@ impl<D: Dispatch> Shard<D> {
         share(self.max_in_flight, self.endpoints.len(), self.per_endpoint)
     }
 
-    /// The slots `endpoint` may hold now: its share, within its health's cap.
+    /// The slots `endpoint` may hold now: its share, within its health's cap (1 if FIFO).
     pub(super) fn cap(&self, endpoint: EndpointId) -> usize {
         let share = self.share();
-        self.health
+        let cap = self
+            .health
             .get(&endpoint)
-            .map_or(share, |h| h.cap().min(share))
+            .map_or(share, |h| h.cap().min(share));
+        // FIFO: one in flight at a time.
+        if self.fifo.contains_key(&endpoint) {
+            cap.min(1)
+        } else {
+            cap
+        }
     }
 
     /// After the share grew (fewer endpoints have work), endpoints that were held at the old
