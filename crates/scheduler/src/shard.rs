@@ -732,6 +732,7 @@ impl<D: Dispatch> Shard<D> {
 
     fn enqueue(&mut self, job: Job) {
         let endpoint = job.endpoint;
+        self.fifo_join(&job);
         if let Some(parked) = self.parked.get_mut(&endpoint) {
             parked.push_back(job);
             return;

@@ -62,9 +62,13 @@ impl<D: Dispatch> Shard<D> {
     }
 
     /// `job` is (again) the current job of its delivery: it holds its place in the line.
+    /// (Also called as a job comes due: one that was in flight or reserved when the endpoint
+    /// turned FIFO joins then.)
     pub(super) fn fifo_join(&mut self, job: &Job) {
         if let Some(line) = self.fifo.get_mut(&job.endpoint) {
-            line.insert(job.delivery);
+            if self.live.get(&job.delivery) == Some(&job.due_ms) {
+                line.insert(job.delivery);
+            }
         }
     }
 
@@ -83,9 +87,17 @@ impl<D: Dispatch> Shard<D> {
     /// from the front of its queue, then answers whether that front is not the head of the line
     /// (the head waits for its deadline, is reserved or in flight).
     pub(super) fn fifo_blocked(&mut self, endpoint: EndpointId) -> bool {
-        let Some(line) = self.fifo.get(&endpoint) else {
+        let Some(line) = self.fifo.get_mut(&endpoint) else {
             return false;
         };
+        // Nothing the shard no longer attempts may hold the line (a safety net: every path
+        // that drops a delivery also leaves the line).
+        while let Some(first) = line.first() {
+            if self.live.contains_key(first) {
+                break;
+            }
+            line.pop_first();
+        }
         let Some(st) = self.endpoints.get_mut(&endpoint) else {
             return false;
         };

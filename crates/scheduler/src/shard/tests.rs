@@ -688,3 +688,32 @@ async fn a_reserved_fifo_head_holds_its_place_and_turning_fifo_on_orders_what_wa
     assert_eq!(order, want);
     assert!(s.shutdown(Duration::from_secs(1)).await);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_reserved_as_fifo_is_turned_on_joins_the_line_when_due() {
+    let fake = Arc::new(Fake::new());
+    let s = start_one_shard(&fake, 4, 64);
+    let ep = EndpointId::generate();
+    let now = fake.clock.now_ms();
+    let jobs = ordered_jobs(ep, 2);
+    for (j, due) in jobs.iter().zip([now + 100, now + 200]) {
+        s.handle().schedule(Job {
+            due_ms: due,
+            ..j.clone()
+        });
+    }
+    // Reserved (by a manual retry) while FIFO is turned on, then given back: its deadline is
+    // current again, though the line was built without it.
+    let r = s.handle().reserve(jobs[0].delivery, ep).await;
+    assert_eq!(r, Reservation::Reserved);
+    s.handle().set_controls(ep, controls(None, true));
+    s.handle().unreserve(jobs[0].delivery, ep);
+    let t0 = Instant::now();
+    wait_calls(&fake, 2).await;
+    let calls = fake.calls();
+    assert_eq!(calls[0].job.delivery, jobs[0].delivery);
+    assert_eq!(calls[0].at - t0, Duration::from_millis(100));
+    assert_eq!(calls[1].job.delivery, jobs[1].delivery);
+    assert_eq!(calls[1].at - t0, Duration::from_millis(200));
+    assert!(s.shutdown(Duration::from_secs(1)).await);
+}
