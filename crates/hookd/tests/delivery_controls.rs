@@ -205,3 +205,49 @@ async fn bad_controls_are_refused_naming_the_field_and_change_nothing() {
     r.expect_error(400, "VALIDATION_ERROR");
     assert!(r.text.contains("rate_limit.burst"), "{}", r.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fifo_head_waiting_beyond_the_horizon_holds_the_line_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    rx.script(
+        "/line",
+        Reply::FailThenOk {
+            fails: 1,
+            fail_status: 503,
+            ok_status: 204,
+        },
+    );
+    // The head's one retry waits 4 s, beyond the 1 s horizon: the shard keeps it all the same,
+    // and a restart reads it back from disk before anything behind it may go.
+    let cfg = common::crash::crash_config(dir.path())
+        .set("scheduler", "horizon", "\"1s\"")
+        .set("retry", "schedule", "[\"4s\"]");
+    let mut d = Daemon::start(dir.path(), &cfg).await;
+    d.api
+        .create_endpoint(json!({
+            "name": "line", "url": rx.url("/line"), "event_types": ["job.*"], "fifo": true,
+        }))
+        .await;
+    let n = 4;
+    batch(&d.api, n).await;
+    let first = rx.wait_for_path("/line", 1, PATIENCE).await[0].clone();
+    assert_eq!((number(&first), first.status), (0, 503));
+    // Past the horizon, nothing behind the head has gone.
+    tokio::time::sleep(millis(1500)).await;
+    assert_eq!(rx.requests_to("/line").len(), 1, "{}", describe(&rx.requests()));
+    d.proc.sigterm();
+    d.proc.expect_exit(PATIENCE).await;
+    drop(d);
+
+    let _d = Daemon::start_path(&dir.path().join("hookd.toml"), &[]).await;
+    let reqs = rx.wait_for_path("/line", n + 1, PATIENCE).await;
+    let order: Vec<u64> = reqs.iter().map(number).collect();
+    assert_eq!(order, [0, 0, 1, 2, 3], "{}", describe(&reqs));
+    assert!(reqs[1..].iter().all(|r| r.is_success()));
+    assert!(
+        reqs[1].at - first.at >= Duration::from_millis(3900),
+        "the head's retry came {:?} after its failure",
+        reqs[1].at - first.at
+    );
+}
