@@ -251,3 +251,53 @@ async fn a_fifo_head_waiting_beyond_the_horizon_holds_the_line_across_a_restart(
         reqs[1].at - first.at
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_endpoint_turned_fifo_holds_new_deliveries_behind_a_retry_waiting_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    rx.script(
+        "/turned",
+        Reply::FailThenOk {
+            fails: 1,
+            fail_status: 503,
+            ok_status: 204,
+        },
+    );
+    let cfg = Config::new(dir.path())
+        .set("scheduler", "horizon", "\"1s\"")
+        .set("retry", "schedule", "[\"4s\"]");
+    let d = Daemon::start(dir.path(), &cfg).await;
+    let (id, _, _) = d
+        .api
+        .create_endpoint(json!({"name": "turned", "url": rx.url("/turned"), "event_types": ["job.*"]}))
+        .await;
+    batch(&d.api, 1).await;
+    let first = rx.wait_for_path("/turned", 1, PATIENCE).await[0].clone();
+    assert_eq!(first.status, 503);
+    // Its retry is 4 s away, beyond the 1 s horizon: once recorded, only the store has it.
+    let list = format!("/v1/endpoints/{id}/deliveries?status=failed");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while d.api.get(&list).await.expect(200)["data"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        assert!(std::time::Instant::now() < deadline, "no retry recorded");
+        tokio::time::sleep(millis(20)).await;
+    }
+    d.api
+        .patch(&format!("/v1/endpoints/{id}"), &json!({"fifo": true}))
+        .await
+        .expect(200);
+    let items: Vec<Value> = (1..4)
+        .map(|i| json!({"type": "job.completed", "data": {"n": i}}))
+        .collect();
+    d.api
+        .post("/v1/events/batch", &Value::Array(items))
+        .await
+        .expect(202);
+    let reqs = rx.wait_for_path("/turned", 5, PATIENCE).await;
+    let order: Vec<u64> = reqs.iter().map(number).collect();
+    assert_eq!(order, [0, 0, 1, 2, 3], "{}", describe(&reqs));
+    assert!(reqs[1].at - first.at >= Duration::from_millis(3900));
+}
