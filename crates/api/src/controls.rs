@@ -74,7 +74,11 @@ pub(crate) fn rate_limit(input: RateLimitIn) -> Result<RateLimit, ApiError> {
 pub(crate) fn check(controls: &DeliveryControls, fifo_given: bool) -> Result<(), ApiError> {
     let burst = controls.rate_limit.map_or(1, |r| r.burst);
     if controls.fifo && burst > 1 {
-        let field = if fifo_given { "fifo" } else { "rate_limit.burst" };
+        let field = if fifo_given {
+            "fifo"
+        } else {
+            "rate_limit.burst"
+        };
         return Err(ApiError::validation(format!(
             "`{field}`: a FIFO endpoint starts one delivery at a time, so its `rate_limit.burst` must be 1"
         )));
@@ -115,6 +119,8 @@ pub(crate) async fn publish(state: &ApiState, before: DeliveryControls, ep: &End
                 state.scheduler.page(Job::from(e));
             }
         }
-        Err(e) => tracing::error!(error = %e, endpoint = %id, "reading a FIFO endpoint's deadlines"),
+        Err(e) => {
+            tracing::error!(error = %e, endpoint = %id, "reading a FIFO endpoint's deadlines")
+        }
     }
 }

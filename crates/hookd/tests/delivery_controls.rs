@@ -59,7 +59,10 @@ async fn a_rate_limit_holds_within_ten_percent() {
             .iter()
             .take_while(|t| **t - *start < secs(1))
             .count();
-        assert!(within <= 22, "{within} arrivals in the second from {start:?}");
+        assert!(
+            within <= 22,
+            "{within} arrivals in the second from {start:?}"
+        );
     }
     // Every delivery went once: waiting for a token spends no attempt.
     assert!(reqs.iter().all(|r| r.is_success()));
@@ -69,7 +72,11 @@ async fn a_rate_limit_holds_within_ten_percent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifo_delivers_in_ingest_order_and_a_failing_head_holds_the_rest() {
     let (_dir, rx, d) = setup(|c| {
-        c.set("retry", "schedule", r#"["150ms","150ms","150ms","150ms","150ms"]"#)
+        c.set(
+            "retry",
+            "schedule",
+            r#"["150ms","150ms","150ms","150ms","150ms"]"#,
+        )
     })
     .await;
     let api = &d.api;
@@ -99,11 +106,7 @@ async fn fifo_delivers_in_ingest_order_and_a_failing_head_holds_the_rest() {
         assert!(!r.is_success());
     }
     // The successful deliveries came in ingest order, each once.
-    let delivered: Vec<u64> = reqs
-        .iter()
-        .filter(|r| r.is_success())
-        .map(number)
-        .collect();
+    let delivered: Vec<u64> = reqs.iter().filter(|r| r.is_success()).map(number).collect();
     assert_eq!(delivered, (0..n as u64).collect::<Vec<_>>());
     // One in flight at a time: each request arrived after the one before was answered.
     tokio::time::sleep(millis(300)).await;
@@ -135,13 +138,21 @@ async fn fifo_with_a_rate_limit_keeps_both_and_patch_changes_and_lifts_them() {
     // PATCH: other fields leave the controls alone; `null` lifts the limit; FIFO turns off.
     let v = api.patch(&path, &json!({"name": "renamed"})).await;
     assert_eq!(v.expect(200)["rate_limit"]["per_second"], 10);
-    let v = api.patch(&path, &json!({"rate_limit": null, "fifo": false})).await;
+    let v = api
+        .patch(&path, &json!({"rate_limit": null, "fifo": false}))
+        .await;
     let v = v.expect(200).clone();
-    assert_eq!((v["rate_limit"].clone(), v["fifo"].clone()), (Value::Null, json!(false)));
+    assert_eq!(
+        (v["rate_limit"].clone(), v["fifo"].clone()),
+        (Value::Null, json!(false))
+    );
     let v = api
         .patch(&path, &json!({"rate_limit": {"per_second": 5, "burst": 5}}))
         .await;
-    assert_eq!(v.expect(200)["rate_limit"], json!({"per_second": 5, "burst": 5}));
+    assert_eq!(
+        v.expect(200)["rate_limit"],
+        json!({"per_second": 5, "burst": 5})
+    );
     assert_eq!(api.get(&path).await.expect(200)["rate_limit"]["burst"], 5);
 }
 
@@ -158,21 +169,45 @@ async fn bad_controls_are_refused_naming_the_field_and_change_nothing() {
         b
     };
     let bad = [
-        (json!({"rate_limit": {"per_second": 0}}), "rate_limit.per_second"),
-        (json!({"rate_limit": {"per_second": -5}}), "rate_limit.per_second"),
-        (json!({"rate_limit": {"per_second": 10001}}), "rate_limit.per_second"),
+        (
+            json!({"rate_limit": {"per_second": 0}}),
+            "rate_limit.per_second",
+        ),
+        (
+            json!({"rate_limit": {"per_second": -5}}),
+            "rate_limit.per_second",
+        ),
+        (
+            json!({"rate_limit": {"per_second": 10001}}),
+            "rate_limit.per_second",
+        ),
         (json!({"rate_limit": {}}), "rate_limit.per_second"),
-        (json!({"rate_limit": {"per_second": 5, "burst": 0}}), "rate_limit.burst"),
-        (json!({"rate_limit": {"per_second": 5, "burst": -1}}), "rate_limit.burst"),
-        (json!({"rate_limit": {"per_second": 5, "burst": 3}, "fifo": true}), "fifo"),
-        (json!({"rate_limit": {"per_second": 5, "every": 3}}), "every"),
+        (
+            json!({"rate_limit": {"per_second": 5, "burst": 0}}),
+            "rate_limit.burst",
+        ),
+        (
+            json!({"rate_limit": {"per_second": 5, "burst": -1}}),
+            "rate_limit.burst",
+        ),
+        (
+            json!({"rate_limit": {"per_second": 5, "burst": 3}, "fifo": true}),
+            "fifo",
+        ),
+        (
+            json!({"rate_limit": {"per_second": 5, "every": 3}}),
+            "every",
+        ),
         (json!({"fifo": "yes"}), "fifo"),
     ];
     for (extra, field) in &bad {
         let r = api.post("/v1/endpoints", &with(extra.clone())).await;
         r.expect_error(400, "VALIDATION_ERROR");
         let msg = r.body["error"]["message"].as_str().unwrap();
-        assert!(msg.contains(field), "{extra}: {msg:?} does not name `{field}`");
+        assert!(
+            msg.contains(field),
+            "{extra}: {msg:?} does not name `{field}`"
+        );
     }
     let list = api.get("/v1/endpoints").await.expect(200).clone();
     assert_eq!(list["data"].as_array().unwrap().len(), 0, "nothing created");
@@ -183,8 +218,14 @@ async fn bad_controls_are_refused_naming_the_field_and_change_nothing() {
     let path = format!("/v1/endpoints/{id}");
     let before = api.get(&path).await.expect(200).clone();
     let bad_patches = [
-        (json!({"rate_limit": {"per_second": 0}}), "rate_limit.per_second"),
-        (json!({"rate_limit": {"per_second": 1, "burst": 0}}), "rate_limit.burst"),
+        (
+            json!({"rate_limit": {"per_second": 0}}),
+            "rate_limit.per_second",
+        ),
+        (
+            json!({"rate_limit": {"per_second": 1, "burst": 0}}),
+            "rate_limit.burst",
+        ),
         // The current burst of 2 is more than FIFO can honour.
         (json!({"fifo": true}), "fifo"),
         (json!({"fifo": true, "name": "changed"}), "fifo"),
@@ -193,7 +234,10 @@ async fn bad_controls_are_refused_naming_the_field_and_change_nothing() {
         let r = api.patch(&path, patch).await;
         r.expect_error(400, "VALIDATION_ERROR");
         let msg = r.body["error"]["message"].as_str().unwrap();
-        assert!(msg.contains(field), "{patch}: {msg:?} does not name `{field}`");
+        assert!(
+            msg.contains(field),
+            "{patch}: {msg:?} does not name `{field}`"
+        );
     }
     assert_eq!(api.get(&path).await.expect(200).clone(), before);
     // Burst 1 and FIFO in one change is fine; then a burst above 1 names the burst.
@@ -235,7 +279,12 @@ async fn a_fifo_head_waiting_beyond_the_horizon_holds_the_line_across_a_restart(
     assert_eq!((number(&first), first.status), (0, 503));
     // Past the horizon, nothing behind the head has gone.
     tokio::time::sleep(millis(1500)).await;
-    assert_eq!(rx.requests_to("/line").len(), 1, "{}", describe(&rx.requests()));
+    assert_eq!(
+        rx.requests_to("/line").len(),
+        1,
+        "{}",
+        describe(&rx.requests())
+    );
     d.proc.sigterm();
     d.proc.expect_exit(PATIENCE).await;
     drop(d);
@@ -270,7 +319,9 @@ async fn an_endpoint_turned_fifo_holds_new_deliveries_behind_a_retry_waiting_on_
     let d = Daemon::start(dir.path(), &cfg).await;
     let (id, _, _) = d
         .api
-        .create_endpoint(json!({"name": "turned", "url": rx.url("/turned"), "event_types": ["job.*"]}))
+        .create_endpoint(
+            json!({"name": "turned", "url": rx.url("/turned"), "event_types": ["job.*"]}),
+        )
         .await;
     batch(&d.api, 1).await;
     let first = rx.wait_for_path("/turned", 1, PATIENCE).await[0].clone();

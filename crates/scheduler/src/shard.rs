@@ -304,7 +304,9 @@ impl SchedulerHandle {
 
     /// Gives up a reservation that will not be scheduled.
     pub fn unreserve(&self, delivery: DeliveryId, endpoint: EndpointId) {
-        let _ = self.shard(endpoint).send(Cmd::Unreserve { delivery, endpoint });
+        let _ = self
+            .shard(endpoint)
+            .send(Cmd::Unreserve { delivery, endpoint });
     }
 
     /// Tells the shard that owns `endpoint` its delivery controls (rate limit, FIFO); the

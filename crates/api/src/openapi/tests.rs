@@ -181,12 +181,19 @@ fn endpoints_show_and_take_their_delivery_controls() {
         assert!(props.get("fifo").is_some(), "{name}: {props}");
     }
     let input = &schemas["RateLimitInput"];
-    assert_eq!(input["required"], serde_json::json!(["per_second"]), "{input}");
+    assert_eq!(
+        input["required"],
+        serde_json::json!(["per_second"]),
+        "{input}"
+    );
     assert_eq!(input["properties"]["per_second"]["minimum"], 1, "{input}");
     assert_eq!(input["properties"]["burst"]["minimum"], 1, "{input}");
     assert_eq!(input["additionalProperties"], false, "{input}");
     let shown = &schemas["RateLimit"];
-    assert_eq!(shown["properties"]["per_second"]["maximum"], 10000, "{shown}");
+    assert_eq!(
+        shown["properties"]["per_second"]["maximum"], 10000,
+        "{shown}"
+    );
     // PATCH takes `null` to lift the limit.
     let patch = schemas["EndpointPatch"]["properties"]["rate_limit"].to_string();
     assert!(patch.contains("null"), "{patch}");

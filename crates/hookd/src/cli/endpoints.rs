@@ -350,11 +350,9 @@ pub fn endpoint_text(e: &Value) -> String {
         .text(
             "rate limit",
             match &e["rate_limit"] {
-                Value::Object(r) => format!(
-                    "{}/s, burst {}",
-                    cell(&r["per_second"]),
-                    cell(&r["burst"])
-                ),
+                Value::Object(r) => {
+                    format!("{}/s, burst {}", cell(&r["per_second"]), cell(&r["burst"]))
+                }
                 _ => "none".to_owned(),
             },
         )

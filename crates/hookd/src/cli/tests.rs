@@ -212,7 +212,14 @@ fn endpoint_body(args: &[&str]) -> Result<serde_json::Value, clap::Error> {
 
 #[test]
 fn delivery_controls_are_flags() {
-    let create = ["endpoints", "create", "--name", "n", "--target", "https://r.example/h"];
+    let create = [
+        "endpoints",
+        "create",
+        "--name",
+        "n",
+        "--target",
+        "https://r.example/h",
+    ];
     let with = |extra: &[&'static str]| {
         let mut a = create.to_vec();
         a.extend(["-t", "*"]);
@@ -227,14 +234,31 @@ fn delivery_controls_are_flags() {
     // Zero and below go to the API, which names the field in its 400.
     let body = endpoint_body(&with(&["--rate-limit", "-1"])).unwrap();
     assert_eq!(body["rate_limit"]["per_second"], -1);
-    assert!(endpoint_body(&with(&["--burst", "2"])).is_err(), "a burst needs a rate");
+    assert!(
+        endpoint_body(&with(&["--burst", "2"])).is_err(),
+        "a burst needs a rate"
+    );
     assert!(endpoint_body(&with(&["--fifo", "--no-fifo"])).is_err());
-    let lift = ["endpoints", "update", "ep_1", "--no-rate-limit", "--no-fifo"];
+    let lift = [
+        "endpoints",
+        "update",
+        "ep_1",
+        "--no-rate-limit",
+        "--no-fifo",
+    ];
     assert_eq!(
         endpoint_body(&lift).unwrap(),
         serde_json::json!({"rate_limit": null, "fifo": false})
     );
-    assert!(endpoint_body(&["endpoints", "update", "ep_1", "--rate-limit", "5", "--no-rate-limit"]).is_err());
+    assert!(endpoint_body(&[
+        "endpoints",
+        "update",
+        "ep_1",
+        "--rate-limit",
+        "5",
+        "--no-rate-limit"
+    ])
+    .is_err());
 }
 
 #[test]

@@ -561,7 +561,8 @@ async fn a_rate_limit_spaces_starts_and_spends_no_attempt() {
     let fake = Arc::new(Fake::new());
     let s = start_one_shard(&fake, 16, 64);
     let (limited, free) = (EndpointId::generate(), EndpointId::generate());
-    s.handle().set_controls(limited, controls(Some((10, 2)), false));
+    s.handle()
+        .set_controls(limited, controls(Some((10, 2)), false));
     let t0 = Instant::now();
     for _ in 0..12 {
         s.handle().schedule(job(limited, 0));
@@ -577,7 +578,10 @@ async fn a_rate_limit_spaces_starts_and_spends_no_attempt() {
         .map(|c| (c.at - t0).as_millis() as u64)
         .collect();
     // Two at once (the burst), then one every 100 ms.
-    let want: Vec<u64> = [0, 0].into_iter().chain((1..=10).map(|i| i * 100)).collect();
+    let want: Vec<u64> = [0, 0]
+        .into_iter()
+        .chain((1..=10).map(|i| i * 100))
+        .collect();
     assert_eq!(starts, want);
     // Each job was attempted once: waiting for a token spends no attempt.
     assert!(fake.calls().iter().all(|c| c.job.attempts == 0));
@@ -590,7 +594,8 @@ async fn a_rate_limit_spaces_starts_and_spends_no_attempt() {
         s.handle().schedule(job(limited, 0));
     }
     tokio::time::sleep(Duration::from_millis(1)).await;
-    s.handle().set_controls(limited, DeliveryControls::default());
+    s.handle()
+        .set_controls(limited, DeliveryControls::default());
     let t1 = Instant::now();
     wait_calls(&fake, 20).await;
     assert!(fake.calls()[15..].iter().filter(|c| c.at > t1).count() <= 1);
@@ -615,10 +620,7 @@ async fn fifo_goes_in_creation_order_one_at_a_time_and_a_failing_head_blocks() {
     }
     wait_calls(&fake, 12).await;
     let order: Vec<DeliveryId> = fake.calls().iter().map(|c| c.job.delivery).collect();
-    let want: Vec<DeliveryId> = jobs
-        .iter()
-        .flat_map(|j| [j.delivery; 3])
-        .collect();
+    let want: Vec<DeliveryId> = jobs.iter().flat_map(|j| [j.delivery; 3]).collect();
     assert_eq!(order, want, "each head fails twice, then the next goes");
     assert_eq!(fake.max_seen(ep), 1);
     assert!(s.shutdown(Duration::from_secs(1)).await);

@@ -106,7 +106,12 @@ fn an_old_data_dir_loads_with_no_controls_and_new_controls_survive_sealing_and_r
     let got = eps.iter().find(|e| e.id == new.id).unwrap();
     assert_eq!(got, &new);
     assert_eq!(got.controls, new.controls);
-    assert!(eps.iter().find(|e| e.id == old_id).unwrap().controls.is_default());
+    assert!(eps
+        .iter()
+        .find(|e| e.id == old_id)
+        .unwrap()
+        .controls
+        .is_default());
     drop(store);
 
     let other = MasterKey::generate().unwrap();
