@@ -352,3 +352,98 @@ async fn an_endpoint_turned_fifo_holds_new_deliveries_behind_a_retry_waiting_on_
     assert_eq!(order, [0, 0, 1, 2, 3], "{}", describe(&reqs));
     assert!(reqs[1].at - first.at >= Duration::from_millis(3900));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_lettered_fifo_head_lets_the_next_go_and_a_manual_retry_sends_it_again() {
+    // One retry, then the delivery is dead-lettered.
+    let (_dir, rx, d) = setup(|c| c.set("retry", "schedule", r#"["200ms"]"#)).await;
+    let api = &d.api;
+    rx.script(
+        "/dead",
+        Reply::FailThenOk {
+            fails: 2,
+            fail_status: 500,
+            ok_status: 204,
+        },
+    );
+    let (id, _, _) = api
+        .create_endpoint(json!({
+            "name": "dead", "url": rx.url("/dead"), "event_types": ["job.*"], "fifo": true,
+        }))
+        .await;
+    let n = 4;
+    batch(api, n).await;
+    let reqs = rx.wait_for_path("/dead", n + 1, PATIENCE).await;
+    let order: Vec<u64> = reqs.iter().map(number).collect();
+    assert_eq!(order, [0, 0, 1, 2, 3], "{}", describe(&reqs));
+    // The head was dead-lettered before the next went: its last attempt was answered first.
+    let page = api
+        .get(&format!("/v1/endpoints/{id}/deliveries?status=failed"))
+        .await
+        .expect(200)
+        .clone();
+    let dead = page["data"].as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{page}");
+    assert_eq!(dead[0]["status"], "dead_lettered");
+    let head = dead[0]["id"].as_str().unwrap();
+    api.post(&format!("/v1/deliveries/{head}/retry"), &json!({}))
+        .await
+        .expect(202);
+    let reqs = rx.wait_for_path("/dead", n + 2, PATIENCE).await;
+    assert_eq!(number(&reqs[n + 1]), 0);
+    api.wait_delivery_status(head, "delivered", PATIENCE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manual_retry_goes_back_to_its_place_in_the_line() {
+    let (_dir, rx, d) = setup(|c| c.set("retry", "schedule", r#"["200ms"]"#)).await;
+    let api = &d.api;
+    // The oldest delivery fails twice (dead-lettered); the next one is slow to answer.
+    rx.script(
+        "/place",
+        Reply::Sequence(vec![
+            Reply::Status(500),
+            Reply::Status(500),
+            Reply::Slow {
+                delay: secs(1),
+                status: 204,
+            },
+            Reply::Status(204),
+        ]),
+    );
+    let (id, _, _) = api
+        .create_endpoint(json!({
+            "name": "place", "url": rx.url("/place"), "event_types": ["job.*"], "fifo": true,
+        }))
+        .await;
+    batch(api, 1).await;
+    rx.wait_for_path("/place", 2, PATIENCE).await;
+    let failed = format!("/v1/endpoints/{id}/deliveries?status=failed");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let head = loop {
+        let page = api.get(&failed).await.expect(200).clone();
+        if page["data"][0]["status"] == "dead_lettered" {
+            break page["data"][0]["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not dead-lettered: {page}"
+        );
+        tokio::time::sleep(millis(20)).await;
+    };
+    let items: Vec<Value> = (1..4)
+        .map(|i| json!({"type": "job.completed", "data": {"n": i}}))
+        .collect();
+    api.post("/v1/events/batch", &Value::Array(items))
+        .await
+        .expect(202);
+    // While the first of the new ones is in flight, the dead-lettered head is retried: it goes
+    // next, before the newer ones still waiting.
+    rx.wait_for_path("/place", 3, PATIENCE).await;
+    api.post(&format!("/v1/deliveries/{head}/retry"), &json!({}))
+        .await
+        .expect(202);
+    let reqs = rx.wait_for_path("/place", 6, PATIENCE).await;
+    let order: Vec<u64> = reqs.iter().map(number).collect();
+    assert_eq!(order, [0, 0, 1, 0, 2, 3], "{}", describe(&reqs));
+}
