@@ -300,6 +300,9 @@ pub struct HealthView {
     pub consecutive_failures: u32,
     /// Due deliveries waiting behind an open breaker.
     pub waiting: usize,
+    /// Due deliveries waiting for a free slot, a token of the endpoint's rate limit, or their
+    /// turn on a FIFO endpoint.
+    pub queued: usize,
 }
 
 /// Create an endpoint. The answer holds its secret; nothing else ever shows it.
@@ -438,6 +441,7 @@ async fn read(
             concurrency: h.concurrency,
             consecutive_failures: h.consecutive_failures,
             waiting: h.parked,
+            queued: h.queued,
         };
         v["health"] = serde_json::to_value(health).unwrap_or_default();
     }

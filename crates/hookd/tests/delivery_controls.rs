@@ -45,6 +45,20 @@ async fn a_rate_limit_holds_within_ten_percent() {
     // Sixty deliveries due at once: without the limit they arrive within a few milliseconds.
     let n = 60;
     batch(api, n).await;
+    // The scheduler shows the deliveries waiting for their tokens.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let ep = api
+            .get(&format!("/v1/endpoints/{id}"))
+            .await
+            .expect(200)
+            .clone();
+        if ep["health"]["queued"].as_u64().unwrap() > 10 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{ep}");
+        tokio::time::sleep(millis(10)).await;
+    }
     let reqs = rx.wait_for_path("/paced", n, secs(30)).await;
     let at: Vec<Duration> = reqs.iter().map(|r| r.at - reqs[0].at).collect();
     let span = at[n - 1].as_secs_f64();

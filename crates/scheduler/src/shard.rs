@@ -244,6 +244,9 @@ pub struct EndpointHealth {
     pub consecutive_failures: u32,
     /// Due deliveries waiting behind an open breaker.
     pub parked: usize,
+    /// Due deliveries waiting in the shard for a slot, a token (rate limit) or their turn
+    /// (FIFO); stale jobs a manual retry replaced may be counted until they are dropped.
+    pub queued: usize,
 }
 
 pub fn shard_of(endpoint: EndpointId, shards: usize) -> usize {
@@ -714,6 +717,7 @@ impl<D: Dispatch> Shard<D> {
                     concurrency: h.cap(),
                     consecutive_failures: h.failures,
                     parked: self.parked.get(&endpoint).map_or(0, VecDeque::len),
+                    queued: self.endpoints.get(&endpoint).map_or(0, |st| st.queue.len()),
                 });
             }
             Cmd::Released { endpoint, signal } => {
