@@ -387,6 +387,7 @@ impl Scheduler {
                 limits: HashMap::new(),
                 refill: BTreeSet::new(),
                 fifo: HashMap::new(),
+                held_back: 0,
                 breaker: cfg.breaker.clone(),
                 in_flight: 0,
                 tasks: 0,
@@ -541,6 +542,9 @@ struct EndpointState {
     in_flight: usize,
     queue: VecDeque<Job>,
     runnable: bool,
+    /// Holds no slot and waits for a token or its FIFO turn: it does not compete for the
+    /// budget, so it does not count among those sharing it (until `pump` looks at it again).
+    held_back: bool,
 }
 
 struct Shard<D> {
@@ -574,6 +578,8 @@ struct Shard<D> {
     refill: BTreeSet<(u64, EndpointId)>,
     /// FIFO endpoints and their lines: every delivery the shard will attempt, by id ([`fifo`]).
     fifo: HashMap<EndpointId, BTreeSet<DeliveryId>>,
+    /// Endpoints in `endpoints` that are [`EndpointState::held_back`].
+    held_back: usize,
     breaker: BreakerConfig,
     /// Attempts holding a slot.
     in_flight: usize,
@@ -777,6 +783,9 @@ impl<D: Dispatch> Shard<D> {
     fn forget_if_idle(&mut self, endpoint: EndpointId) {
         if let Some(st) = self.endpoints.get(&endpoint) {
             if st.queue.is_empty() && st.in_flight == 0 && !st.runnable {
+                if st.held_back {
+                    self.held_back -= 1;
+                }
                 self.endpoints.remove(&endpoint);
             }
         }
@@ -812,6 +821,10 @@ impl<D: Dispatch> Shard<D> {
             if wait.is_some() || self.fifo_blocked(ep) {
                 if let Some(st) = self.endpoints.get_mut(&ep) {
                     st.runnable = false;
+                    if st.in_flight == 0 && !st.held_back {
+                        st.held_back = true;
+                        self.held_back += 1;
+                    }
                 }
                 self.forget_if_idle(ep);
                 continue;
@@ -819,6 +832,9 @@ impl<D: Dispatch> Shard<D> {
             let Some(st) = self.endpoints.get_mut(&ep) else {
                 continue;
             };
+            if std::mem::take(&mut st.held_back) {
+                self.held_back -= 1;
+            }
             if !share::may_start(st.in_flight, cap, in_flight, budget) {
                 self.runnable.push_back(ep);
                 idle_turns += 1;

@@ -38,9 +38,12 @@ pub(crate) fn may_start(held: usize, share: usize, in_flight: usize, budget: usi
 }
 
 impl<D: Dispatch> Shard<D> {
-    /// The share of the budget each endpoint with work may hold now.
+    /// The share of the budget each endpoint with work may hold now. Endpoints holding no slot
+    /// while they wait for a rate-limit token or their FIFO turn do not count: they would only
+    /// shrink the others' share.
     pub(super) fn share(&self) -> usize {
-        share(self.max_in_flight, self.endpoints.len(), self.per_endpoint)
+        let competing = self.endpoints.len().saturating_sub(self.held_back);
+        share(self.max_in_flight, competing, self.per_endpoint)
     }
 
     /// The slots `endpoint` may hold now: its share, within its health's cap (1 if FIFO).

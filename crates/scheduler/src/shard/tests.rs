@@ -719,3 +719,30 @@ async fn a_delivery_reserved_as_fifo_is_turned_on_joins_the_line_when_due() {
     assert_eq!(calls[1].at - t0, Duration::from_millis(200));
     assert!(s.shutdown(Duration::from_secs(1)).await);
 }
+
+#[tokio::test(start_paused = true)]
+async fn endpoints_waiting_for_tokens_do_not_shrink_the_others_share() {
+    let free = EndpointId::generate();
+    let fake = Arc::new(Fake {
+        holds: HashMap::from([(free, Duration::from_millis(100))]),
+        ..Fake::new()
+    });
+    // A budget of 8: 6 to share, 2 kept in reserve.
+    let s = start_one_shard(&fake, 4, 8);
+    let limited: Vec<EndpointId> = (0..20).map(|_| EndpointId::generate()).collect();
+    for ep in &limited {
+        s.handle().set_controls(*ep, controls(Some((1, 1)), false));
+        for _ in 0..5 {
+            s.handle().schedule(job(*ep, 0));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    for _ in 0..12 {
+        s.handle().schedule(job(free, 0));
+    }
+    wait_calls(&fake, 20 + 12).await;
+    // Twenty endpoints with work but no token hold no slot: the free one gets its full
+    // concurrency, not a twenty-first of the budget.
+    assert_eq!(fake.max_seen(free), 4);
+    assert!(s.shutdown(Duration::from_secs(1)).await);
+}
