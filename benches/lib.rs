@@ -16,7 +16,7 @@ pub fn sample_event() -> Event {
         tenant: "default".to_owned(),
         event_type: "job.completed".to_owned(),
         created_at_ms: 1_746_723_690_123,
-        data: DATA.to_owned(),
+        data: DATA.into(),
     }
 }
 

@@ -8,6 +8,8 @@
 //! - [`formats`]: the wire-format fields of endpoint input, secrets by scheme, rotation overlap.
 //! - [`deliveries`]: `/v1/endpoints/{id}/deliveries` and `/v1/deliveries...`.
 //! - [`recovery`]: `/v1/endpoints/{id}/recover`: every failed delivery since a time, re-sent.
+//! - [`replay`]: `/v1/endpoints/{id}/replay`: the events of a time range, sent to an endpoint
+//!   again as new deliveries.
 //! - [`keys`]: `/v1/api-keys...`: the admin issues, lists and revokes tenants' keys.
 //! - [`ops`]: `/health` and `/metrics`.
 //! - [`openapi`]: the OpenAPI 3.1 document of every route, assembled from the handlers'
@@ -17,7 +19,9 @@
 //! caller and load records through it, so another tenant's ids are simply not found.
 //!
 //! This crate reads state and changes endpoints; it must not write events or attempts. A manual
-//! retry (or a recovery) only moves deliveries' deadlines and hands the jobs to the scheduler.
+//! retry (or a recovery) only moves deliveries' deadlines and hands the jobs to the scheduler; a
+//! replay records new deliveries of stored events in the outcome log, as fan-out does, and
+//! hands their jobs over the same way.
 
 pub mod controls;
 pub mod deliveries;
@@ -27,6 +31,7 @@ pub mod keys;
 pub mod openapi;
 pub mod ops;
 pub mod recovery;
+pub mod replay;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -45,7 +50,7 @@ pub struct ApiState {
     pub registry: Arc<EndpointRegistry>,
     pub keys: Arc<KeyRegistry>,
     pub scheduler: SchedulerHandle,
-    /// Where manual retries are recorded.
+    /// Where manual retries and replays are recorded.
     pub outcomes: Arc<hookd_log::OutcomeLog>,
     pub sender: Arc<Sender>,
     pub policy: TargetPolicy,
@@ -59,10 +64,11 @@ impl std::fmt::Debug for ApiState {
 }
 
 /// What every management route asks of an API key, for the authentication layer.
-pub const ACCESS: [&[RouteAccess]; 4] = [
+pub const ACCESS: [&[RouteAccess]; 5] = [
     endpoints::ACCESS,
     deliveries::ACCESS,
     recovery::ACCESS,
+    replay::ACCESS,
     keys::ACCESS,
 ];
 
@@ -76,6 +82,7 @@ pub fn routes() -> Router<ApiState> {
     endpoints::routes()
         .merge(deliveries::routes())
         .merge(recovery::routes())
+        .merge(replay::routes())
         .merge(keys::routes())
 }
 

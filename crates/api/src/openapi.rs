@@ -124,6 +124,7 @@ pub fn document(site: &Site) -> OpenApi {
         crate::endpoints::Doc::openapi(),
         crate::deliveries::Doc::openapi(),
         crate::recovery::Doc::openapi(),
+        crate::replay::Doc::openapi(),
         crate::keys::Doc::openapi(),
         crate::ops::Doc::openapi(),
     ] {

@@ -8,6 +8,8 @@
 //! - [`rekey`]: `hookd rekey`, re-sealing every secret under a new master key.
 //! - [`listener`]: accepting and serving connections under the `[server]` limits.
 //! - [`run`]: opens the store, builds every stage, serves until `shutdown` resolves, then drains.
+//!   The data plane (shards, attempts, pager, fan-out's tasks) runs on a runtime of its own
+//!   (`hookd-deliver` threads); HTTP is served on the caller's.
 //!
 //! This crate owns process concerns (config, admin key, signals, lifetimes, the operator's
 //! client) and no pipeline logic.
@@ -235,33 +237,46 @@ pub async fn run(
     metrics::METRICS
         .per_endpoint
         .enable(cfg.metrics_per_endpoint);
-    let scheduler = loader.start();
     let appended = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let pager = hookd_scheduler::pager::spawn(
-        store.clone(),
-        outcomes.clone(),
-        scheduler.handle(),
-        clock,
-        cfg.horizon,
-        horizon_end,
-        stop_rx.clone(),
-    );
+    // The data plane runs on a runtime of its own: the shards, every attempt and its pooled
+    // connections, the pager and fan-out's tasks are spawned while it is entered. A saturated
+    // data plane then queues its own tasks only, and the management API (served on the caller's
+    // runtime) still answers at once.
+    let data_plane = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("hookd-deliver")
+        .enable_all()
+        .build()
+        .context("starting the delivery runtime")?;
+    let (scheduler, pager, fanout) = {
+        let _data_plane = data_plane.enter();
+        let scheduler = loader.start();
+        let pager = hookd_scheduler::pager::spawn(
+            store.clone(),
+            outcomes.clone(),
+            scheduler.handle(),
+            clock,
+            cfg.horizon,
+            horizon_end,
+            stop_rx.clone(),
+        );
+        let fanout = Fanout::new(
+            store.clone(),
+            outcomes.clone(),
+            registry.clone(),
+            scheduler.handle(),
+            appended.clone(),
+        )
+        .spawn(stop_rx.clone())
+        .context("starting the fan-out thread")?;
+        (scheduler, pager, fanout)
+    };
     let checkpointer = tokio::spawn(checkpoints(
         outcomes.clone(),
         sled.clone(),
         cfg.checkpoint_interval,
-        stop_rx.clone(),
+        stop_rx,
     ));
-    let fanout = Fanout::new(
-        store.clone(),
-        outcomes.clone(),
-        registry.clone(),
-        scheduler.handle(),
-        appended.clone(),
-    )
-    .spawn(stop_rx)
-    .context("starting the fan-out thread")?;
     let (committer, committer_thread) = Committer::start(
         store.clone(),
         CommitterConfig {
@@ -368,6 +383,11 @@ pub async fn run(
     }
     committer.close();
     let _ = tokio::task::spawn_blocking(move || committer_thread.join()).await;
+    // Attempts are over (or left for the next start): what is left on the data plane is idle
+    // connections. Dropping a runtime blocks, which only a blocking thread may do.
+    let _ =
+        tokio::task::spawn_blocking(move || data_plane.shutdown_timeout(Duration::from_secs(1)))
+            .await;
     // Every holder of the outcome log (sender, API) is gone with the tasks above; closing it
     // applies what is left to the read model.
     match Arc::try_unwrap(outcomes) {

@@ -111,7 +111,7 @@ fn rekey(cfg: &hookd::Config, new_key_file: &std::path::Path) -> ExitCode {
 fn serve_until_stopped(cfg: hookd::Config) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_name("hookd")
+        .thread_name("hookd-http")
         .build()
     {
         Ok(r) => r,

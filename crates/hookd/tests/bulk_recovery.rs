@@ -66,9 +66,18 @@ async fn failed_deliveries_since_a_time_are_sent_again() {
     assert_eq!(api.delivery(id).await["status"], "dead_lettered");
     assert_eq!(rx.requests_to("/flaky").len(), sent + 2);
 
-    // From the beginning: the older one too. A disabled endpoint is refused.
-    let r = api.post(&recover, &json!({"since": 0})).await;
-    assert_eq!(r.expect(202), &json!({"scheduled": 1, "busy": 0}));
+    // From the beginning (here from the command line): the older one too. A disabled endpoint
+    // is refused.
+    let run = d
+        .cli()
+        .run(&["endpoints", "recover", &ep, "--since", "0"])
+        .await;
+    run.ok();
+    assert_eq!(
+        (run.field("scheduled"), run.field("busy")),
+        ("1".into(), "0".into()),
+        "{run}"
+    );
     api.patch(&format!("/v1/endpoints/{ep}"), &json!({"enabled": false}))
         .await
         .expect(200);

@@ -67,22 +67,19 @@ impl<S: Send + Sync> FromRequestParts<S> for JsonLimits {
 /// Refuses text whose arrays and objects nest deeper than `max_depth`. One pass, no recursion
 /// and no allocation, whatever the input; brackets inside strings do not count. Anything else
 /// wrong with the text is left to the parser.
+///
+/// Strings (most of an event's bytes) are skipped with `memchr` to their next quote or
+/// backslash instead of byte by byte: a batch of 1 KiB events spent 12% of hookd's CPU here.
 pub fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), ApiError> {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
         match b {
-            b'"' => in_string = true,
+            b'"' => match string_end(bytes, i + 1) {
+                Some(end) => i = end,
+                // Unterminated: no bracket after it counts; the parser says what is wrong.
+                None => return Ok(()),
+            },
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max_depth {
@@ -94,8 +91,21 @@ pub fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), ApiError> {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     Ok(())
+}
+
+/// The position of the quote that closes the string whose text starts at `from`, if any.
+fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let at = from + memchr::memchr2(b'"', b'\\', bytes.get(from..)?)?;
+        if bytes[at] == b'"' {
+            return Some(at);
+        }
+        // A backslash escapes the byte after it, whatever it is.
+        from = at + 2;
+    }
 }
 
 /// [`check_depth`], then the value with serde; a failure names the offending field.
@@ -146,6 +156,56 @@ mod tests {
         check_depth(br#"{"a":{"b":[1,{"c":[]}]}}"#, 4).unwrap_err();
         check_depth(b"1", 0).unwrap();
         check_depth(b"[]", 0).unwrap_err();
+    }
+
+    /// The check as it was first written, byte by byte: the fast one must agree with it.
+    fn depth_ok_reference(bytes: &[u8], max_depth: usize) -> bool {
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for &b in bytes {
+            if in_string {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max_depth {
+                        return false;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        true
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_byte_by_byte_check(
+            text in proptest::collection::vec(
+                proptest::sample::select(&b"[]{}\"\\ab,:"[..]), 0..64),
+            max_depth in 0usize..6,
+        ) {
+            proptest::prop_assert_eq!(
+                check_depth(&text, max_depth).is_ok(),
+                depth_ok_reference(&text, max_depth),
+                "{:?}", String::from_utf8_lossy(&text)
+            );
+        }
+    }
+
+    #[test]
+    fn a_backslash_at_the_very_end_is_not_read_past() {
+        check_depth(b"[\"\\", 1).unwrap();
+        check_depth(b"\"\\", 0).unwrap();
+        check_depth(b"\"", 0).unwrap();
     }
 
     #[test]

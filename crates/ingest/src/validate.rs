@@ -85,7 +85,7 @@ pub fn candidate(
                 tenant,
                 event_type,
                 created_at_ms: now_ms(),
-                data,
+                data: data.into(),
             },
             idempotency_key: idempotency_key.map(str::to_owned),
             request_hash,
@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn accepts_and_keeps_data_verbatim() {
         let c = parse(r#"{"type":"job.completed","data":{"z":1,"a":[2, 3]}}"#).unwrap();
-        assert_eq!(c.entry.event.data, r#"{"z":1,"a":[2, 3]}"#);
+        assert_eq!(&*c.entry.event.data, r#"{"z":1,"a":[2, 3]}"#);
         assert_eq!(c.entry.event.tenant, "default");
         assert!(c.entry.event.id.starts_with("evt_") && !c.client_id);
     }

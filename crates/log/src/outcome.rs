@@ -71,6 +71,11 @@ pub enum Change {
         due_ms: u64,
         at_ms: u64,
     },
+    /// A replay (`POST /v1/endpoints/{id}/replay`) made these deliveries of events indexed
+    /// before (pending, due now). Like [`Change::FannedOut`] but for no event-log record: it
+    /// moves no fan-out cursor. The events keep their ids, so receivers can deduplicate.
+    /// (Last in the enum: records written before it decode unchanged.)
+    Replayed { events: Vec<FannedEvent> },
 }
 
 /// What a checkpoint did.

@@ -21,7 +21,7 @@
 //! | `q` endpoint(16) | the endpoint with its secrets sealed (see `sled_store/secrets.rs`) |
 //! | `l` endpoint(16) | the endpoint's [`hookd_types::DeliveryControls`]: a version byte (1), then bincode; only for endpoints with controls, written and deleted in the endpoint's own batch (see `sled_store/controls.rs`) |
 //! | `c` endpoint(16) | stats: 4 x i64 LE (delivered, failed, retrying, last delivery ms) |
-//! | `t` created_ms(8) event id | `()`: events by time, for retention (stores from before it: their events are kept) |
+//! | `t` created_ms(8) event id | `()`: events by time, for retention and replays (stores from before it: their events are kept, and not replayed) |
 //! | `j` created_ms(8) tenant `\0` key | `()`: idempotency keys by time, for retention |
 //! | tree `api_keys`: key id(16) | [`hookd_types::ApiKey`] (a digest, never the key; see [`api_keys`]) |
 //!
@@ -186,6 +186,15 @@ type Stats = [i64; 4];
 struct StoredEvent {
     event: Event,
     deliveries: Vec<DeliveryId>,
+}
+
+/// The start of a [`StoredEvent`]: its event's id and tenant (bincode reads fields in order and
+/// leaves the rest unread).
+#[derive(Deserialize)]
+struct StoredEventHead {
+    #[allow(dead_code)]
+    id: String,
+    tenant: String,
 }
 
 /// The borrowing twin of [`StoredEvent`], for writing (same fields, same order).
@@ -538,14 +547,18 @@ impl SledStore {
     }
 
     /// On start, for outcome records already applied (record `seq`): makes the deliveries of
-    /// their fan-outs fresh again unless they were written to sled since.
+    /// their fan-outs and replays fresh again unless they were written to sled since.
     pub fn restore(&self, changes: &[Change], seq: Seq) -> Result<()> {
         let mut fresh = self.fresh_write();
         for change in changes {
-            let Change::FannedOut { seq: at, events } = change else {
-                continue;
+            let events = match change {
+                Change::FannedOut { seq: at, events } => {
+                    self.cursor.fetch_max(at + 1, Ordering::SeqCst);
+                    events
+                }
+                Change::Replayed { events } => events,
+                Change::Attempted { .. } | Change::Retried { .. } => continue,
             };
-            self.cursor.fetch_max(at + 1, Ordering::SeqCst);
             for ev in events {
                 let shared = fresh_event(ev);
                 for (id, endpoint) in &ev.deliveries {
@@ -581,34 +594,53 @@ impl SledStore {
         let mut made: HashMap<DeliveryId, Entry> = HashMap::new();
         let mut stats: HashMap<EndpointId, Stats> = HashMap::new();
         let mut cursor = None;
+        // Events that replays made deliveries of, with their ids added (several replays of
+        // one event in a batch add up).
+        let mut replayed: HashMap<&str, Option<(Event, Vec<DeliveryId>)>> = HashMap::new();
         let (written_out, replay_from) = {
             let fresh = self.fresh_read();
             for change in changes {
-                let (id, at_ms) = match change {
+                // New deliveries: fan-out's, or a replay's (which also lists them on the event).
+                let made_now = match change {
                     Change::FannedOut { seq, events } => {
                         cursor = Some(seq + 1);
-                        for ev in events {
-                            let shared = fresh_event(ev);
-                            for (id, endpoint) in &ev.deliveries {
-                                let (endpoint, event) = (*endpoint, shared.clone());
-                                made.insert(
-                                    *id,
-                                    Entry {
-                                        endpoint,
-                                        event,
-                                        seq: first,
-                                    },
-                                );
-                            }
-                        }
-                        continue;
+                        Some(events)
                     }
+                    Change::Replayed { events } => {
+                        for ev in events {
+                            self.add_replayed(&mut replayed, ev)?;
+                        }
+                        Some(events)
+                    }
+                    Change::Attempted { .. } | Change::Retried { .. } => None,
+                };
+                if let Some(events) = made_now {
+                    for ev in events {
+                        let shared = fresh_event(ev);
+                        for (id, endpoint) in &ev.deliveries {
+                            let (endpoint, event) = (*endpoint, shared.clone());
+                            made.insert(
+                                *id,
+                                Entry {
+                                    endpoint,
+                                    event,
+                                    seq: first,
+                                },
+                            );
+                        }
+                    }
+                    continue;
+                }
+                let (id, at_ms) = match change {
                     Change::Attempted {
                         delivery, at_ms, ..
                     }
                     | Change::Retried {
                         delivery, at_ms, ..
                     } => (*delivery, *at_ms),
+                    Change::FannedOut { .. } | Change::Replayed { .. } => {
+                        unreachable!("handled above")
+                    }
                 };
                 let t = match touched.remove(&id) {
                     Some(t) => t,
@@ -645,7 +677,9 @@ impl SledStore {
                         after.next_attempt_ms = *next_attempt_ms;
                     }
                     Change::Retried { due_ms, .. } => after.next_attempt_ms = Some(*due_ms),
-                    Change::FannedOut { .. } => unreachable!("handled above"),
+                    Change::FannedOut { .. } | Change::Replayed { .. } => {
+                        unreachable!("handled above")
+                    }
                 }
                 after.updated_at_ms = at_ms;
                 if before != after.status {
@@ -710,6 +744,12 @@ impl SledStore {
         for (ep, s) in &stats {
             batch.insert(stat_key(*ep), write_stats(s));
         }
+        for (id, stored) in &replayed {
+            if let Some((event, deliveries)) = stored {
+                let stored = StoredEventRef { event, deliveries };
+                batch.insert(event_key(id), enc(&stored)?);
+            }
+        }
         if let Some(c) = cursor {
             batch.insert(meta_key(EVENTS_CURSOR), &c.to_be_bytes()[..]);
         }
@@ -736,6 +776,27 @@ impl SledStore {
         drop(fresh);
         if let Some(c) = cursor {
             self.cursor.fetch_max(c, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Adds the deliveries a replay made of `ev` to the event's record (read once per batch),
+    /// so that the event lists them and retention keeps it while they live. An event gone
+    /// meanwhile (retention) is left gone: its deliveries find no event and fail.
+    fn add_replayed<'a>(
+        &self,
+        replayed: &mut HashMap<&'a str, Option<(Event, Vec<DeliveryId>)>>,
+        ev: &'a FannedEvent,
+    ) -> Result<()> {
+        let entry = match replayed.entry(ev.event_id.as_str()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                self.stored_event(&ev.event_id)?
+                    .map(|s| (s.event, s.deliveries)),
+            ),
+        };
+        if let Some((_, ids)) = entry {
+            ids.extend(ev.deliveries.iter().map(|(id, _)| *id));
         }
         Ok(())
     }
@@ -1020,6 +1081,37 @@ impl Store for SledStore {
             out.extend(self.get_delivery(id)?);
         }
         Ok(out)
+    }
+
+    fn for_each_event_between(
+        &self,
+        tenant: &str,
+        from_ms: u64,
+        until_ms: u64,
+        visit: &mut dyn FnMut(&Event) -> bool,
+    ) -> Result<()> {
+        if from_ms >= until_ms {
+            return Ok(());
+        }
+        let start = key(&[Kind::EventTime.prefix(), &from_ms.to_be_bytes()]);
+        let end = key(&[Kind::EventTime.prefix(), &until_ms.to_be_bytes()]);
+        for kv in self.db.range(start..end) {
+            let (k, _) = kv?;
+            let ek = event_key(&String::from_utf8_lossy(&k[9..]));
+            // Retention deletes an event with its time key; a key left alone is skipped.
+            let Some(bytes) = self.db.get(&ek)? else {
+                continue;
+            };
+            // Another tenant's event: its tenant is read, not its data.
+            if dec::<StoredEventHead>(&ek, &bytes)?.tenant != tenant {
+                continue;
+            }
+            let stored: StoredEvent = dec(&ek, &bytes)?;
+            if !visit(&stored.event) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()> {

@@ -96,6 +96,16 @@ pub trait Store: Send + Sync + 'static {
     fn get_event(&self, id: &str) -> Result<Option<Event>>;
     fn get_idempotency(&self, tenant: &str, key: &str) -> Result<Option<IdemRecord>>;
     fn event_deliveries(&self, event_id: &str) -> Result<Vec<Delivery>>;
+    /// Visits the indexed events of `tenant` made in `from_ms..until_ms` (their `created_at`),
+    /// oldest first, until `visit` answers `false`. Events past `[retention] history` are gone;
+    /// events indexed by a store from before the time index are not visited. For replays.
+    fn for_each_event_between(
+        &self,
+        tenant: &str,
+        from_ms: u64,
+        until_ms: u64,
+        visit: &mut dyn FnMut(&Event) -> bool,
+    ) -> Result<()>;
 
     // ---- endpoints (durable on return) --------------------------------------------------
     /// Stores the whole endpoint, its delivery `controls` included: they are not part of its

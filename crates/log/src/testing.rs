@@ -177,6 +177,16 @@ impl<S: Store> Store for GatedStore<S> {
     fn event_deliveries(&self, event_id: &str) -> Result<Vec<Delivery>> {
         self.inner.event_deliveries(event_id)
     }
+    fn for_each_event_between(
+        &self,
+        tenant: &str,
+        from_ms: u64,
+        until_ms: u64,
+        visit: &mut dyn FnMut(&Event) -> bool,
+    ) -> Result<()> {
+        self.inner
+            .for_each_event_between(tenant, from_ms, until_ms, visit)
+    }
     fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
         self.inner.put_endpoint(endpoint)
     }

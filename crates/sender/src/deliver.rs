@@ -349,7 +349,7 @@ impl Sender {
             tenant: endpoint.tenant.clone(),
             event_type: event_type.to_owned(),
             created_at_ms: now_ms(),
-            data: r#"{"test":true,"message":"hookd test event"}"#.to_owned(),
+            data: r#"{"test":true,"message":"hookd test event"}"#.into(),
         };
         let result = self.send(endpoint, &event, event.created_at_ms).await;
         let (status_code, latency, error) = match &result {

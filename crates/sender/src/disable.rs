@@ -152,7 +152,7 @@ pub fn notice(ep: &Endpoint, reason: Reason, now: u64) -> Event {
         tenant: ep.tenant.clone(),
         event_type: ENDPOINT_DISABLED.to_owned(),
         created_at_ms: now,
-        data: data.to_string(),
+        data: data.to_string().into(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! An ingested event. `data` is kept as the producer's raw JSON text so it is delivered byte for
 //! byte as it arrived (no re-serialisation, no key reordering).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -9,8 +11,10 @@ pub struct Event {
     pub tenant: String,
     pub event_type: String,
     pub created_at_ms: u64,
-    /// Raw JSON text of the `data` member.
-    pub data: String,
+    /// Raw JSON text of the `data` member. Shared: an event is cloned at each stage it passes
+    /// (group commit, idempotency view, fan-out), and its data is most of its bytes. Encoded
+    /// exactly as a `String` was, so records are unchanged.
+    pub data: Arc<str>,
 }
 
 /// Event type names: dot-separated segments of `[a-z0-9_-]`, 1..=128 chars (`instance.ready`).

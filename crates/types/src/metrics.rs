@@ -103,7 +103,7 @@ metrics! {
         log_flushes_total: "Group-commit flushes of the log (events per flush = events / flushes).",
         outcome_flushes_total: "Syncs of the outcome log (fan-out decisions, attempt outcomes, manual retries), one per batch the indexer applies.",
         events_fanned_out_total: "Events whose fan-out is recorded and applied, whether or not they made deliveries.",
-        deliveries_created_total: "Deliveries created by fan-out.",
+        deliveries_created_total: "Deliveries created by fan-out and replays.",
         attempts_total: "Delivery attempts made.",
         deliveries_succeeded_total: "Deliveries that got a 2xx.",
         attempts_failed_total: "Attempts that failed and were rescheduled or dead-lettered.",

@@ -1,5 +1,5 @@
-//! `hookd endpoints list|create|get|update|delete|rotate|test`: `/v1/endpoints` and its
-//! sub-routes. A new secret (create, rotate) is printed once, as the API gives it once.
+//! `hookd endpoints list|create|get|update|delete|rotate|test|recover|replay`: `/v1/endpoints`
+//! and its sub-routes. A new secret (create, rotate) is printed once, as the API gives it once.
 
 use std::time::Duration;
 
@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 
 use super::api::{query, seg, Api};
+use super::deliveries::time_arg;
 use super::output::{cell, items, next_page, Fields, Table};
 use super::{CliError, Format};
 
@@ -45,6 +46,33 @@ pub enum Cmd {
         #[arg(long = "type", short = 't')]
         event_type: String,
     },
+    /// Re-send every failed (retrying or dead-lettered) delivery of the endpoint created since
+    /// a time, now.
+    Recover {
+        id: String,
+        /// Deliveries created at or after: RFC 3339, unix milliseconds, or a duration ago (`2h`).
+        #[arg(long, value_parser = time_arg)]
+        since: String,
+    },
+    /// Send the events of a time range to the endpoint again, as new deliveries: every event of
+    /// its tenant made in the range that its event types accept.
+    Replay {
+        id: String,
+        /// Events made at or after: RFC 3339, unix milliseconds, or a duration ago (`1d`).
+        #[arg(long, value_parser = time_arg)]
+        since: String,
+        /// Events made before (default: now): RFC 3339, unix milliseconds, or a duration ago.
+        #[arg(long, value_parser = time_arg)]
+        until: Option<String>,
+    },
+}
+
+/// A time argument as the API takes it: unix milliseconds as a number, else the text.
+fn time_value(t: String) -> Value {
+    match t.parse::<u64>() {
+        Ok(ms) => ms.into(),
+        Err(_) => t.into(),
+    }
 }
 
 /// `--limit` and `--cursor` of a list.
@@ -294,6 +322,34 @@ pub async fn run(api: &Api, cmd: Cmd, out: Format) -> Result<String, CliError> {
                     .value("status", &v["status_code"])
                     .text("latency", ms(&v["latency_ms"]))
                     .value("error", &v["error"])
+                    .render()
+            }))
+        }
+        Cmd::Recover { id, since } => {
+            let path = format!("/v1/endpoints/{}/recover", seg(&id));
+            let a = api
+                .post(&path, &json!({ "since": time_value(since) }))
+                .await?;
+            Ok(out.show(&a, |v| {
+                Fields::new()
+                    .value("scheduled", &v["scheduled"])
+                    .value("busy", &v["busy"])
+                    .render()
+            }))
+        }
+        Cmd::Replay { id, since, until } => {
+            let mut body = Map::new();
+            body.insert("since".into(), time_value(since));
+            if let Some(u) = until {
+                body.insert("until".into(), time_value(u));
+            }
+            let path = format!("/v1/endpoints/{}/replay", seg(&id));
+            let a = api.post(&path, &body).await?;
+            Ok(out.show(&a, |v| {
+                Fields::new()
+                    .value("scheduled", &v["scheduled"])
+                    .value("since", &v["since"])
+                    .value("until", &v["until"])
                     .render()
             }))
         }

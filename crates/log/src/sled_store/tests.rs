@@ -322,7 +322,7 @@ fn an_event_checkpoint_drops_only_fanned_out_segments() {
     // Large records roll segments (64 MiB each): five of 15 MiB, four in the first segment.
     let big = |id: &str| {
         let mut e = entry(id, None);
-        e.event.data = format!("\"{}\"", "x".repeat(15 << 20));
+        e.event.data = format!("\"{}\"", "x".repeat(15 << 20)).into();
         vec![e]
     };
     let seqs: Vec<Seq> = ["a", "b", "c", "d", "e"]

@@ -1,0 +1,327 @@
+//! Replay: the events of a time range sent again to one endpoint, as new deliveries.
+//!
+//! Recovery ([`crate::recovery`]) re-sends deliveries that failed; a replay makes new ones: one
+//! for every event of the endpoint's tenant made in `[since, until)` that the endpoint's
+//! `event_types` accept, whether or not the endpoint existed or subscribed then (a new endpoint
+//! that wants yesterday's events). Each keeps its event's id, which is the `webhook-id` (and the
+//! body's `id`), so a receiver that already has an event can tell.
+//!
+//! Durable like fan-out: the decision is appended to the outcome log
+//! ([`hookd_log::Change::Replayed`], synced before the answer), the indexer applies it (fresh
+//! deliveries, restored by a restart), and only then are the jobs handed to the scheduler. The
+//! events are read from the store's time index on the blocking pool.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use hookd_http::error::ErrorBody;
+use hookd_http::{blocking, Access, ApiError, JsonBody, Principal, RouteAccess};
+use hookd_log::outcome::FannedEvent;
+use hookd_log::{Change, Store};
+use hookd_scheduler::Job;
+use hookd_types::endpoint::EventFilter;
+use hookd_types::metrics::{inc, METRICS};
+use hookd_types::time::{now_ms, rfc3339};
+use hookd_types::{DeliveryId, Endpoint, Scope};
+
+use crate::keys::TimeIn;
+use crate::{endpoints, ApiState};
+
+/// The most deliveries one replay makes; more is refused (choose a shorter range).
+pub const MAX_REPLAY: usize = 100_000;
+
+/// Events per outcome-log record: a record stays far below the journal's 16 MiB limit even
+/// with the longest ids, tenants and types (about 350 bytes an event at most).
+const EVENTS_PER_RECORD: usize = 1024;
+
+pub const ACCESS: &[RouteAccess] = &[(
+    "POST",
+    "/v1/endpoints/{id}/replay",
+    Access::Scope(Scope::DeliveriesWrite),
+)];
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(replay))]
+pub struct Doc;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/v1/endpoints/{id}/replay", post(replay))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(
+    as = ReplayInput,
+    example = json!({"since": "2026-05-07T00:00:00Z", "until": "2026-05-08T00:00:00Z"})
+)]
+struct ReplayIn {
+    /// Events made at or after this time (RFC 3339 or unix milliseconds), not in the future.
+    #[schema(required = true, value_type = String)]
+    since: Option<TimeIn>,
+    /// Events made before this time (RFC 3339 or unix milliseconds), later than `since`;
+    /// default and at most: now.
+    #[schema(value_type = Option<String>)]
+    until: Option<TimeIn>,
+}
+
+/// What a replay did.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Replayed)]
+struct ReplayedView {
+    /// New deliveries made, one per matching event, due now.
+    scheduled: usize,
+    /// The range replayed: `since` as given.
+    #[schema(format = DateTime)]
+    since: String,
+    /// The end of the range (exclusive): `until` as given, or now if it was later or left out.
+    #[schema(format = DateTime)]
+    until: String,
+}
+
+/// Send the events of a time range to an endpoint again, as new deliveries: one for every event
+/// of the endpoint's tenant made in `[since, until)` whose type the endpoint subscribes to now,
+/// whether or not it existed or subscribed then. Each carries its event's id (`webhook-id`), so
+/// a receiver can drop the ones it has. Events older than `[retention] history` are gone.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/replay",
+    tag = "deliveries",
+    operation_id = "replay_endpoint",
+    params(crate::IdParam),
+    request_body = ReplayIn,
+    responses(
+        (status = 202, description = "Scheduled", body = ReplayedView),
+        (status = 400, description = "`VALIDATION_ERROR`: `since` missing, malformed or in the future, `until` malformed or not later than `since`, an unknown field, or more than 100,000 events to replay", body = ErrorBody),
+        (status = 409, description = "`CONFLICT`: the endpoint is disabled", body = ErrorBody),
+    )
+)]
+async fn replay(
+    State(state): State<ApiState>,
+    caller: Principal,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<ReplayIn>,
+) -> Result<Response, ApiError> {
+    let ep = endpoints::load(&state, &caller, &id)?;
+    let (since, until) = range(input, now_ms())?;
+    if !ep.enabled {
+        return Err(ApiError::conflict(
+            "endpoint is disabled; enable it before replaying events to it".to_owned(),
+        ));
+    }
+    let (store, endpoint) = (state.store.clone(), ep.clone());
+    let events =
+        blocking(move || matching_events(&*store, &endpoint, since, until, MAX_REPLAY)).await?;
+    let jobs = record(&state, &ep, events).await?;
+    let scheduled = jobs.len();
+    inc(&METRICS.deliveries_created_total, scheduled as u64);
+    inc(&METRICS.deliveries_pending, scheduled as u64);
+    for job in jobs {
+        state.scheduler.schedule(job);
+    }
+    tracing::info!(endpoint = %ep.id, scheduled, since, until, "replay");
+    let view = ReplayedView {
+        scheduled,
+        since: rfc3339(since),
+        until: rfc3339(until),
+    };
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+/// `[since, until)` in unix ms, checked: `since` given and not after `now`; `until`, if given,
+/// later than `since` (and cut to `now`); else `now`.
+fn range(input: ReplayIn, now: u64) -> Result<(u64, u64), ApiError> {
+    let since = input
+        .since
+        .ok_or_else(|| ApiError::validation("`since` is required"))?
+        .ms("since")?;
+    if since > now {
+        return Err(ApiError::validation("`since` must not be in the future"));
+    }
+    let until = match input.until {
+        Some(t) => {
+            let until = t.ms("until")?;
+            if until <= since {
+                return Err(ApiError::validation("`until` must be later than `since`"));
+            }
+            until.min(now)
+        }
+        None => now,
+    };
+    Ok((since, until))
+}
+
+/// The (id, type) of every event of `ep`'s tenant made in `[since, until)` that `ep`'s
+/// `event_types` accept, oldest first; a 400 if there are more than `max`. Reads the store:
+/// call it on the blocking pool.
+fn matching_events(
+    store: &dyn Store,
+    ep: &Endpoint,
+    since: u64,
+    until: u64,
+    max: usize,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut found = Vec::new();
+    let mut over = false;
+    store.for_each_event_between(&ep.tenant, since, until, &mut |ev| {
+        if !EventFilter::matches_any(&ep.event_types, &ev.event_type) {
+            return true;
+        }
+        if found.len() == max {
+            over = true;
+            return false;
+        }
+        found.push((ev.id.clone(), ev.event_type.clone()));
+        true
+    })?;
+    if over {
+        return Err(ApiError::validation(format!(
+            "more than {max} events to replay between `since` and `until`: choose a shorter range"
+        )));
+    }
+    Ok(found)
+}
+
+/// Makes one delivery of each event (id, type) for `ep`, records them durably in the outcome
+/// log, waits until the read model shows them, and returns their jobs.
+async fn record(
+    state: &ApiState,
+    ep: &Endpoint,
+    events: Vec<(String, String)>,
+) -> Result<Vec<Job>, ApiError> {
+    let mut ids = ulid::Generator::new();
+    let mut jobs = Vec::with_capacity(events.len());
+    let mut records = Vec::new();
+    for chunk in events.chunks(EVENTS_PER_RECORD) {
+        let mut fanned = Vec::with_capacity(chunk.len());
+        for (event_id, event_type) in chunk {
+            // Strictly increasing, so the endpoint's list shows them in event order.
+            let id = ids
+                .generate()
+                .map_or_else(|_| DeliveryId::generate(), |u| DeliveryId(u.0));
+            fanned.push(FannedEvent {
+                event_id: event_id.clone(),
+                tenant: ep.tenant.clone(),
+                event_type: event_type.clone(),
+                deliveries: vec![(id, ep.id)],
+            });
+            jobs.push(Job {
+                delivery: id,
+                endpoint: ep.id,
+                // Creation time is the id's own time, as for fan-out's deliveries.
+                due_ms: (id.0 >> 80) as u64,
+                attempts: 0,
+                // The attempt reads it from the store: a replay may be large.
+                event: None,
+            });
+        }
+        records.push(Change::Replayed { events: fanned });
+    }
+    let Some(last) = records.pop() else {
+        return Ok(jobs);
+    };
+    // Every record but the last only written; the last synced, which makes those before it
+    // durable too (the journal syncs a segment whole before it starts the next).
+    for r in records {
+        state.outcomes.record(std::slice::from_ref(&r)).await?;
+    }
+    let seq = state.outcomes.record_durable(&[last]).await?;
+    state.outcomes.applied(seq).await?;
+    Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(since: Option<TimeIn>, until: Option<TimeIn>) -> ReplayIn {
+        ReplayIn { since, until }
+    }
+
+    fn message(r: Result<(u64, u64), ApiError>) -> String {
+        let e = r.expect_err("refused");
+        format!("{e:?}")
+    }
+
+    fn entry(id: &str, tenant: &str, event_type: &str, at: u64) -> hookd_log::LogEntry {
+        hookd_log::LogEntry {
+            event: hookd_types::Event {
+                id: id.into(),
+                tenant: tenant.into(),
+                event_type: event_type.into(),
+                created_at_ms: at,
+                data: "{}".into(),
+            },
+            idempotency_key: None,
+            request_hash: 0,
+        }
+    }
+
+    #[test]
+    fn events_of_the_tenant_its_types_and_the_range_up_to_the_cap() {
+        let dir = hookd_log::testing::TempStore::new();
+        let store = dir.open();
+        let record = vec![
+            entry("early", "acme", "job.done", 5),
+            entry("a", "acme", "job.done", 10),
+            entry("other-type", "acme", "instance.ready", 11),
+            entry("other-tenant", "globex", "job.done", 12),
+            entry("b", "acme", "job.failed", 13),
+            entry("late", "acme", "job.done", 20),
+        ];
+        let seq = store.append(&record).unwrap();
+        store.seed_fanout(seq, &record, &[]).unwrap();
+        let ep = Endpoint::new(
+            hookd_types::EndpointId(1),
+            "acme",
+            "n",
+            "http://x",
+            vec!["job.*".into()],
+            "whsec_x",
+            1,
+        );
+        let ids = |since, until, max| {
+            matching_events(&store, &ep, since, until, max)
+                .map(|v| v.into_iter().map(|(id, _)| id).collect::<Vec<_>>())
+        };
+        assert_eq!(ids(10, 20, 10).unwrap(), ["a", "b"]);
+        assert_eq!(ids(0, 21, 10).unwrap(), ["early", "a", "b", "late"]);
+        assert_eq!(
+            ids(10, 20, 2).unwrap(),
+            ["a", "b"],
+            "the cap itself is allowed"
+        );
+        let over = ids(0, 21, 3).expect_err("over the cap");
+        assert!(
+            format!("{over:?}").contains("more than 3 events"),
+            "{over:?}"
+        );
+    }
+
+    #[test]
+    fn the_range_is_checked_and_cut_at_now() {
+        let now = 1_000_000;
+        let ms = |v| Some(TimeIn::Ms(v));
+        assert_eq!(range(input(ms(10), None), now).unwrap(), (10, now));
+        assert_eq!(range(input(ms(10), ms(20)), now).unwrap(), (10, 20));
+        assert_eq!(range(input(ms(10), ms(now * 2)), now).unwrap(), (10, now));
+        assert_eq!(range(input(ms(now), ms(now + 1)), now).unwrap(), (now, now));
+        assert_eq!(
+            range(input(ms(now), None), now).unwrap(),
+            (now, now),
+            "empty, not refused"
+        );
+        assert!(message(range(input(None, None), now)).contains("`since` is required"));
+        assert!(message(range(input(ms(now + 1), None), now)).contains("future"));
+        assert!(message(range(input(ms(20), ms(10)), now)).contains("`until`"));
+        assert!(message(range(input(ms(20), ms(20)), now)).contains("`until`"));
+        let text = Some(TimeIn::Text("yesterday".into()));
+        assert!(message(range(input(text, None), now)).contains("`since`"));
+        let text = Some(TimeIn::Text("soon".into()));
+        assert!(message(range(input(ms(1), text), now)).contains("`until`"));
+    }
+}
