@@ -461,3 +461,40 @@ async fn a_manual_retry_goes_back_to_its_place_in_the_line() {
     let order: Vec<u64> = reqs.iter().map(number).collect();
     assert_eq!(order, [0, 0, 1, 0, 2, 3], "{}", describe(&reqs));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_to_a_fifo_endpoint_goes_in_event_order() {
+    let (_dir, rx, d) =
+        setup(|c| c.set("retry", "schedule", r#"["150ms","150ms","150ms","150ms"]"#)).await;
+    let api = &d.api;
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 1000;
+    let n = 6;
+    batch(api, n).await;
+    // Made after the events: it gets them only by a replay. Its first two answers fail.
+    rx.script(
+        "/replayed",
+        Reply::FailThenOk {
+            fails: 2,
+            fail_status: 500,
+            ok_status: 204,
+        },
+    );
+    let (id, _, _) = api
+        .create_endpoint(json!({
+            "name": "replayed", "url": rx.url("/replayed"), "event_types": ["job.*"], "fifo": true,
+        }))
+        .await;
+    api.post(
+        &format!("/v1/endpoints/{id}/replay"),
+        &json!({ "since": since }),
+    )
+    .await
+    .expect(202);
+    let reqs = rx.wait_for_path("/replayed", n + 2, PATIENCE).await;
+    let order: Vec<u64> = reqs.iter().map(number).collect();
+    assert_eq!(order, [0, 0, 0, 1, 2, 3, 4, 5], "{}", describe(&reqs));
+}
