@@ -59,6 +59,7 @@ pub fn seed_retries(data_dir: &Path, count: u64, endpoints: u32) -> Result<Strin
                 updated_at_ms: now,
                 format: Default::default(),
                 previous_secrets: Vec::new(),
+                controls: Default::default(),
             };
             store.put_endpoint(&ep).map(|_| ep.id)
         })

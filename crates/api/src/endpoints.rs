@@ -19,6 +19,7 @@ use hookd_types::endpoint::EventFilter;
 use hookd_types::time::{now_ms, rfc3339};
 use hookd_types::{Endpoint, EndpointId, Scope};
 
+use crate::controls::{self, RateLimitIn};
 use crate::formats::{self, FormatIn};
 use crate::{parse_limit, ApiState};
 
@@ -115,6 +116,11 @@ struct CreateIn {
     /// Seconds between attempts (1..=20 entries of 1..=604800), overriding `[retry] schedule`.
     #[schema(min_items = 1, max_items = 20)]
     retry_schedule: Option<Vec<u64>>,
+    /// At most this many attempts started per second, with a burst; default none.
+    rate_limit: Option<RateLimitIn>,
+    /// Strict ingest order, one delivery in flight; default `false`. A FIFO endpoint's
+    /// `rate_limit.burst` must be 1.
+    fifo: Option<bool>,
 }
 
 /// Changes to an endpoint: only the fields given change.
@@ -151,6 +157,13 @@ struct PatchIn {
     /// Seconds between attempts (1..=20 entries of 1..=604800), overriding `[retry] schedule`.
     #[schema(min_items = 1, max_items = 20)]
     retry_schedule: Option<Vec<u64>>,
+    /// A new rate limit; `null` lifts it.
+    #[serde(default, deserialize_with = "controls::nullable")]
+    #[schema(value_type = Option<RateLimitIn>, nullable)]
+    rate_limit: Option<Option<RateLimitIn>>,
+    /// Strict ingest order, one delivery in flight. A FIFO endpoint's `rate_limit.burst` must
+    /// be 1.
+    fifo: Option<bool>,
 }
 
 /// Moves the format fields of a create or update body into a [`FormatIn`].
@@ -287,6 +300,9 @@ pub struct HealthView {
     pub consecutive_failures: u32,
     /// Due deliveries waiting behind an open breaker.
     pub waiting: usize,
+    /// Due deliveries waiting for a free slot, a token of the endpoint's rate limit, or their
+    /// turn on a FIFO endpoint.
+    pub queued: usize,
 }
 
 /// Create an endpoint. The answer holds its secret; nothing else ever shows it.
@@ -326,6 +342,11 @@ async fn create(
     let metadata = input.metadata.unwrap_or_default();
     check_extras(&description, &metadata)?;
     let format = format_in!(input).apply(&Default::default(), true)?;
+    let controls = hookd_types::DeliveryControls {
+        rate_limit: input.rate_limit.map(controls::rate_limit).transpose()?,
+        fifo: input.fifo.unwrap_or(false),
+    };
+    controls::check(&controls, input.fifo.is_some())?;
     let secret = formats::secret_or_generated(&format, input.secret)?;
     // Last: a forbidden target is a 403 only for an otherwise valid request.
     check_url(&state, &url)?;
@@ -344,9 +365,11 @@ async fn create(
         updated_at_ms: now,
         format,
         previous_secrets: Vec::new(),
+        controls,
     };
     let registry = state.registry.clone();
     let ep = blocking(move || Ok(registry.insert(ep)?)).await?;
+    controls::publish(&state, Default::default(), &ep).await;
     tracing::info!(endpoint = %ep.id, tenant = %ep.tenant, "endpoint created");
     Ok(with_secret(&ep, StatusCode::CREATED))
 }
@@ -418,6 +441,7 @@ async fn read(
             concurrency: h.concurrency,
             consecutive_failures: h.consecutive_failures,
             waiting: h.parked,
+            queued: h.queued,
         };
         v["health"] = serde_json::to_value(health).unwrap_or_default();
     }
@@ -444,13 +468,22 @@ async fn update(
     JsonBody(mut input): JsonBody<PatchIn>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = load(&state, &caller, &id)?.id;
-    let state = state.clone();
+    let before = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
+    let (changing, was) = (state.clone(), before.clone());
     let ep = blocking(move || {
-        let state = &state;
+        let state = &changing;
         state
             .registry
             .update(id, |current| -> Result<Endpoint, ApiError> {
                 let mut ep = current.clone();
+                *was.lock().unwrap_or_else(|p| p.into_inner()) = current.controls;
+                if let Some(limit) = input.rate_limit.take() {
+                    ep.controls.rate_limit = limit.map(controls::rate_limit).transpose()?;
+                }
+                if let Some(fifo) = input.fifo {
+                    ep.controls.fifo = fifo;
+                }
+                controls::check(&ep.controls, input.fifo.is_some())?;
                 let format = format_in!(input).apply(&ep.format, false)?;
                 if format.scheme != ep.format.scheme {
                     ep.format = format;
@@ -486,6 +519,8 @@ async fn update(
     })
     .await?
     .ok_or_else(|| ApiError::not_found("endpoint"))?;
+    let before = *before.lock().unwrap_or_else(|p| p.into_inner());
+    controls::publish(&state, before, &ep).await;
     Ok(Json(
         serde_json::to_value(EndpointView::from(&*ep)).unwrap_or_default(),
     ))
@@ -510,6 +545,8 @@ async fn remove(
     if !blocking(move || Ok(registry.remove(ep_id)?)).await? {
         return Err(ApiError::not_found("endpoint"));
     }
+    // Its shard forgets its limit and its line; its deliveries end through the sender.
+    state.scheduler.set_controls(ep_id, Default::default());
     tracing::info!(endpoint = %ep.id, "endpoint deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,6 +3,8 @@
 //! tenants' API keys, health and metrics.
 //!
 //! - [`endpoints`]: `/v1/endpoints...` and the validation of endpoint input.
+//! - [`controls`]: the delivery controls of endpoint input (rate limit, FIFO), checked and
+//!   handed to the scheduler.
 //! - [`formats`]: the wire-format fields of endpoint input, secrets by scheme, rotation overlap.
 //! - [`deliveries`]: `/v1/endpoints/{id}/deliveries` and `/v1/deliveries...`.
 //! - [`recovery`]: `/v1/endpoints/{id}/recover`: every failed delivery since a time, re-sent.
@@ -21,6 +23,7 @@
 //! replay records new deliveries of stored events in the outcome log, as fan-out does, and
 //! hands their jobs over the same way.
 
+pub mod controls;
 pub mod deliveries;
 pub mod endpoints;
 pub mod formats;

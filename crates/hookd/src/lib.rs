@@ -199,11 +199,28 @@ pub async fn run(
     let clock = loader.clock();
     let horizon_end = clock.now_ms() + cfg.horizon.as_millis() as u64;
     loader.set_horizon(horizon_end);
+    // Rate limits and FIFO, before the deadlines: a FIFO endpoint's are kept whatever their time.
+    let (all, _) = registry.list(None, None, usize::MAX);
+    let mut fifo = HashSet::new();
+    for ep in all.iter().filter(|ep| !ep.controls.is_default()) {
+        loader.set_controls(ep.id, ep.controls);
+        if ep.controls.fifo {
+            fifo.insert(ep.id);
+        }
+    }
     let mut scheduled = 0;
     store.for_each_scheduled(horizon_end, &mut |entry| {
         scheduled += 1;
         loader.add(entry);
     })?;
+    // A FIFO endpoint's head may wait for a retry beyond the horizon: its line needs it now.
+    if !fifo.is_empty() {
+        store.for_each_deadline_between(horizon_end, u64::MAX, &mut |entry| {
+            if fifo.contains(&entry.endpoint) {
+                loader.add(entry);
+            }
+        })?;
+    }
     // Every delivery waiting for an attempt: those loaded now, and those beyond the horizon,
     // counted on a blocking thread so serving does not wait for it.
     metrics::METRICS

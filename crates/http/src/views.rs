@@ -74,6 +74,22 @@ pub struct EndpointView<'a> {
     /// When the last secret a rotation replaced stops being signed with, if one still is.
     #[schema(format = DateTime)]
     pub previous_secret_valid_until: Option<String>,
+    /// Attempts started per second, with a burst; `null`: no limit.
+    pub rate_limit: Option<RateLimitView>,
+    /// Strict ingest order, one delivery in flight; a failing head holds the rest.
+    pub fifo: bool,
+}
+
+/// An endpoint's rate limit: a token bucket.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RateLimit)]
+pub struct RateLimitView {
+    /// Attempts started per second.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub per_second: u32,
+    /// Attempts that may start at once after a quiet spell.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub burst: u32,
 }
 
 /// An endpoint's wire format, with the field names the API takes.
@@ -135,6 +151,11 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
                 .max()
                 .filter(|t| *t > hookd_types::time::now_ms())
                 .map(rfc3339),
+            rate_limit: e.controls.rate_limit.map(|r| RateLimitView {
+                per_second: r.per_second,
+                burst: r.burst,
+            }),
+            fifo: e.controls.fifo,
         }
     }
 }

@@ -19,6 +19,7 @@
 //! | `s` due_ms(8) delivery(16) | endpoint(16) attempts made(4, BE): durable deadlines, in time order (older stores: endpoint only) |
 //! | `p` endpoint(16) | [`Endpoint`] in plain text (older stores; stores opened without a master key) |
 //! | `q` endpoint(16) | the endpoint with its secrets sealed (see `sled_store/secrets.rs`) |
+//! | `l` endpoint(16) | the endpoint's [`hookd_types::DeliveryControls`]: a version byte (1), then bincode; only for endpoints with controls, written and deleted in the endpoint's own batch (see `sled_store/controls.rs`) |
 //! | `c` endpoint(16) | stats: 4 x i64 LE (delivered, failed, retrying, last delivery ms) |
 //! | `t` created_ms(8) event id | `()`: events by time, for retention and replays (stores from before it: their events are kept, and not replayed) |
 //! | `j` created_ms(8) tenant `\0` key | `()`: idempotency keys by time, for retention |
@@ -56,6 +57,7 @@ use crate::outcome::{Change, FannedEvent};
 use crate::sealed::MasterKey;
 use crate::store::*;
 
+mod controls;
 mod fresh;
 mod secrets;
 use fresh::{Entry, Fresh, FreshEvent};
@@ -116,6 +118,8 @@ enum Kind {
     /// An endpoint whose secrets are sealed under the master key.
     SealedEndpoint,
     Stats,
+    /// An endpoint's delivery controls, beside its record (which stays in its older layout).
+    Controls,
     /// Events by the time they were made, for retention.
     EventTime,
     /// Idempotency keys by the time they were stored, for retention.
@@ -124,7 +128,7 @@ enum Kind {
 
 impl Kind {
     #[cfg(test)]
-    const ALL: [Kind; 12] = [
+    const ALL: [Kind; 13] = [
         Kind::Meta,
         Kind::Event,
         Kind::Idempotency,
@@ -135,6 +139,7 @@ impl Kind {
         Kind::Endpoint,
         Kind::SealedEndpoint,
         Kind::Stats,
+        Kind::Controls,
         Kind::EventTime,
         Kind::IdempotencyTime,
     ];
@@ -151,6 +156,7 @@ impl Kind {
             Kind::Endpoint => b"p",
             Kind::SealedEndpoint => b"q",
             Kind::Stats => b"c",
+            Kind::Controls => b"l",
             Kind::EventTime => b"t",
             Kind::IdempotencyTime => b"j",
         }
@@ -253,6 +259,7 @@ fn decode_endpoint(key: &[u8], bytes: &[u8]) -> Result<Endpoint> {
             updated_at_ms: v0.updated_at_ms,
             format: Default::default(),
             previous_secrets: Vec::new(),
+            controls: Default::default(),
         }),
         // Neither layout: report it the way every other record kind does.
         _ => dec(key, bytes),
@@ -1146,6 +1153,7 @@ impl Store for SledStore {
                 batch.remove(sealed);
             }
         }
+        controls::write(&mut batch, endpoint)?;
         self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
@@ -1155,6 +1163,7 @@ impl Store for SledStore {
         let mut batch = sled::Batch::default();
         batch.remove(endpoint_key(id));
         batch.remove(sealed_endpoint_key(id));
+        batch.remove(controls::key_of(id));
         self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
@@ -1172,7 +1181,9 @@ impl Store for SledStore {
                 let (k, v) = kv?;
                 open_endpoint(self.master.as_ref(), &k, &v)
             });
-        plain.chain(sealed).collect()
+        let mut all: Vec<Endpoint> = plain.chain(sealed).collect::<Result<_>>()?;
+        controls::read_into(&self.db, &mut all)?;
+        Ok(all)
     }
 
     fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats> {

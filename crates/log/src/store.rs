@@ -108,8 +108,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
 
     // ---- endpoints (durable on return) --------------------------------------------------
+    /// Stores the whole endpoint, its delivery `controls` included: they are not part of its
+    /// serde form (`#[serde(skip)]`, so older records keep their layout), and a backend keeps
+    /// them beside the endpoint, written at once with it.
     fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    /// Deletes the endpoint and its controls.
     fn delete_endpoint(&self, id: EndpointId) -> Result<()>;
+    /// Every endpoint with its controls (the default for one stored without).
     fn endpoints(&self) -> Result<Vec<Endpoint>>;
     fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats>;
 

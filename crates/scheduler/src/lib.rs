@@ -6,7 +6,9 @@
 //!   deadlines and the per-endpoint in-flight limits, and asks a [`Dispatch`] to make attempts.
 //!   Shards keep time on a monotonic [`Clock`] (tokio's, so tests can pause it), share their
 //!   in-flight budget fairly among endpoints, and keep a circuit breaker and an adaptive
-//!   concurrency limit per endpoint.
+//!   concurrency limit per endpoint. They also enforce each endpoint's delivery controls: a
+//!   rate limit (token bucket) and FIFO (one in flight, in delivery-id order), told to them by
+//!   [`SchedulerHandle::set_controls`] / [`Loader::set_controls`].
 //! - [`wheel`]: the hierarchical timing wheel (64-slot levels, occupancy bitmaps).
 //! - [`pager`]: moves the horizon: shards hold deadlines due within it, the store the rest.
 //!

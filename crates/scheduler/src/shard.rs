@@ -5,6 +5,10 @@
 //! `per_endpoint_concurrency`), and a reserve is kept for endpoints holding nothing, so
 //! receivers that hold every request until the timeout cannot starve a healthy one.
 //!
+//! Per-endpoint delivery controls ([`SchedulerHandle::set_controls`]) are enforced here too: a
+//! rate limit (a token bucket charged as each attempt starts, [`limit`]) and FIFO (strict
+//! order, one delivery in flight, [`fifo`]).
+//!
 //! Each attempt reports what it learnt of its endpoint ([`Slot::report`]); the shard keeps a
 //! circuit breaker and an adaptive concurrency limit per endpoint from that ([`health`]). While
 //! an endpoint's breaker is open its due jobs are parked, making no attempt, until it probes.
@@ -32,7 +36,7 @@ use tracing::Instrument;
 
 use hookd_log::ScheduleEntry;
 use hookd_types::time::now_ms;
-use hookd_types::{DeliveryId, EndpointId, Event, Signal};
+use hookd_types::{DeliveryControls, DeliveryId, EndpointId, Event, Signal};
 
 use crate::wheel::Wheel;
 use health::Health;
@@ -183,6 +187,12 @@ enum Cmd {
     },
     Unreserve {
         delivery: DeliveryId,
+        endpoint: EndpointId,
+    },
+    /// The endpoint's delivery controls (rate limit, FIFO) from now on.
+    Controls {
+        endpoint: EndpointId,
+        controls: DeliveryControls,
     },
     /// An attempt is done with the endpoint (its slot is free), and what it learnt.
     Released {
@@ -197,6 +207,7 @@ enum Cmd {
     /// An attempt has finished, outcome recorded, with the next deadline if any.
     Finished {
         delivery: DeliveryId,
+        endpoint: EndpointId,
         next: Option<Job>,
     },
     /// Keep jobs due up to `end` (unix ms) from now on; later ones are left to the store.
@@ -233,6 +244,9 @@ pub struct EndpointHealth {
     pub consecutive_failures: u32,
     /// Due deliveries waiting behind an open breaker.
     pub parked: usize,
+    /// Due deliveries waiting in the shard for a slot, a token (rate limit) or their turn
+    /// (FIFO); stale jobs a manual retry replaced may be counted until they are dropped.
+    pub queued: usize,
 }
 
 pub fn shard_of(endpoint: EndpointId, shards: usize) -> usize {
@@ -293,7 +307,17 @@ impl SchedulerHandle {
 
     /// Gives up a reservation that will not be scheduled.
     pub fn unreserve(&self, delivery: DeliveryId, endpoint: EndpointId) {
-        let _ = self.shard(endpoint).send(Cmd::Unreserve { delivery });
+        let _ = self
+            .shard(endpoint)
+            .send(Cmd::Unreserve { delivery, endpoint });
+    }
+
+    /// Tells the shard that owns `endpoint` its delivery controls (rate limit, FIFO); the
+    /// default lifts both. Call it whenever they may have changed: on create, update and delete.
+    pub fn set_controls(&self, endpoint: EndpointId, controls: DeliveryControls) {
+        let _ = self
+            .shard(endpoint)
+            .send(Cmd::Controls { endpoint, controls });
     }
 
     fn shard(&self, endpoint: EndpointId) -> &mpsc::UnboundedSender<Cmd> {
@@ -360,6 +384,10 @@ impl Scheduler {
                 health: HashMap::new(),
                 parked: HashMap::new(),
                 reopen: BTreeSet::new(),
+                limits: HashMap::new(),
+                refill: BTreeSet::new(),
+                fifo: HashMap::new(),
+                held_back: 0,
                 breaker: cfg.breaker.clone(),
                 in_flight: 0,
                 tasks: 0,
@@ -424,6 +452,13 @@ impl<D: Dispatch> Loader<D> {
         for s in &mut self.shards {
             s.horizon_end = end;
         }
+    }
+
+    /// An endpoint's delivery controls, before its deadlines are added: a FIFO endpoint's are
+    /// then kept whatever the horizon.
+    pub fn set_controls(&mut self, endpoint: EndpointId, controls: DeliveryControls) {
+        let n = self.shards.len();
+        self.shards[shard_of(endpoint, n)].set_controls(endpoint, controls);
     }
 
     pub fn add(&mut self, entry: ScheduleEntry) {
@@ -507,6 +542,9 @@ struct EndpointState {
     in_flight: usize,
     queue: VecDeque<Job>,
     runnable: bool,
+    /// Holds no slot and waits for a token or its FIFO turn: it does not compete for the
+    /// budget, so it does not count among those sharing it (until `pump` looks at it again).
+    held_back: bool,
 }
 
 struct Shard<D> {
@@ -534,6 +572,14 @@ struct Shard<D> {
     parked: HashMap<EndpointId, VecDeque<Job>>,
     /// When open breakers start probing: (wheel time, endpoint).
     reopen: BTreeSet<(u64, EndpointId)>,
+    /// The token buckets of rate-limited endpoints ([`limit`]).
+    limits: HashMap<EndpointId, limit::Bucket>,
+    /// When endpoints waiting for a token get one: (wheel time, endpoint).
+    refill: BTreeSet<(u64, EndpointId)>,
+    /// FIFO endpoints and their lines: every delivery the shard will attempt, by id ([`fifo`]).
+    fifo: HashMap<EndpointId, BTreeSet<DeliveryId>>,
+    /// Endpoints in `endpoints` that are [`EndpointState::held_back`].
+    held_back: usize,
     breaker: BreakerConfig,
     /// Attempts holding a slot.
     in_flight: usize,
@@ -554,11 +600,14 @@ impl<D: Dispatch> Shard<D> {
     /// into its endpoint's queue; otherwise into the wheel.
     fn insert(&mut self, job: Job) {
         self.reserved.remove(&job.delivery);
-        if job.due_ms > self.horizon_end {
+        // A FIFO endpoint's jobs are kept whatever their deadline: a head left to the store
+        // would let the next one go.
+        if job.due_ms > self.horizon_end && !self.fifo.contains_key(&job.endpoint) {
             self.live.remove(&job.delivery);
             return;
         }
         self.live.insert(job.delivery, job.due_ms);
+        self.fifo_join(&job);
         if job.event.is_some() && job.due_ms <= self.clock.now_ms() {
             self.enqueue(job);
         } else {
@@ -573,6 +622,7 @@ impl<D: Dispatch> Shard<D> {
         loop {
             if !stopping {
                 self.probe_due();
+                self.refill_due();
                 self.wheel.advance(self.clock.elapsed_ms(), &mut fired);
                 for parked in fired.drain(..) {
                     let job = Job::from(parked);
@@ -590,7 +640,8 @@ impl<D: Dispatch> Shard<D> {
                 .next_deadline()
                 .map(|at| at.max(self.wheel.elapsed() + 1));
             let probe = self.reopen.first().map(|(at, _)| *at);
-            let wake = match (stopping, wheel.into_iter().chain(probe).min()) {
+            let refill = self.refill.first().map(|(at, _)| *at);
+            let wake = match (stopping, wheel.into_iter().chain(probe).chain(refill).min()) {
                 (false, Some(at)) => Some(self.clock.instant_at(at)),
                 _ => None,
             };
@@ -635,21 +686,32 @@ impl<D: Dispatch> Shard<D> {
                 }
                 let _ = reply.send(free);
             }
-            Cmd::Unreserve { delivery } => {
+            Cmd::Unreserve { delivery, endpoint } => {
                 if self.live.get(&delivery) == Some(&RESERVED) {
                     // The deadline it replaced (still in the wheel or a queue) is current again.
                     match self.reserved.remove(&delivery) {
-                        Some(due) => self.live.insert(delivery, due),
-                        None => self.live.remove(&delivery),
+                        Some(due) => {
+                            self.live.insert(delivery, due);
+                        }
+                        None => {
+                            self.live.remove(&delivery);
+                            self.fifo_leave(endpoint, delivery);
+                        }
                     };
                 }
             }
-            Cmd::Finished { delivery, next } => {
+            Cmd::Controls { endpoint, controls } => self.set_controls(endpoint, controls),
+            Cmd::Finished {
+                delivery,
+                endpoint,
+                next,
+            } => {
                 self.tasks -= 1;
                 match next {
                     Some(job) => self.insert(job),
                     None => {
                         self.live.remove(&delivery);
+                        self.fifo_leave(endpoint, delivery);
                     }
                 }
             }
@@ -661,6 +723,7 @@ impl<D: Dispatch> Shard<D> {
                     concurrency: h.cap(),
                     consecutive_failures: h.failures,
                     parked: self.parked.get(&endpoint).map_or(0, VecDeque::len),
+                    queued: self.endpoints.get(&endpoint).map_or(0, |st| st.queue.len()),
                 });
             }
             Cmd::Released { endpoint, signal } => {
@@ -681,12 +744,17 @@ impl<D: Dispatch> Shard<D> {
 
     fn enqueue(&mut self, job: Job) {
         let endpoint = job.endpoint;
+        self.fifo_join(&job);
         if let Some(parked) = self.parked.get_mut(&endpoint) {
             parked.push_back(job);
             return;
         }
+        let at = self.queue_position(endpoint, &job);
         let st = self.endpoints.entry(endpoint).or_default();
-        st.queue.push_back(job);
+        match at {
+            Some(i) => st.queue.insert(i, job),
+            None => st.queue.push_back(job),
+        }
         // Whether it is below its share is for `pump` to say: it may be a newcomer.
         if !st.runnable {
             st.runnable = true;
@@ -694,10 +762,30 @@ impl<D: Dispatch> Shard<D> {
         }
     }
 
+    /// The endpoint's delivery controls from now on.
+    fn set_controls(&mut self, endpoint: EndpointId, controls: DeliveryControls) {
+        self.set_rate_limit(endpoint, controls.rate_limit);
+        self.set_fifo(endpoint, controls.fifo);
+    }
+
+    /// Puts an endpoint with due jobs back in the round-robin (`pump` says whether it may
+    /// start anything).
+    fn wake(&mut self, endpoint: EndpointId) {
+        if let Some(st) = self.endpoints.get_mut(&endpoint) {
+            if !st.queue.is_empty() && !st.runnable {
+                st.runnable = true;
+                self.runnable.push_back(endpoint);
+            }
+        }
+    }
+
     /// Drops an endpoint with no due job and no slot: it no longer counts among those sharing.
     fn forget_if_idle(&mut self, endpoint: EndpointId) {
         if let Some(st) = self.endpoints.get(&endpoint) {
             if st.queue.is_empty() && st.in_flight == 0 && !st.runnable {
+                if st.held_back {
+                    self.held_back -= 1;
+                }
                 self.endpoints.remove(&endpoint);
             }
         }
@@ -723,6 +811,30 @@ impl<D: Dispatch> Shard<D> {
                 self.forget_if_idle(ep);
                 continue;
             }
+            // Out of tokens, or a FIFO endpoint whose head is not due: it leaves the
+            // round-robin until its next token comes, or its line moves.
+            let now = self.clock.elapsed_ms();
+            let wait = self.token_wait(ep, now);
+            if let Some(at) = wait {
+                self.refill.insert((at, ep));
+            }
+            if wait.is_some() || self.fifo_blocked(ep) {
+                if let Some(st) = self.endpoints.get_mut(&ep) {
+                    st.runnable = false;
+                    if st.in_flight == 0 && !st.held_back {
+                        st.held_back = true;
+                        self.held_back += 1;
+                    }
+                }
+                self.forget_if_idle(ep);
+                continue;
+            }
+            let Some(st) = self.endpoints.get_mut(&ep) else {
+                continue;
+            };
+            if std::mem::take(&mut st.held_back) {
+                self.held_back -= 1;
+            }
             if !share::may_start(st.in_flight, cap, in_flight, budget) {
                 self.runnable.push_back(ep);
                 idle_turns += 1;
@@ -745,6 +857,9 @@ impl<D: Dispatch> Shard<D> {
                 continue;
             }
             idle_turns = 0;
+            if let Some(bucket) = self.limits.get_mut(&ep) {
+                bucket.take(now);
+            }
             self.live.insert(job.delivery, IN_FLIGHT);
             st.in_flight += 1;
             if !st.queue.is_empty() && st.in_flight < cap {
@@ -771,7 +886,11 @@ impl<D: Dispatch> Shard<D> {
                         attempts: attempts + 1,
                         event: None,
                     });
-                    let _ = tx.send(Cmd::Finished { delivery, next });
+                    let _ = tx.send(Cmd::Finished {
+                        delivery,
+                        endpoint,
+                        next,
+                    });
                 }
                 .instrument(span),
             );
@@ -779,7 +898,9 @@ impl<D: Dispatch> Shard<D> {
     }
 }
 
+mod fifo;
 mod health;
+mod limit;
 mod share;
 #[cfg(test)]
 mod tests;

@@ -165,6 +165,19 @@ impl<T> Wheel<T> {
         self.len == 0
     }
 
+    /// Visits every entry held, in no particular order.
+    pub fn for_each(&self, mut visit: impl FnMut(&T)) {
+        self.ready.iter().for_each(&mut visit);
+        for level in self.levels.iter() {
+            for slot in level.slots.iter() {
+                slot.iter().for_each(|(_, item)| visit(item));
+            }
+        }
+        for items in self.overflow.values() {
+            items.iter().for_each(&mut visit);
+        }
+    }
+
     /// Insert an entry due at `deadline`. If deadline <= elapsed it is due immediately and goes
     /// to the ready list returned by the next `advance`.
     pub fn insert(&mut self, deadline: u64, item: T) {

@@ -29,6 +29,52 @@ pub struct Endpoint {
     pub format: DeliveryFormat,
     /// Secrets replaced by a rotation that verifiers may still hold, until they expire.
     pub previous_secrets: Vec<PreviousSecret>,
+    /// How the scheduler paces its deliveries. Not in the endpoint's own (positional) record:
+    /// `#[serde(skip)]` keeps that layout as it was, and a backend stores the controls beside
+    /// it, written and deleted together (see `hookd-log`). Endpoints stored before controls
+    /// existed read as the default: no rate limit, not FIFO.
+    #[serde(skip)]
+    pub controls: DeliveryControls,
+}
+
+/// Per-endpoint delivery controls, enforced by the scheduler shard that owns the endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryControls {
+    /// At most this many attempts started per second, with a burst.
+    pub rate_limit: Option<RateLimit>,
+    /// Strict order: one delivery in flight at a time, in the order the deliveries were made
+    /// (ingest order); a failing head holds the rest until it is delivered or dead-lettered.
+    pub fifo: bool,
+}
+
+impl DeliveryControls {
+    /// No limit, not FIFO: nothing for the scheduler to remember.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A token bucket: `burst` attempts may start at once, then `per_second` a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// The largest `per_second` and `burst` accepted.
+    pub const MAX: u32 = 10_000;
+
+    /// Checks both numbers: each in `1..=MAX`. The error names the field at fault.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if !(1..=Self::MAX).contains(&self.per_second) {
+            return Err("per_second");
+        }
+        if !(1..=Self::MAX).contains(&self.burst) {
+            return Err("burst");
+        }
+        Ok(())
+    }
 }
 
 /// Everything but the secret, so a stray `{:?}` cannot leak it into logs.
@@ -44,6 +90,7 @@ impl std::fmt::Debug for Endpoint {
             .field("previous_secrets", &self.previous_secrets.len())
             .field("enabled", &self.enabled)
             .field("format", &self.format)
+            .field("controls", &self.controls)
             .finish_non_exhaustive()
     }
 }
@@ -74,6 +121,7 @@ impl Endpoint {
             updated_at_ms: now_ms,
             format: DeliveryFormat::default(),
             previous_secrets: Vec::new(),
+            controls: DeliveryControls::default(),
         }
     }
 

@@ -49,7 +49,7 @@ pub mod time;
 
 pub use api_key::{ApiKey, Scope, Scopes};
 pub use delivery::{Attempt, Delivery, DeliveryStatus, ErrorKind, Signal, RESPONSE_EXCERPT_BYTES};
-pub use endpoint::{Endpoint, EventFilter};
+pub use endpoint::{DeliveryControls, Endpoint, EventFilter, RateLimit};
 pub use event::Event;
 pub use id::{DeliveryId, EndpointId, KeyId};
 

@@ -170,3 +170,31 @@ fn event_types_of_the_site_are_what_events_may_name() {
             .is_object()
     );
 }
+
+#[test]
+fn endpoints_show_and_take_their_delivery_controls() {
+    let doc = doc();
+    let schemas = &doc["components"]["schemas"];
+    for name in ["EndpointInput", "EndpointPatch", "Endpoint"] {
+        let props = &schemas[name]["properties"];
+        assert!(props.get("rate_limit").is_some(), "{name}: {props}");
+        assert!(props.get("fifo").is_some(), "{name}: {props}");
+    }
+    let input = &schemas["RateLimitInput"];
+    assert_eq!(
+        input["required"],
+        serde_json::json!(["per_second"]),
+        "{input}"
+    );
+    assert_eq!(input["properties"]["per_second"]["minimum"], 1, "{input}");
+    assert_eq!(input["properties"]["burst"]["minimum"], 1, "{input}");
+    assert_eq!(input["additionalProperties"], false, "{input}");
+    let shown = &schemas["RateLimit"];
+    assert_eq!(
+        shown["properties"]["per_second"]["maximum"], 10000,
+        "{shown}"
+    );
+    // PATCH takes `null` to lift the limit.
+    let patch = schemas["EndpointPatch"]["properties"]["rate_limit"].to_string();
+    assert!(patch.contains("null"), "{patch}");
+}

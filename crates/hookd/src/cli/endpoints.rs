@@ -116,7 +116,7 @@ pub struct CreateArgs {
     #[arg(long)]
     disabled: bool,
     #[command(flatten)]
-    common: CommonArgs,
+    pub(crate) common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -137,7 +137,7 @@ pub struct UpdateArgs {
     #[arg(long)]
     disable: bool,
     #[command(flatten)]
-    common: CommonArgs,
+    pub(crate) common: CommonArgs,
 }
 
 /// Fields that create and update share.
@@ -158,11 +158,26 @@ pub struct CommonArgs {
     /// flags above win over it.
     #[arg(long, value_parser = json_object)]
     fields: Option<Map<String, Value>>,
+    /// At most this many deliveries started per second (1..=10000).
+    #[arg(long, value_name = "PER_SECOND", allow_negative_numbers = true)]
+    rate_limit: Option<i64>,
+    /// With --rate-limit: how many may start at once after a quiet spell (default 1).
+    #[arg(long, requires = "rate_limit", allow_negative_numbers = true)]
+    burst: Option<i64>,
+    /// Lift the rate limit.
+    #[arg(long, conflicts_with = "rate_limit")]
+    no_rate_limit: bool,
+    /// Strict ingest order, one delivery in flight (its burst must be 1).
+    #[arg(long, conflicts_with = "no_fifo")]
+    fifo: bool,
+    /// Deliver in parallel again.
+    #[arg(long)]
+    no_fifo: bool,
 }
 
 impl CommonArgs {
     /// The request body: `--fields`, then every flag given.
-    fn body(self) -> Map<String, Value> {
+    pub(crate) fn body(self) -> Map<String, Value> {
         let mut body = self.fields.unwrap_or_default();
         if let Some(d) = self.description {
             body.insert("description".into(), d.into());
@@ -175,6 +190,18 @@ impl CommonArgs {
         }
         if !self.headers.is_empty() {
             body.insert("headers".into(), pairs_object(self.headers));
+        }
+        if let Some(per_second) = self.rate_limit {
+            let mut limit = json!({ "per_second": per_second });
+            if let Some(b) = self.burst {
+                limit["burst"] = b.into();
+            }
+            body.insert("rate_limit".into(), limit);
+        } else if self.no_rate_limit {
+            body.insert("rate_limit".into(), Value::Null);
+        }
+        if self.fifo || self.no_fifo {
+            body.insert("fifo".into(), self.fifo.into());
         }
         body
     }
@@ -376,6 +403,24 @@ pub fn endpoint_text(e: &Value) -> String {
             ),
         )
         .text("static headers", map_text(&f["headers"]))
+        .text(
+            "rate limit",
+            match &e["rate_limit"] {
+                Value::Object(r) => {
+                    format!("{}/s, burst {}", cell(&r["per_second"]), cell(&r["burst"]))
+                }
+                _ => "none".to_owned(),
+            },
+        )
+        .text(
+            "order",
+            if e["fifo"] == true {
+                "FIFO (one in flight)"
+            } else {
+                "any"
+            }
+            .to_owned(),
+        )
         .text(
             "retry schedule",
             match &f["retry_schedule"] {

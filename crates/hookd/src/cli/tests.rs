@@ -197,6 +197,70 @@ fn the_daemons_url_and_an_endpoints_url_are_different_flags() {
     assert!(dbg.contains("https://receiver.example/hook"), "{dbg}");
 }
 
+/// The request body `hookd endpoints create|update ARGS` sends (the flags it shares).
+fn endpoint_body(args: &[&str]) -> Result<serde_json::Value, clap::Error> {
+    let Command::Endpoints { cmd, .. } = parse(args)? else {
+        panic!("{args:?}")
+    };
+    let common = match cmd {
+        super::endpoints::Cmd::Create(a) => a.common,
+        super::endpoints::Cmd::Update(a) => a.common,
+        other => panic!("{other:?}"),
+    };
+    Ok(serde_json::Value::Object(common.body()))
+}
+
+#[test]
+fn delivery_controls_are_flags() {
+    let create = [
+        "endpoints",
+        "create",
+        "--name",
+        "n",
+        "--target",
+        "https://r.example/h",
+    ];
+    let with = |extra: &[&'static str]| {
+        let mut a = create.to_vec();
+        a.extend(["-t", "*"]);
+        a.extend(extra);
+        a
+    };
+    let body = endpoint_body(&with(&["--rate-limit", "20", "--burst", "2", "--fifo"])).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"rate_limit": {"per_second": 20, "burst": 2}, "fifo": true})
+    );
+    // Zero and below go to the API, which names the field in its 400.
+    let body = endpoint_body(&with(&["--rate-limit", "-1"])).unwrap();
+    assert_eq!(body["rate_limit"]["per_second"], -1);
+    assert!(
+        endpoint_body(&with(&["--burst", "2"])).is_err(),
+        "a burst needs a rate"
+    );
+    assert!(endpoint_body(&with(&["--fifo", "--no-fifo"])).is_err());
+    let lift = [
+        "endpoints",
+        "update",
+        "ep_1",
+        "--no-rate-limit",
+        "--no-fifo",
+    ];
+    assert_eq!(
+        endpoint_body(&lift).unwrap(),
+        serde_json::json!({"rate_limit": null, "fifo": false})
+    );
+    assert!(endpoint_body(&[
+        "endpoints",
+        "update",
+        "ep_1",
+        "--rate-limit",
+        "5",
+        "--no-rate-limit"
+    ])
+    .is_err());
+}
+
 #[test]
 fn connection_flags_go_before_or_after_the_subcommand() {
     for args in [

@@ -73,6 +73,7 @@ fn old_records_read_as_standard_webhooks_and_new_ones_round_trip() {
                 secret: "the-old-customer-secret".into(),
                 expires_at_ms: 9,
             }],
+            controls: Default::default(),
         };
         store.put_endpoint(&new).unwrap();
         store.db.flush().unwrap();

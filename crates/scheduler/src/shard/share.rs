@@ -38,17 +38,27 @@ pub(crate) fn may_start(held: usize, share: usize, in_flight: usize, budget: usi
 }
 
 impl<D: Dispatch> Shard<D> {
-    /// The share of the budget each endpoint with work may hold now.
+    /// The share of the budget each endpoint with work may hold now. Endpoints holding no slot
+    /// while they wait for a rate-limit token or their FIFO turn do not count: they would only
+    /// shrink the others' share.
     pub(super) fn share(&self) -> usize {
-        share(self.max_in_flight, self.endpoints.len(), self.per_endpoint)
+        let competing = self.endpoints.len().saturating_sub(self.held_back);
+        share(self.max_in_flight, competing, self.per_endpoint)
     }
 
-    /// The slots `endpoint` may hold now: its share, within its health's cap.
+    /// The slots `endpoint` may hold now: its share, within its health's cap (1 if FIFO).
     pub(super) fn cap(&self, endpoint: EndpointId) -> usize {
         let share = self.share();
-        self.health
+        let cap = self
+            .health
             .get(&endpoint)
-            .map_or(share, |h| h.cap().min(share))
+            .map_or(share, |h| h.cap().min(share));
+        // FIFO: one in flight at a time.
+        if self.fifo.contains_key(&endpoint) {
+            cap.min(1)
+        } else {
+            cap
+        }
     }
 
     /// After the share grew (fewer endpoints have work), endpoints that were held at the old

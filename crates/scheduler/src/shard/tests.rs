@@ -537,3 +537,212 @@ async fn a_failing_endpoint_is_probed_and_its_queue_waits() {
     );
     assert!(s.shutdown(Duration::from_secs(1)).await);
 }
+
+fn controls(rate: Option<(u32, u32)>, fifo: bool) -> DeliveryControls {
+    DeliveryControls {
+        rate_limit: rate.map(|(per_second, burst)| hookd_types::RateLimit { per_second, burst }),
+        fifo,
+    }
+}
+
+/// `n` jobs of `ep`, due now, with ids in creation order (as fan-out makes them).
+fn ordered_jobs(ep: EndpointId, n: usize) -> Vec<Job> {
+    let mut ids = ulid::Generator::new();
+    (0..n)
+        .map(|_| Job {
+            delivery: DeliveryId(ids.generate().unwrap().0),
+            ..job(ep, 0)
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limit_spaces_starts_and_spends_no_attempt() {
+    let fake = Arc::new(Fake::new());
+    let s = start_one_shard(&fake, 16, 64);
+    let (limited, free) = (EndpointId::generate(), EndpointId::generate());
+    s.handle()
+        .set_controls(limited, controls(Some((10, 2)), false));
+    let t0 = Instant::now();
+    for _ in 0..12 {
+        s.handle().schedule(job(limited, 0));
+    }
+    for _ in 0..3 {
+        s.handle().schedule(job(free, 0));
+    }
+    wait_calls(&fake, 15).await;
+    let starts: Vec<u64> = fake
+        .calls()
+        .iter()
+        .filter(|c| c.job.endpoint == limited)
+        .map(|c| (c.at - t0).as_millis() as u64)
+        .collect();
+    // Two at once (the burst), then one every 100 ms.
+    let want: Vec<u64> = [0, 0]
+        .into_iter()
+        .chain((1..=10).map(|i| i * 100))
+        .collect();
+    assert_eq!(starts, want);
+    // Each job was attempted once: waiting for a token spends no attempt.
+    assert!(fake.calls().iter().all(|c| c.job.attempts == 0));
+    // The endpoint without a limit did not wait.
+    for c in fake.calls().iter().filter(|c| c.job.endpoint == free) {
+        assert_eq!(c.at, t0);
+    }
+    // Lifting the limit lets the rest go at once.
+    for _ in 0..5 {
+        s.handle().schedule(job(limited, 0));
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    s.handle()
+        .set_controls(limited, DeliveryControls::default());
+    let t1 = Instant::now();
+    wait_calls(&fake, 20).await;
+    assert!(fake.calls()[15..].iter().filter(|c| c.at > t1).count() <= 1);
+    assert!(s.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fifo_goes_in_creation_order_one_at_a_time_and_a_failing_head_blocks() {
+    let fake = Arc::new(Fake {
+        hold: Duration::from_millis(5),
+        fail_first: 2,
+        retry_after: 20,
+        ..Fake::new()
+    });
+    let s = start_one_shard(&fake, 16, 64);
+    let ep = EndpointId::generate();
+    s.handle().set_controls(ep, controls(None, true));
+    let jobs = ordered_jobs(ep, 4);
+    // They become due in the reverse order: the line goes by id all the same.
+    for j in jobs.iter().rev() {
+        s.handle().schedule(j.clone());
+    }
+    wait_calls(&fake, 12).await;
+    let order: Vec<DeliveryId> = fake.calls().iter().map(|c| c.job.delivery).collect();
+    let want: Vec<DeliveryId> = jobs.iter().flat_map(|j| [j.delivery; 3]).collect();
+    assert_eq!(order, want, "each head fails twice, then the next goes");
+    assert_eq!(fake.max_seen(ep), 1);
+    assert!(s.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fifo_head_beyond_the_horizon_still_holds_the_line() {
+    let fake = Arc::new(Fake::new());
+    let config = SchedulerConfig {
+        shards: 1,
+        ..cfg(4)
+    };
+    let mut loader = Scheduler::prepare_at(&config, fake.clone(), fake.clock);
+    let now = fake.clock.now_ms();
+    loader.set_horizon(now + 100);
+    let ep = EndpointId::generate();
+    loader.set_controls(ep, controls(None, true));
+    let jobs = ordered_jobs(ep, 2);
+    // The head waits 10 s for its retry, past the horizon; the next one is due now.
+    for (j, due) in jobs.iter().zip([now + 10_000, now]) {
+        loader.add(ScheduleEntry {
+            due_ms: due,
+            delivery: j.delivery,
+            endpoint: ep,
+            attempts: 0,
+        });
+    }
+    let s = loader.start();
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(fake.calls().is_empty(), "nothing goes before the head");
+    wait_calls(&fake, 2).await;
+    let calls = fake.calls();
+    assert_eq!(calls[0].job.delivery, jobs[0].delivery);
+    assert_eq!(calls[0].at - t0, Duration::from_secs(10));
+    assert_eq!(calls[1].job.delivery, jobs[1].delivery);
+    assert!(s.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reserved_fifo_head_holds_its_place_and_turning_fifo_on_orders_what_waits() {
+    let fake = Arc::new(Fake::new());
+    let s = start_one_shard(&fake, 4, 64);
+    let ep = EndpointId::generate();
+    let now = fake.clock.now_ms();
+    let jobs = ordered_jobs(ep, 3);
+    // Waiting in the wheel when FIFO is turned on: the newest is due first.
+    for (j, due) in jobs.iter().zip([now + 300, now + 200, now + 100]) {
+        s.handle().schedule(Job {
+            due_ms: due,
+            ..j.clone()
+        });
+    }
+    s.handle().set_controls(ep, controls(None, true));
+    // A manual retry reserves the head: it holds its place until it is scheduled.
+    let r = s.handle().reserve(jobs[0].delivery, ep).await;
+    assert_eq!(r, Reservation::Reserved);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(fake.calls().is_empty());
+    s.handle().schedule(Job {
+        due_ms: fake.clock.now_ms(),
+        ..jobs[0].clone()
+    });
+    wait_calls(&fake, 3).await;
+    let order: Vec<DeliveryId> = fake.calls().iter().map(|c| c.job.delivery).collect();
+    let want: Vec<DeliveryId> = jobs.iter().map(|j| j.delivery).collect();
+    assert_eq!(order, want);
+    assert!(s.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_reserved_as_fifo_is_turned_on_joins_the_line_when_due() {
+    let fake = Arc::new(Fake::new());
+    let s = start_one_shard(&fake, 4, 64);
+    let ep = EndpointId::generate();
+    let now = fake.clock.now_ms();
+    let jobs = ordered_jobs(ep, 2);
+    for (j, due) in jobs.iter().zip([now + 100, now + 200]) {
+        s.handle().schedule(Job {
+            due_ms: due,
+            ..j.clone()
+        });
+    }
+    // Reserved (by a manual retry) while FIFO is turned on, then given back: its deadline is
+    // current again, though the line was built without it.
+    let r = s.handle().reserve(jobs[0].delivery, ep).await;
+    assert_eq!(r, Reservation::Reserved);
+    s.handle().set_controls(ep, controls(None, true));
+    s.handle().unreserve(jobs[0].delivery, ep);
+    let t0 = Instant::now();
+    wait_calls(&fake, 2).await;
+    let calls = fake.calls();
+    assert_eq!(calls[0].job.delivery, jobs[0].delivery);
+    assert_eq!(calls[0].at - t0, Duration::from_millis(100));
+    assert_eq!(calls[1].job.delivery, jobs[1].delivery);
+    assert_eq!(calls[1].at - t0, Duration::from_millis(200));
+    assert!(s.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn endpoints_waiting_for_tokens_do_not_shrink_the_others_share() {
+    let free = EndpointId::generate();
+    let fake = Arc::new(Fake {
+        holds: HashMap::from([(free, Duration::from_millis(100))]),
+        ..Fake::new()
+    });
+    // A budget of 8: 6 to share, 2 kept in reserve.
+    let s = start_one_shard(&fake, 4, 8);
+    let limited: Vec<EndpointId> = (0..20).map(|_| EndpointId::generate()).collect();
+    for ep in &limited {
+        s.handle().set_controls(*ep, controls(Some((1, 1)), false));
+        for _ in 0..5 {
+            s.handle().schedule(job(*ep, 0));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    for _ in 0..12 {
+        s.handle().schedule(job(free, 0));
+    }
+    wait_calls(&fake, 20 + 12).await;
+    // Twenty endpoints with work but no token hold no slot: the free one gets its full
+    // concurrency, not a twenty-first of the budget.
+    assert_eq!(fake.max_seen(free), 4);
+    assert!(s.shutdown(Duration::from_secs(1)).await);
+}
