@@ -1301,7 +1301,11 @@ impl Store for SledStore {
         until_ms: u64,
         visit: &mut dyn FnMut(ScheduleEntry),
     ) -> Result<()> {
+        // The indexer may write a fresh delivery to sled (then drop it from the set) between the
+        // two reads below: it is visited once, as it was when the set was read.
+        let mut seen = std::collections::HashSet::new();
         for (id, e) in self.fresh_read().iter() {
+            seen.insert(*id);
             visit(ScheduleEntry {
                 due_ms: fresh::created_ms(*id),
                 delivery: *id,
@@ -1309,7 +1313,11 @@ impl Store for SledStore {
                 attempts: 0,
             });
         }
-        self.deadlines_between(0, until_ms, visit)
+        self.deadlines_between(0, until_ms, &mut |entry| {
+            if !seen.contains(&entry.delivery) {
+                visit(entry);
+            }
+        })
     }
 
     fn for_each_deadline_between(
