@@ -12,7 +12,7 @@ use hookd_http::error::ErrorBody;
 use hookd_http::{blocking, Access, ApiError, JsonBody, Principal, RouteAccess};
 use hookd_log::DeliveryQuery;
 use hookd_types::time::now_ms;
-use hookd_types::{DeliveryStatus, Scope};
+use hookd_types::{DeliveryStatus, Endpoint, Scope};
 
 use crate::deliveries::requeue;
 use crate::keys::TimeIn;
@@ -26,6 +26,29 @@ pub const ACCESS: &[RouteAccess] = &[(
     "/v1/endpoints/{id}/recover",
     Access::Scope(Scope::DeliveriesWrite),
 )];
+
+/// The `since` of a recovery or a replay in unix ms: required, and not after `now`.
+pub(crate) fn since_ms(since: Option<TimeIn>, now: u64) -> Result<u64, ApiError> {
+    let since = since
+        .ok_or_else(|| ApiError::validation("`since` is required"))?
+        .ms("since")?;
+    if since > now {
+        return Err(ApiError::validation("`since` must not be in the future"));
+    }
+    Ok(since)
+}
+
+/// Recovery and replay send to an endpoint at once: a disabled one is refused (409), `doing`
+/// naming what it must be enabled for.
+pub(crate) fn require_enabled(ep: &Endpoint, doing: &str) -> Result<(), ApiError> {
+    if ep.enabled {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(format!(
+            "endpoint is disabled; enable it before {doing}"
+        )))
+    }
+}
 
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(recover))]
@@ -77,18 +100,8 @@ async fn recover(
     JsonBody(input): JsonBody<RecoverIn>,
 ) -> Result<Response, ApiError> {
     let ep = endpoints::load(&state, &caller, &id)?;
-    let since = input
-        .since
-        .ok_or_else(|| ApiError::validation("`since` is required"))?
-        .ms("since")?;
-    if since > now_ms() {
-        return Err(ApiError::validation("`since` must not be in the future"));
-    }
-    if !ep.enabled {
-        return Err(ApiError::conflict(
-            "endpoint is disabled; enable it before recovering its deliveries".to_owned(),
-        ));
-    }
+    let since = since_ms(input.since, now_ms())?;
+    require_enabled(&ep, "recovering its deliveries")?;
     let (store, ep_id) = (state.store.clone(), ep.id);
     let found = blocking(move || {
         let mut query = DeliveryQuery {

@@ -30,6 +30,7 @@ use hookd_types::time::{now_ms, rfc3339};
 use hookd_types::{DeliveryId, Endpoint, Scope};
 
 use crate::keys::TimeIn;
+use crate::recovery::{require_enabled, since_ms};
 use crate::{endpoints, ApiState};
 
 /// The most deliveries one replay makes; more is refused (choose a shorter range).
@@ -108,11 +109,7 @@ async fn replay(
 ) -> Result<Response, ApiError> {
     let ep = endpoints::load(&state, &caller, &id)?;
     let (since, until) = range(input, now_ms())?;
-    if !ep.enabled {
-        return Err(ApiError::conflict(
-            "endpoint is disabled; enable it before replaying events to it".to_owned(),
-        ));
-    }
+    require_enabled(&ep, "replaying events to it")?;
     let (store, endpoint) = (state.store.clone(), ep.clone());
     let events =
         blocking(move || matching_events(&*store, &endpoint, since, until, MAX_REPLAY)).await?;
@@ -135,13 +132,7 @@ async fn replay(
 /// `[since, until)` in unix ms, checked: `since` given and not after `now`; `until`, if given,
 /// later than `since` (and cut to `now`); else `now`.
 fn range(input: ReplayIn, now: u64) -> Result<(u64, u64), ApiError> {
-    let since = input
-        .since
-        .ok_or_else(|| ApiError::validation("`since` is required"))?
-        .ms("since")?;
-    if since > now {
-        return Err(ApiError::validation("`since` must not be in the future"));
-    }
+    let since = since_ms(input.since, now)?;
     let until = match input.until {
         Some(t) => {
             let until = t.ms("until")?;
