@@ -714,11 +714,7 @@ impl SledStore {
                 .into_iter()
                 .filter(|(id, _)| !touched.contains_key(id))
                 .collect();
-            for (id, e) in &out {
-                let d = e.delivery(*id);
-                write_new_delivery(&mut batch, &d)?;
-                batch.insert(due_key(d.created_at_ms, *id), deadline_value(&d));
-            }
+            write_out(&mut batch, &out)?;
             let mut replay_from = fresh.replay_from().unwrap_or(through + 1);
             if !made.is_empty() {
                 replay_from = replay_from.min(first);
@@ -792,11 +788,7 @@ impl SledStore {
             return Ok(0);
         }
         let mut batch = sled::Batch::default();
-        for (id, e) in &out {
-            let d = e.delivery(*id);
-            write_new_delivery(&mut batch, &d)?;
-            batch.insert(due_key(d.created_at_ms, *id), deadline_value(&d));
-        }
+        write_out(&mut batch, &out)?;
         self.db.apply_batch(batch)?;
         // sled first, then the fresh set (see `apply`).
         let mut fresh = self.fresh_write();
@@ -1014,6 +1006,16 @@ fn fresh_event(ev: &FannedEvent) -> Arc<FreshEvent> {
         tenant: ev.tenant.clone(),
         event_type: ev.event_type.clone(),
     })
+}
+
+/// Fresh deliveries written out as they stand: pending, due since they were made.
+fn write_out(batch: &mut sled::Batch, out: &[(DeliveryId, fresh::Entry)]) -> Result<()> {
+    for (id, e) in out {
+        let d = e.delivery(*id);
+        write_new_delivery(batch, &d)?;
+        batch.insert(due_key(d.created_at_ms, *id), deadline_value(&d));
+    }
+    Ok(())
 }
 
 /// A delivery's record and its endpoint index key.
