@@ -37,6 +37,32 @@ async fn dead_lettered(api: &Api, endpoint: &str) -> String {
     }
 }
 
+/// Scripts `path` to answer `fail_status` to its first `fails` requests, then 204.
+fn fail_then_ok(rx: &Receiver, path: &str, fails: usize, fail_status: u16) {
+    rx.script(
+        path,
+        Reply::FailThenOk {
+            fails,
+            fail_status,
+            ok_status: 204,
+        },
+    );
+}
+
+/// A FIFO endpoint named `name`, subscribed to `job.*`, at the receiver's `path`: its id,
+/// secret and view, as `create_endpoint` gives them.
+async fn fifo_endpoint(
+    api: &Api,
+    rx: &Receiver,
+    name: &str,
+    path: &str,
+) -> (String, String, Value) {
+    api.create_endpoint(json!({
+        "name": name, "url": rx.url(path), "event_types": ["job.*"], "fifo": true,
+    }))
+    .await
+}
+
 /// The `data.n` a delivery carried.
 fn number(r: &Recorded) -> u64 {
     let v = r.json();
@@ -114,19 +140,8 @@ async fn fifo_delivers_in_ingest_order_and_a_failing_head_holds_the_rest() {
     let api = &d.api;
     // The first three requests to the endpoint fail: those are its head's first attempts.
     let fails = 3;
-    rx.script(
-        "/fifo",
-        Reply::FailThenOk {
-            fails,
-            fail_status: 500,
-            ok_status: 204,
-        },
-    );
-    let (_, _, created) = api
-        .create_endpoint(json!({
-            "name": "ordered", "url": rx.url("/fifo"), "event_types": ["job.*"], "fifo": true,
-        }))
-        .await;
+    fail_then_ok(&rx, "/fifo", fails, 500);
+    let (_, _, created) = fifo_endpoint(api, &rx, "ordered", "/fifo").await;
     assert_eq!(created["fifo"], true);
     let n = 8;
     batch(api, n).await;
@@ -286,25 +301,14 @@ async fn bad_controls_are_refused_naming_the_field_and_change_nothing() {
 async fn a_fifo_head_waiting_beyond_the_horizon_holds_the_line_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
-    rx.script(
-        "/line",
-        Reply::FailThenOk {
-            fails: 1,
-            fail_status: 503,
-            ok_status: 204,
-        },
-    );
+    fail_then_ok(&rx, "/line", 1, 503);
     // The head's one retry waits 4 s, beyond the 1 s horizon: the shard keeps it all the same,
     // and a restart reads it back from disk before anything behind it may go.
     let cfg = common::crash::crash_config(dir.path())
         .set("scheduler", "horizon", "\"1s\"")
         .set("retry", "schedule", "[\"4s\"]");
     let mut d = Daemon::start(dir.path(), &cfg).await;
-    d.api
-        .create_endpoint(json!({
-            "name": "line", "url": rx.url("/line"), "event_types": ["job.*"], "fifo": true,
-        }))
-        .await;
+    fifo_endpoint(&d.api, &rx, "line", "/line").await;
     let n = 4;
     batch(&d.api, n).await;
     let first = rx.wait_for_path("/line", 1, PATIENCE).await[0].clone();
@@ -338,14 +342,7 @@ async fn a_fifo_head_waiting_beyond_the_horizon_holds_the_line_across_a_restart(
 async fn an_endpoint_turned_fifo_holds_new_deliveries_behind_a_retry_waiting_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
-    rx.script(
-        "/turned",
-        Reply::FailThenOk {
-            fails: 1,
-            fail_status: 503,
-            ok_status: 204,
-        },
-    );
+    fail_then_ok(&rx, "/turned", 1, 503);
     let cfg = Config::new(dir.path())
         .set("scheduler", "horizon", "\"1s\"")
         .set("retry", "schedule", "[\"4s\"]");
@@ -391,19 +388,8 @@ async fn a_dead_lettered_fifo_head_lets_the_next_go_and_a_manual_retry_sends_it_
     // One retry, then the delivery is dead-lettered.
     let (_dir, rx, d) = setup(|c| c.set("retry", "schedule", r#"["200ms"]"#)).await;
     let api = &d.api;
-    rx.script(
-        "/dead",
-        Reply::FailThenOk {
-            fails: 2,
-            fail_status: 500,
-            ok_status: 204,
-        },
-    );
-    let (id, _, _) = api
-        .create_endpoint(json!({
-            "name": "dead", "url": rx.url("/dead"), "event_types": ["job.*"], "fifo": true,
-        }))
-        .await;
+    fail_then_ok(&rx, "/dead", 2, 500);
+    let (id, _, _) = fifo_endpoint(api, &rx, "dead", "/dead").await;
     let n = 4;
     batch(api, n).await;
     let reqs = rx.wait_for_path("/dead", n + 1, PATIENCE).await;
@@ -443,11 +429,7 @@ async fn a_manual_retry_goes_back_to_its_place_in_the_line() {
             Reply::Status(204),
         ]),
     );
-    let (id, _, _) = api
-        .create_endpoint(json!({
-            "name": "place", "url": rx.url("/place"), "event_types": ["job.*"], "fifo": true,
-        }))
-        .await;
+    let (id, _, _) = fifo_endpoint(api, &rx, "place", "/place").await;
     batch(api, 1).await;
     rx.wait_for_path("/place", 2, PATIENCE).await;
     let head = dead_lettered(api, &id).await;
@@ -481,19 +463,8 @@ async fn a_replay_to_a_fifo_endpoint_goes_in_event_order() {
     let n = 6;
     batch(api, n).await;
     // Made after the events: it gets them only by a replay. Its first two answers fail.
-    rx.script(
-        "/replayed",
-        Reply::FailThenOk {
-            fails: 2,
-            fail_status: 500,
-            ok_status: 204,
-        },
-    );
-    let (id, _, _) = api
-        .create_endpoint(json!({
-            "name": "replayed", "url": rx.url("/replayed"), "event_types": ["job.*"], "fifo": true,
-        }))
-        .await;
+    fail_then_ok(&rx, "/replayed", 2, 500);
+    let (id, _, _) = fifo_endpoint(api, &rx, "replayed", "/replayed").await;
     api.post(
         &format!("/v1/endpoints/{id}/replay"),
         &json!({ "since": since }),
