@@ -83,3 +83,85 @@ async fn history_and_idempotency_keys_are_deleted_after_their_window() {
     let reqs = rx.wait_for_path("/ok", 2, PATIENCE).await;
     assert_eq!(reqs[1].webhook_id(), "ret-1");
 }
+
+/// `DELETE /v1/endpoints/{id}` deletes the endpoint's deliveries (delivered and waiting for a
+/// retry) with their attempts, in the background; the tenant's other endpoints keep theirs; a
+/// kill -9 and restart brings none of them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_an_endpoint_deletes_its_deliveries() {
+    let (dir, rx, mut d) = setup(|c| c.set("retry", "schedule", "[\"1h\"]")).await;
+    rx.script("/down", Reply::Status(503));
+    let kinds = json!(["instance.*"]);
+    let (ok, _, _) = d
+        .api
+        .create_endpoint(json!({"name": "ok", "url": rx.url("/ok"), "event_types": kinds}))
+        .await;
+    let (down, _, _) = d
+        .api
+        .create_endpoint(json!({"name": "down", "url": rx.url("/down"), "event_types": kinds}))
+        .await;
+    let (mut gone, mut kept) = (Vec::new(), Vec::new());
+    for i in 0..3 {
+        let id = format!("del-{i}");
+        d.api
+            .post_event(json!({"type": "instance.failed", "id": id, "data": {}}))
+            .await;
+        for dl in d.api.wait_event_deliveries(&id, 2, PATIENCE).await {
+            let did = dl["id"].as_str().unwrap().to_owned();
+            if dl["endpoint_id"] == json!(down) {
+                d.api.wait_delivery_status(&did, "retrying", PATIENCE).await;
+                gone.push(did);
+            } else {
+                d.api
+                    .wait_delivery_status(&did, "delivered", PATIENCE)
+                    .await;
+                kept.push(did);
+            }
+        }
+    }
+    assert_eq!((gone.len(), kept.len()), (3, 3));
+
+    d.api
+        .delete(&format!("/v1/endpoints/{down}"))
+        .await
+        .expect(204);
+    for id in &gone {
+        wait_for(
+            || async {
+                match d.api.get(&format!("/v1/deliveries/{id}")).await {
+                    r if r.status == 404 => Ok(()),
+                    r => Err(format!("{r:?}")),
+                }
+            },
+            "the deleted endpoint's delivery to be deleted",
+            PATIENCE,
+        )
+        .await;
+    }
+    let listed = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (i, id) in kept.iter().enumerate() {
+        d.api.get(&format!("/v1/deliveries/{id}")).await.expect(200);
+        let ev = d.api.event(&format!("del-{i}")).await;
+        assert_eq!(listed(&ev["deliveries"]), vec![id.clone()]);
+    }
+    let page = d.api.get(&format!("/v1/endpoints/{ok}/deliveries")).await;
+    assert_eq!(listed(&page.expect(200)["data"]).len(), 3);
+
+    d.proc.kill9();
+    let d = Daemon::start_path(&dir.path().join("hookd.toml"), &[]).await;
+    for id in &gone {
+        d.api
+            .get(&format!("/v1/deliveries/{id}"))
+            .await
+            .expect_error(404, "NOT_FOUND");
+    }
+    for id in &kept {
+        d.api.get(&format!("/v1/deliveries/{id}")).await.expect(200);
+    }
+}

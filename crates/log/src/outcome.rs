@@ -371,14 +371,12 @@ impl Indexer {
                             retain.reset_immediately();
                         }
                     }
-                    _ = write_out.tick() => match self.store.write_out_fresh() {
+                    _ = write_out.tick() => match self.write_out_and_purge() {
                         // A full batch: more may be due, go on right after what arrived.
-                        Ok(n) if n >= crate::sled_store::OUT_PER_BATCH => {
-                            write_out.reset_immediately();
-                        }
-                        Ok(_) => {}
+                        Ok(true) => write_out.reset_immediately(),
+                        Ok(false) => {}
                         Err(e) => {
-                            tracing::error!(error = %e, "indexer: writing out fresh deliveries; stopping");
+                            tracing::error!(error = %e, "indexer: writing out fresh deliveries or purging; stopping");
                             return;
                         }
                     },
@@ -407,6 +405,17 @@ impl Indexer {
                 return;
             }
         }
+    }
+
+    /// Writes out fresh deliveries that lingered, then purges deleted endpoints' deliveries
+    /// ([`SledStore::purge_deleted`]); answers whether either stopped at its budget.
+    fn write_out_and_purge(&self) -> Result<bool> {
+        let written = self.store.write_out_fresh()?;
+        let purged = self.store.purge_deleted(hookd_types::time::now_ms())?;
+        if purged.deliveries + purged.fresh + purged.done > 0 {
+            tracing::debug!(?purged, "deleted endpoints: their deliveries deleted");
+        }
+        Ok(written >= crate::sled_store::OUT_PER_BATCH || purged.full())
     }
 
     /// One retention pass; answers whether it stopped at its budget (more is due).

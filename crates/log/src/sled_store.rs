@@ -23,6 +23,7 @@
 //! | `c` endpoint(16) | stats: 4 x i64 LE (delivered, failed, retrying, last delivery ms) |
 //! | `t` created_ms(8) event id | `()`: events by time, for retention and replays (stores from before it: their events are kept, and not replayed) |
 //! | `j` created_ms(8) tenant `\0` key | `()`: idempotency keys by time, for retention |
+//! | `z` endpoint(16) | deletion time (ms, u64 BE): a deleted endpoint whose deliveries are being deleted (see [`purge`]) |
 //! | tree `api_keys`: key id(16) | [`hookd_types::ApiKey`] (a digest, never the key; see [`api_keys`]) |
 //!
 //! # Invariants and recovery
@@ -59,9 +60,11 @@ use crate::store::*;
 
 mod controls;
 mod fresh;
+mod purge;
 mod secrets;
 use fresh::{Entry, Fresh, FreshEvent};
 pub use fresh::{LINGER_MS, MAX_FRESH, OUT_PER_BATCH};
+pub use purge::{Purged, GRACE_MS as PURGE_GRACE_MS};
 pub use secrets::rekey;
 use secrets::{open_endpoint, seal_endpoint, sealed_endpoint_key};
 
@@ -124,11 +127,13 @@ enum Kind {
     EventTime,
     /// Idempotency keys by the time they were stored, for retention.
     IdempotencyTime,
+    /// A deleted endpoint whose deliveries are still being deleted ([`purge`]).
+    Tombstone,
 }
 
 impl Kind {
     #[cfg(test)]
-    const ALL: [Kind; 13] = [
+    const ALL: [Kind; 14] = [
         Kind::Meta,
         Kind::Event,
         Kind::Idempotency,
@@ -142,6 +147,7 @@ impl Kind {
         Kind::Controls,
         Kind::EventTime,
         Kind::IdempotencyTime,
+        Kind::Tombstone,
     ];
 
     const fn prefix(self) -> &'static [u8] {
@@ -159,6 +165,7 @@ impl Kind {
             Kind::Controls => b"l",
             Kind::EventTime => b"t",
             Kind::IdempotencyTime => b"j",
+            Kind::Tombstone => b"z",
         }
     }
 }
@@ -549,6 +556,8 @@ impl SledStore {
     /// On start, for outcome records already applied (record `seq`): makes the deliveries of
     /// their fan-outs and replays fresh again unless they were written to sled since.
     pub fn restore(&self, changes: &[Change], seq: Seq) -> Result<()> {
+        // A deleted endpoint's deliveries are not brought back (see [`purge`]).
+        let deleted = self.tombstoned()?;
         let mut fresh = self.fresh_write();
         for change in changes {
             let events = match change {
@@ -562,7 +571,7 @@ impl SledStore {
             for ev in events {
                 let shared = fresh_event(ev);
                 for (id, endpoint) in &ev.deliveries {
-                    if !self.db.contains_key(delivery_key(*id))? {
+                    if !deleted.contains(endpoint) && !self.db.contains_key(delivery_key(*id))? {
                         let (endpoint, event) = (*endpoint, shared.clone());
                         fresh.insert(
                             *id,
@@ -1166,6 +1175,7 @@ impl Store for SledStore {
         batch.remove(endpoint_key(id));
         batch.remove(sealed_endpoint_key(id));
         batch.remove(controls::key_of(id));
+        purge::bury(&mut batch, id, now_ms());
         self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())

@@ -112,7 +112,9 @@ pub trait Store: Send + Sync + 'static {
     /// serde form (`#[serde(skip)]`, so older records keep their layout), and a backend keeps
     /// them beside the endpoint, written at once with it.
     fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
-    /// Deletes the endpoint and its controls.
+    /// Deletes the endpoint and its controls, and marks its deliveries for deletion: they go
+    /// afterwards, in the background (a backend deletes them as soon as it can, with their
+    /// attempts and indexes; reads may see them until then).
     fn delete_endpoint(&self, id: EndpointId) -> Result<()>;
     /// Every endpoint with its controls (the default for one stored without).
     fn endpoints(&self) -> Result<Vec<Endpoint>>;

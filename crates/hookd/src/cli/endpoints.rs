@@ -27,7 +27,7 @@ pub enum Cmd {
     Get { id: String },
     /// Change an endpoint: only the fields given change.
     Update(UpdateArgs),
-    /// Delete an endpoint; its delivery history stays readable by delivery id.
+    /// Delete an endpoint; its deliveries and their attempts are deleted after it.
     Delete { id: String },
     /// Replace the signing secret; the new one is shown this once.
     Rotate {

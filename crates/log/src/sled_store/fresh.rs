@@ -133,6 +133,19 @@ impl Fresh {
         }
     }
 
+    /// Drops every fresh delivery of `endpoint` (it was deleted); answers how many.
+    pub fn remove_endpoint(&mut self, endpoint: EndpointId) -> usize {
+        let ids: Vec<DeliveryId> = self
+            .by_endpoint
+            .range((endpoint, DeliveryId(0))..=(endpoint, DeliveryId(u128::MAX)))
+            .map(|(_, id)| *id)
+            .collect();
+        for id in &ids {
+            self.remove(*id);
+        }
+        ids.len()
+    }
+
     /// The first outcome-log record a restart must read to restore this set, if any.
     pub fn replay_from(&self) -> Option<Seq> {
         self.by_seq.keys().next().copied()

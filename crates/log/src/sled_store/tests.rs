@@ -468,3 +468,87 @@ fn lingering_fresh_deliveries_are_written_out_in_bounded_batches() {
     assert_eq!(s.fresh_read().len(), 0);
     assert_eq!(s.scheduled().unwrap().len(), 5_000);
 }
+
+#[test]
+fn a_deleted_endpoints_deliveries_are_purged_and_others_kept() {
+    use crate::outcome::FannedEvent;
+    let dir = TempStore::new();
+    let s = dir.open();
+    let (gone, kept) = (EndpointId::generate(), EndpointId::generate());
+    let done = delivery("e1", gone, 10);
+    let waiting = delivery("e1", gone, 10);
+    let other = delivery("e1", kept, 10);
+    fan_out(
+        &s,
+        0,
+        &vec![entry("e1", None)],
+        &[done.clone(), waiting.clone(), other.clone()],
+    );
+    let ok = crate::testing::answered_attempt(1, 20, 200);
+    let fail = crate::testing::answered_attempt(1, 20, 503);
+    s.apply(
+        &[
+            attempted(done.id, &ok, DeliveryStatus::Delivered, None),
+            attempted(waiting.id, &fail, DeliveryStatus::Retrying, Some(99_000)),
+            attempted(other.id, &fail, DeliveryStatus::Retrying, Some(99_000)),
+        ],
+        1,
+        1,
+    )
+    .unwrap();
+    // One more of each endpoint, fresh (memory only).
+    let fanned = |ids: &[(DeliveryId, EndpointId)]| Change::FannedOut {
+        seq: 1,
+        events: vec![FannedEvent {
+            event_id: "e1".into(),
+            tenant: "t".into(),
+            event_type: "job.completed".into(),
+            deliveries: ids.to_vec(),
+        }],
+    };
+    let (fresh_gone, fresh_kept) = (DeliveryId::generate(), DeliveryId::generate());
+    s.apply(&[fanned(&[(fresh_gone, gone), (fresh_kept, kept)])], 2, 2)
+        .unwrap();
+    assert!(s.get_delivery(fresh_gone).unwrap().is_some());
+
+    let now = now_ms();
+    s.delete_endpoint(gone).unwrap();
+    let p = s.purge_deleted(now).unwrap();
+    assert_eq!((p.endpoints, p.deliveries, p.fresh, p.done), (1, 2, 1, 0));
+    for id in [done.id, waiting.id, fresh_gone] {
+        assert_eq!(s.get_delivery(id).unwrap(), None);
+        assert!(s.attempts(id).unwrap().is_empty());
+    }
+    assert_eq!(s.endpoint_stats(gone).unwrap(), EndpointStats::default());
+    let q = DeliveryQuery {
+        limit: 10,
+        ..DeliveryQuery::default()
+    };
+    assert!(s.endpoint_deliveries(gone, &q).unwrap().items.is_empty());
+    // The other endpoint keeps everything, its deadline included.
+    assert!(s.get_delivery(other.id).unwrap().is_some());
+    assert!(s.get_delivery(fresh_kept).unwrap().is_some());
+    assert_eq!(s.attempts(other.id).unwrap().len(), 1);
+    let mut due: Vec<_> = s.scheduled().unwrap().iter().map(|e| e.delivery).collect();
+    due.sort();
+    let mut want = vec![other.id, fresh_kept];
+    want.sort();
+    assert_eq!(due, want);
+
+    // A restart does not bring the deleted endpoint's fresh deliveries back, and a fan-out
+    // that matched it just before its deletion is dropped by the next pass.
+    s.restore(&[fanned(&[(fresh_gone, gone)])], 2).unwrap();
+    assert_eq!(s.get_delivery(fresh_gone).unwrap(), None);
+    let late = DeliveryId::generate();
+    s.apply(&[fanned(&[(late, gone)])], 3, 3).unwrap();
+    let p = s.purge_deleted(now).unwrap();
+    assert_eq!((p.deliveries, p.fresh, p.done), (0, 1, 0));
+    assert_eq!(s.get_delivery(late).unwrap(), None);
+    // Past the grace period, with nothing left, the tombstone goes.
+    let p = s.purge_deleted(now + PURGE_GRACE_MS).unwrap();
+    assert_eq!((p.endpoints, p.done), (1, 1));
+    assert_eq!(
+        s.purge_deleted(now + PURGE_GRACE_MS).unwrap(),
+        Purged::default()
+    );
+}
