@@ -208,6 +208,17 @@ pub async fn run(
             fifo.insert(ep.id);
         }
     }
+    // Failing streaks and breaker counts, as the indexer derived them from the attempts: an
+    // endpoint failing before the restart is still failing, and its breaker still open. A
+    // streak resumes from its first failure, or from the endpoint's last change if later (a
+    // re-enabled endpoint starts again).
+    for ep in &all {
+        let stats = store.endpoint_stats(ep.id)?;
+        if let Some(since) = stats.failing_since_ms.filter(|_| ep.enabled) {
+            sender.resume_failing(ep.id, since.max(ep.updated_at_ms));
+        }
+        loader.resume_breaker(ep.id, stats.consecutive_failures);
+    }
     let mut scheduled = 0;
     store.for_each_scheduled(horizon_end, &mut |entry| {
         scheduled += 1;

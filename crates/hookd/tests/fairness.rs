@@ -136,3 +136,40 @@ async fn concurrency_halves_on_timeouts_and_grows_back() {
     let grown = healed["health"]["concurrency"].as_u64().unwrap();
     assert!((3..=5).contains(&grown), "{healed}");
 }
+
+/// An open breaker stays open across a kill -9 and restart: the endpoint's deliveries, old and
+/// new, wait for the probe instead of each spending an attempt on a receiver known to fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_open_breaker_stays_open_after_a_restart() {
+    let (dir, rx, mut d) = setup(|c| {
+        c.set("sender", "per_endpoint_concurrency", "1")
+            .set("sender", "breaker_failures", "3")
+            .set("sender", "breaker_interval", "\"1h\"")
+            .set("sender", "breaker_max_interval", "\"1h\"")
+            .set("retry", "schedule", "[\"1h\"]")
+    })
+    .await;
+    rx.script("/down", Reply::Status(500));
+    let body = json!({"name": "down", "url": rx.url("/down"), "event_types": ["job.failed"]});
+    let (ep, _, _) = d.api.create_endpoint(body).await;
+    let batch = Value::Array(vec![json!({"type": "job.failed", "data": {}}); 5]);
+    d.api.post("/v1/events/batch", &batch).await.expect(202);
+    let path = format!("/v1/endpoints/{ep}");
+    let open = wait_json(&d.api, &path, |v| v["health"]["waiting"] == 2).await;
+    assert_eq!(open["health"]["breaker"], "open", "{open}");
+    assert_eq!(rx.requests_to("/down").len(), 3);
+
+    d.proc.kill9();
+    let d = Daemon::start_path(&dir.path().join("hookd.toml"), &[]).await;
+    let batch = Value::Array(vec![json!({"type": "job.failed", "data": {}}); 3]);
+    d.api.post("/v1/events/batch", &batch).await.expect(202);
+    let open = wait_json(&d.api, &path, |v| v["health"]["waiting"] == 5).await;
+    assert_eq!(open["health"]["breaker"], "open", "{open}");
+    assert_eq!(open["health"]["consecutive_failures"], 3, "{open}");
+    tokio::time::sleep(millis(500)).await;
+    assert_eq!(
+        rx.requests_to("/down").len(),
+        3,
+        "attempts made behind the breaker"
+    );
+}

@@ -217,21 +217,24 @@ async fn disabled_notice(rx: &Receiver) -> Value {
     v
 }
 
+/// `retries` retries `every` apart, auto-disable after `after`, and no breaker in the way.
+fn retrying_until_disabled(c: Config, every: &str, retries: usize, after: &str) -> Config {
+    let delay = format!("\"{every}\"");
+    c.set(
+        "retry",
+        "schedule",
+        &format!("[{}]", vec![delay; retries].join(",")),
+    )
+    .set("sender", "auto_disable_after", &format!("\"{after}\""))
+    .set("sender", "breaker_failures", "100")
+}
+
 /// An endpoint whose every attempt has failed for `auto_disable_after` is disabled, and the
 /// tenant's endpoints subscribed to `endpoint.disabled` hear of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_endpoint_failing_too_long_is_disabled_and_announced() {
-    let (_dir, rx, d) = setup(|c| {
-        // Retries every 200 ms for 4 s: some are left when it is disabled after 1 s.
-        c.set(
-            "retry",
-            "schedule",
-            &format!("[{}]", ["\"200ms\""; 20].join(",")),
-        )
-        .set("sender", "auto_disable_after", "\"1s\"")
-        .set("sender", "breaker_failures", "100")
-    })
-    .await;
+    // Retries every 200 ms for 4 s: some are left when it is disabled after 1 s.
+    let (_dir, rx, d) = setup(|c| retrying_until_disabled(c, "200ms", 20, "1s")).await;
     let api = &d.api;
     watch_disabled(api, &rx).await;
     rx.script("/down", Reply::Status(500));
@@ -297,4 +300,38 @@ async fn a_retry_after_holds_the_endpoints_other_deliveries() {
     // The 429 came first; every other delivery's first attempt waited the 2 s it asked for.
     assert!(firsts[1] - firsts[0] >= 2000, "{firsts:?}");
     assert_eq!(rx.requests_to("/busy").len(), 6);
+}
+
+/// Auto-disable counts from the streak's first failure even across a kill -9 and restart: the
+/// streak is derived from the recorded attempts, not only held in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_streak_survives_a_restart() {
+    let (dir, rx, mut d) = setup(|c| retrying_until_disabled(c, "300ms", 40, "3s")).await;
+    watch_disabled(&d.api, &rx).await;
+    rx.script("/down", Reply::Status(500));
+    let dlv = one_event_to(&d.api, &rx, &["/down"]).await;
+    let first = wait_for(
+        || async {
+            let dv = d.api.delivery(&dlv["/down"]).await;
+            match dv["attempts"].as_array() {
+                Some(a) if a.len() >= 2 => Ok(unix_ms(&a[0]["at"])),
+                _ => Err(dv.to_string()),
+            }
+        },
+        "two failed attempts",
+        secs(30),
+    )
+    .await;
+
+    d.proc.kill9();
+    let d = Daemon::start_path(&dir.path().join("hookd.toml"), &[]).await;
+    let notice = disabled_notice(&rx).await;
+    let since = unix_ms(&notice["data"]["failing_since"]);
+    assert!(
+        since.abs_diff(first) <= 1,
+        "failing since {since}, first failure at {first}: {notice}"
+    );
+    let ep = notice["data"]["endpoint_id"].as_str().unwrap().to_owned();
+    let got = d.api.get(&format!("/v1/endpoints/{ep}")).await;
+    assert_eq!(got.expect(200)["enabled"], false);
 }

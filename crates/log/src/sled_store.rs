@@ -20,7 +20,7 @@
 //! | `p` endpoint(16) | [`Endpoint`] in plain text (older stores; stores opened without a master key) |
 //! | `q` endpoint(16) | the endpoint with its secrets sealed (see `sled_store/secrets.rs`) |
 //! | `l` endpoint(16) | the endpoint's [`hookd_types::DeliveryControls`]: a version byte (1), then bincode; only for endpoints with controls, written and deleted in the endpoint's own batch (see `sled_store/controls.rs`) |
-//! | `c` endpoint(16) | stats: 4 x i64 LE (delivered, failed, retrying, last delivery ms) |
+//! | `c` endpoint(16) | stats: 6 x i64 LE (delivered, failed, retrying, last delivery ms, failing since ms, consecutive failures; stores from before the last two: 4) |
 //! | `t` created_ms(8) event id | `()`: events by time, for retention and replays (stores from before it: their events are kept, and not replayed) |
 //! | `j` created_ms(8) tenant `\0` key | `()`: idempotency keys by time, for retention |
 //! | `z` endpoint(16) | deletion time (ms, u64 BE): a deleted endpoint whose deliveries are being deleted (see [`purge`]) |
@@ -51,7 +51,9 @@ use serde::{Deserialize, Serialize};
 
 use hookd_journal::{Config as JournalConfig, Durability, Journal};
 use hookd_types::time::now_ms;
-use hookd_types::{Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
+use hookd_types::{
+    Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event, Signal,
+};
 
 use crate::error::{LogError, Result};
 use crate::outcome::{Change, FannedEvent};
@@ -186,7 +188,15 @@ const STAT_DELIVERED: usize = 0;
 const STAT_FAILED: usize = 1;
 const STAT_RETRYING: usize = 2;
 const STAT_LAST: usize = 3;
-type Stats = [i64; 4];
+/// When the endpoint's current failing streak began (ms; 0: not failing): the first attempt
+/// after its last 2xx that got no 2xx (attempts not sent, endpoint disabled or deleted, do not
+/// count). Auto-disable resumes from it after a restart.
+const STAT_FAILING_SINCE: usize = 4;
+/// Its consecutive failures as the circuit breaker counts them (5xx, no answer; any other
+/// answer resets them): a restart opens the breaker of an endpoint at its threshold.
+const STAT_FAILURES: usize = 5;
+/// Six i64; stores from before the streak fields have the first four (32 bytes).
+type Stats = [i64; 6];
 
 /// An event as stored once fanned out: the event and the deliveries made of it.
 #[derive(Deserialize)]
@@ -335,8 +345,8 @@ fn deadline_value(d: &Delivery) -> Vec<u8> {
 }
 
 fn read_stats(bytes: Option<&[u8]>) -> Stats {
-    let mut out = [0i64; 4];
-    if let Some(b) = bytes.filter(|b| b.len() == 32) {
+    let mut out = [0i64; 6];
+    if let Some(b) = bytes.filter(|b| b.len() == 32 || b.len() == 48) {
         for (i, chunk) in b.chunks_exact(8).enumerate() {
             out[i] = i64::from_le_bytes(chunk.try_into().unwrap_or_default());
         }
@@ -349,6 +359,24 @@ fn write_stats(s: &Stats) -> Vec<u8> {
 }
 fn attempt_key(id: DeliveryId, n: u32) -> Vec<u8> {
     key(&[Kind::Attempt.prefix(), &id.to_bytes(), &n.to_be_bytes()])
+}
+
+/// Takes an attempt's outcome into the endpoint's failing streak and breaker count.
+fn streak(s: &mut Stats, signal: Signal, at_ms: u64) {
+    match signal {
+        Signal::NotSent => {}
+        Signal::Delivered => (s[STAT_FAILING_SINCE], s[STAT_FAILURES]) = (0, 0),
+        Signal::Answered | Signal::AskedToWait(_) | Signal::ServerError | Signal::Unreachable => {
+            if s[STAT_FAILING_SINCE] == 0 {
+                s[STAT_FAILING_SINCE] = at_ms.max(1) as i64;
+            }
+            s[STAT_FAILURES] = if signal.is_failure() {
+                s[STAT_FAILURES].saturating_add(1)
+            } else {
+                0
+            };
+        }
+    }
 }
 
 fn stat_slot(status: DeliveryStatus) -> Option<usize> {
@@ -678,6 +706,11 @@ impl SledStore {
                         next_attempt_ms,
                         ..
                     } => {
+                        let signal = Signal::of(attempt.status_code, attempt.error);
+                        if signal != Signal::NotSent {
+                            let s = self.stats_of(&mut stats, after.endpoint_id)?;
+                            streak(s, signal, attempt.at_ms);
+                        }
                         batch.insert(attempt_key(id, attempt.number), enc(attempt)?);
                         after.attempts = attempt.number;
                         after.last_attempt_ms = Some(attempt.at_ms);
@@ -692,12 +725,7 @@ impl SledStore {
                 }
                 after.updated_at_ms = at_ms;
                 if before != after.status {
-                    let s = match stats.entry(after.endpoint_id) {
-                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(e) => e.insert(read_stats(
-                            self.db.get(stat_key(after.endpoint_id))?.as_deref(),
-                        )),
-                    };
+                    let s = self.stats_of(&mut stats, after.endpoint_id)?;
                     if let Some(slot) = stat_slot(before) {
                         s[slot] -= 1;
                     }
@@ -783,6 +811,20 @@ impl SledStore {
             self.cursor.fetch_max(c, Ordering::SeqCst);
         }
         Ok(())
+    }
+
+    /// The endpoint's stats as this batch has them: read once, then changed in `stats`.
+    fn stats_of<'a>(
+        &self,
+        stats: &'a mut HashMap<EndpointId, Stats>,
+        endpoint: EndpointId,
+    ) -> Result<&'a mut Stats> {
+        Ok(match stats.entry(endpoint) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(read_stats(self.db.get(stat_key(endpoint))?.as_deref()))
+            }
+        })
     }
 
     /// Writes out fresh deliveries that have lingered too long (or are too many), at most
@@ -1205,6 +1247,8 @@ impl Store for SledStore {
             failed: s[STAT_FAILED].max(0) as u64,
             retrying: s[STAT_RETRYING].max(0) as u64,
             last_delivery_ms: (s[STAT_LAST] > 0).then_some(s[STAT_LAST] as u64),
+            failing_since_ms: (s[STAT_FAILING_SINCE] > 0).then_some(s[STAT_FAILING_SINCE] as u64),
+            consecutive_failures: s[STAT_FAILURES].clamp(0, u32::MAX as i64) as u32,
         })
     }
 

@@ -59,6 +59,12 @@ pub struct EndpointStats {
     /// Deliveries now waiting for a retry.
     pub retrying: u64,
     pub last_delivery_ms: Option<u64>,
+    /// When its current failing streak began: the first attempt since its last 2xx that got
+    /// none (attempts not sent do not count).
+    pub failing_since_ms: Option<u64>,
+    /// Its consecutive failures as the circuit breaker counts them (5xx and no answer; any
+    /// other answer ends the run).
+    pub consecutive_failures: u32,
 }
 
 /// A page request over one endpoint's deliveries, newest first.

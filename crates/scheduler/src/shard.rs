@@ -461,6 +461,13 @@ impl<D: Dispatch> Loader<D> {
         self.shards[shard_of(endpoint, n)].set_controls(endpoint, controls);
     }
 
+    /// An endpoint's consecutive failures before the restart, before its deadlines are added:
+    /// at the breaker's threshold, its breaker starts open (see [`health`]).
+    pub fn resume_breaker(&mut self, endpoint: EndpointId, failures: u32) {
+        let n = self.shards.len();
+        self.shards[shard_of(endpoint, n)].resume(endpoint, failures);
+    }
+
     pub fn add(&mut self, entry: ScheduleEntry) {
         let job = Job::from(entry);
         let n = self.shards.len();

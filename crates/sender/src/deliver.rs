@@ -142,6 +142,11 @@ impl Sender {
         self
     }
 
+    /// At start: `endpoint` has been failing since `since_ms` (auto-disable counts from it).
+    pub fn resume_failing(&self, endpoint: hookd_types::EndpointId, since_ms: u64) {
+        self.disabler.resume(endpoint, since_ms);
+    }
+
     /// Where `endpoint.disabled` events go; set once, after the ingest path has started.
     pub fn announce_with(&self, announce: Arc<dyn Announce>) {
         self.disabler.set_announce(announce);

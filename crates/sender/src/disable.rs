@@ -1,6 +1,7 @@
 //! Endpoints the sender disables by itself: one that answers `410 Gone`, and one that has been
 //! failing for `[sender] auto_disable_after` (every attempt since the first failure failed; a
-//! 2xx ends the streak). The failing streak is kept in memory: a restart starts it again.
+//! 2xx ends the streak). The streak is kept in memory and resumed after a restart from the
+//! store's record of it (`EndpointStats::failing_since_ms`, derived from the attempts).
 //!
 //! Each disabling is announced with an operational event of type [`ENDPOINT_DISABLED`] in the
 //! endpoint's tenant, delivered like any event to that tenant's endpoints subscribed to it:
@@ -81,6 +82,14 @@ impl Disabler {
 
     pub(crate) fn set_after(&mut self, after: Option<Duration>) {
         self.streaks.after = after.filter(|d| !d.is_zero());
+    }
+
+    /// At start: `endpoint` has been failing since `since_ms`.
+    pub(crate) fn resume(&self, endpoint: EndpointId, since_ms: u64) {
+        if self.streaks.after.is_some() {
+            let mut failing = self.streaks.since.lock().unwrap_or_else(|e| e.into_inner());
+            failing.insert(endpoint, since_ms);
+        }
     }
 
     pub(crate) fn set_announce(&self, announce: Arc<dyn Announce>) {

@@ -552,3 +552,59 @@ fn a_deleted_endpoints_deliveries_are_purged_and_others_kept() {
         Purged::default()
     );
 }
+
+#[test]
+fn the_failing_streak_and_breaker_count_follow_the_attempts() {
+    let dir = TempStore::new();
+    let s = dir.open();
+    let (ep, d0) = fanned_out_one(&s);
+    let at = |n: u32, ms: u64, code: Option<u16>, error: Option<ErrorKind>| Attempt {
+        status_code: code,
+        error,
+        ..crate::testing::answered_attempt(n, ms, 0)
+    };
+    let steps = [
+        // A 5xx starts the streak; no answer goes on with it.
+        (at(1, 100, Some(503), None), Some(100), 1),
+        (at(2, 200, None, Some(ErrorKind::Timeout)), Some(100), 2),
+        // A 4xx is no 2xx (the streak goes on) but shows the endpoint up (the count ends).
+        (at(3, 300, Some(404), None), Some(100), 0),
+        (at(4, 350, Some(500), None), Some(100), 1),
+        // Nothing sent: nothing learnt.
+        (
+            at(5, 360, None, Some(ErrorKind::EndpointDisabled)),
+            Some(100),
+            1,
+        ),
+        // A 2xx ends both.
+        (at(6, 400, Some(200), None), None, 0),
+        (at(7, 500, Some(502), None), Some(500), 1),
+    ];
+    for (i, (a, since, failures)) in steps.iter().enumerate() {
+        let seq = i as u64 + 1;
+        s.apply(
+            &[attempted(d0.id, a, DeliveryStatus::Retrying, Some(9_000))],
+            seq,
+            seq,
+        )
+        .unwrap();
+        let st = s.endpoint_stats(ep).unwrap();
+        assert_eq!(
+            (st.failing_since_ms, st.consecutive_failures),
+            (*since, *failures),
+            "after attempt {}",
+            a.number
+        );
+    }
+    // A stats record from before the streak fields reads as not failing.
+    s.db.insert(
+        stat_key(ep),
+        write_stats(&[1, 2, 3, 4, 0, 0])[..32].to_vec(),
+    )
+    .unwrap();
+    let st = s.endpoint_stats(ep).unwrap();
+    assert_eq!(
+        (st.delivered, st.last_delivery_ms, st.failing_since_ms),
+        (1, Some(4), None)
+    );
+}

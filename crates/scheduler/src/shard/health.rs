@@ -214,6 +214,26 @@ impl<D: Dispatch> Shard<D> {
         }
     }
 
+    /// At start: an endpoint whose last `failures` attempts failed (as the store counted them)
+    /// has its breaker opened, as if the last failure had just happened, for the first
+    /// interval; its deliveries wait for the probe, as before the restart.
+    pub(super) fn resume(&mut self, endpoint: EndpointId, failures: u32) {
+        if failures < self.breaker.failures.max(1) {
+            return;
+        }
+        let interval_ms = (self.breaker.interval.as_millis() as u64).max(1);
+        let until_ms = self.clock.elapsed_ms() + interval_ms;
+        let mut h = Health::new(self.per_endpoint);
+        h.failures = failures;
+        h.breaker = Breaker::Open {
+            until_ms,
+            interval_ms,
+        };
+        self.health.insert(endpoint, h);
+        self.reopen.insert((until_ms, endpoint));
+        self.parked.entry(endpoint).or_default();
+    }
+
     /// Open breakers whose interval is over start probing: their parked jobs queue again.
     pub(super) fn probe_due(&mut self) {
         let now = self.clock.elapsed_ms();
