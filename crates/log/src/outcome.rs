@@ -86,6 +86,12 @@ pub struct Checkpointed {
     pub event_segments_removed: usize,
 }
 
+/// How far (in records) the indexer may fall behind the outcome log's writers before they
+/// wait for it ([`OutcomeLog::record`]): a restart replays at most about this much.
+pub const MAX_LAG: Seq = 50_000;
+/// The longest one append waits for the indexer.
+pub const LAG_WAIT: Duration = Duration::from_secs(1);
+
 /// How long finished deliveries and idempotency keys are kept (`[retention]`). The indexer
 /// deletes what is older every `every`, as the read model's one writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,13 +229,33 @@ impl OutcomeLog {
     }
 
     /// Appends `changes` as one record; returns its seq once it is written (survives the
-    /// process, not the machine).
+    /// process, not the machine), and once the indexer is less than [`MAX_LAG`] records
+    /// behind it (at most [`LAG_WAIT`] later).
     pub async fn record(&self, changes: &[Change]) -> Result<Seq> {
         let payload = encode(changes)?;
-        Ok(self
+        let seq = self
             .journal
             .append_async_with(payload, Durability::Buffered)
-            .await?)
+            .await?;
+        self.keep_up(seq).await;
+        Ok(seq)
+    }
+
+    /// Backpressure: attempts and fan-out can append facts faster than the indexer applies
+    /// them to the read model. Unchecked, the lag grew to 4 million records while making
+    /// 3 million pending retries (the log to 1.2 GB, RSS to 14.8 GiB, and the restart replayed
+    /// it all for 8 minutes); waiting here slows the writers to the indexer's pace instead.
+    /// Bounded, so a stopped indexer never holds a writer for good.
+    async fn keep_up(&self, seq: Seq) {
+        let Some(floor) = seq.checked_sub(MAX_LAG) else {
+            return;
+        };
+        if self.applied_seq() >= floor {
+            return;
+        }
+        inc(&METRICS.outcome_backpressure_total, 1);
+        let mut rx = self.applied.clone();
+        let _ = tokio::time::timeout(LAG_WAIT, rx.wait_for(|&a| a >= floor)).await;
     }
 
     /// Appends `changes` as one record; returns its seq once it is on the disk.

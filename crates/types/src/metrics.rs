@@ -102,6 +102,7 @@ metrics! {
         events_ingested_total: "Events durably appended to the log.",
         log_flushes_total: "Group-commit flushes of the log (events per flush = events / flushes).",
         outcome_flushes_total: "Syncs of the outcome log (fan-out decisions, attempt outcomes, manual retries), one per batch the indexer applies.",
+        outcome_backpressure_total: "Appends to the outcome log that waited for the indexer to catch up (it was more than 50,000 records behind).",
         events_fanned_out_total: "Events whose fan-out is recorded and applied, whether or not they made deliveries.",
         deliveries_created_total: "Deliveries created by fan-out and replays.",
         attempts_total: "Delivery attempts made.",
