@@ -540,6 +540,15 @@ impl From<Parked> for Job {
     }
 }
 
+/// Commands a shard takes in one turn before it starts what is due.
+const CMDS_PER_TURN: usize = 1024;
+
+/// A job to hold a while (behind an open breaker): its event is let go, so memory does not
+/// hold every event body of a broken endpoint's backlog; the attempt reads it back.
+fn without_event(job: Job) -> Job {
+    Job { event: None, ..job }
+}
+
 /// What `Shard::live` says of a delivery that is not waiting for a deadline.
 const IN_FLIGHT: u64 = u64::MAX;
 const RESERVED: u64 = u64::MAX - 1;
@@ -656,8 +665,11 @@ impl<D: Dispatch> Shard<D> {
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { break };
                     self.handle(cmd);
-                    // Take whatever else is queued before looking at the clock again.
-                    while let Ok(cmd) = self.rx.try_recv() {
+                    // Take more of what is queued before looking at the clock again, but not
+                    // all of it: a fan-out to thousands of endpoints queues thousands of jobs,
+                    // and due attempts should not wait behind every one of them.
+                    for _ in 0..CMDS_PER_TURN {
+                        let Ok(cmd) = self.rx.try_recv() else { break };
                         self.handle(cmd);
                     }
                 }
@@ -753,7 +765,7 @@ impl<D: Dispatch> Shard<D> {
         let endpoint = job.endpoint;
         self.fifo_join(&job);
         if let Some(parked) = self.parked.get_mut(&endpoint) {
-            parked.push_back(job);
+            parked.push_back(without_event(job));
             return;
         }
         let at = self.queue_position(endpoint, &job);

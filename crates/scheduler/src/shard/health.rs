@@ -13,7 +13,7 @@
 //!   deliveries wait too, then a probe goes first.
 //!
 //! Attempts made while a breaker is open: none. A delivery waiting behind an open breaker keeps
-//! its attempt count; it is attempted once the breaker closes (or as a probe), later than its
+//! its attempt count (and not its event, which its attempt reads back from the store); it is attempted once the breaker closes (or as a probe), later than its
 //! deadline. Only probes spend attempts.
 
 use std::time::Duration;
@@ -201,6 +201,7 @@ impl<D: Dispatch> Shard<D> {
                     .get_mut(&endpoint)
                     .map(|st| std::mem::take(&mut st.queue))
                     .unwrap_or_default();
+                let queue = queue.into_iter().map(super::without_event).collect();
                 self.parked.insert(endpoint, queue);
             }
             Change::Closed | Change::None => {
