@@ -204,6 +204,7 @@ async fn delivery_is_signed_and_recorded() {
     assert_eq!(stats["failed"], 0, "{stats}");
     assert_eq!(stats["retrying"], 0, "{stats}");
     assert_rfc3339_ms(&stats["last_delivery_at"]);
+    assert_eq!(stats["failing_since"], Value::Null, "{stats}");
 
     // Endpoint deliveries and the status filter.
     let path = format!("/v1/endpoints/{ep_id}/deliveries");
@@ -669,6 +670,7 @@ async fn dead_letter_then_manual_retry() {
     assert_eq!(stats["delivered"], 0, "{stats}");
     assert_eq!(stats["retrying"], 0, "{stats}");
     assert_eq!(stats["last_delivery_at"], Value::Null, "{stats}");
+    assert_eq!(stats["failing_since"], attempts[0]["at"], "{stats}");
     let path = format!("/v1/endpoints/{ep_id}/deliveries");
     for (filter, n) in [("dead_lettered", 1), ("failed", 1), ("delivered", 0)] {
         let v = api

@@ -323,6 +323,11 @@ async fn a_failing_streak_survives_a_restart() {
     )
     .await;
 
+    let ep = d.api.delivery(&dlv["/down"]).await["endpoint_id"].clone();
+    let path = format!("/v1/endpoints/{}", ep.as_str().unwrap());
+    let shown = d.api.get(&path).await.expect(200)["stats"]["failing_since"].clone();
+    assert_eq!(unix_ms(&shown), first, "{shown}");
+
     d.proc.kill9();
     let d = Daemon::start_path(&dir.path().join("hookd.toml"), &[]).await;
     let notice = disabled_notice(&rx).await;
@@ -331,7 +336,7 @@ async fn a_failing_streak_survives_a_restart() {
         since.abs_diff(first) <= 1,
         "failing since {since}, first failure at {first}: {notice}"
     );
-    let ep = notice["data"]["endpoint_id"].as_str().unwrap().to_owned();
-    let got = d.api.get(&format!("/v1/endpoints/{ep}")).await;
+    assert_eq!(notice["data"]["endpoint_id"], ep, "{notice}");
+    let got = d.api.get(&path).await;
     assert_eq!(got.expect(200)["enabled"], false);
 }

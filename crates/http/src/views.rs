@@ -169,6 +169,10 @@ pub struct StatsView {
     pub retrying: u64,
     #[schema(format = DateTime)]
     pub last_delivery_at: Option<String>,
+    /// When its current failing streak began: the first attempt since its last 2xx that got
+    /// none; `null` when its last attempt succeeded. Auto-disable counts from it.
+    #[schema(format = DateTime)]
+    pub failing_since: Option<String>,
 }
 
 impl From<EndpointStats> for StatsView {
@@ -178,6 +182,7 @@ impl From<EndpointStats> for StatsView {
             failed: s.failed,
             retrying: s.retrying,
             last_delivery_at: s.last_delivery_ms.map(rfc3339),
+            failing_since: s.failing_since_ms.map(rfc3339),
         }
     }
 }
