@@ -6,6 +6,7 @@
 //!
 //! After each case the bytes written to disk per event are printed too (`/proc/self/io`, Linux).
 
+use hookd_log::EventLog;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

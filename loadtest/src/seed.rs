@@ -5,13 +5,14 @@
 //! Endpoint secrets are sealed under `<data_dir>/master.key` (created if missing), the key a
 //! daemon started on the directory with the default `[secrets]` uses.
 
+use hookd_log::{EndpointStore, EventLog};
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
 use hookd::config::MasterKeySource;
-use hookd_log::{LogEntry, SledConfig, SledStore, Store};
+use hookd_log::{LogEntry, SledConfig, SledStore};
 use hookd_types::time::now_ms;
 use hookd_types::{Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
 

@@ -228,6 +228,7 @@ async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookd_log::EventLog;
 
     fn input(since: Option<TimeIn>, until: Option<TimeIn>) -> ReplayIn {
         ReplayIn { since, until }

@@ -356,7 +356,7 @@ async fn a_store_with_plain_secrets_from_before_is_sealed_on_start() {
             &secret,
             hookd_types::time::now_ms(),
         );
-        hookd_log::Store::put_endpoint(&store, &ep).unwrap();
+        hookd_log::EndpointStore::put_endpoint(&store, &ep).unwrap();
     }
     assert!(
         file_holding(&data, secret.as_bytes()).is_some(),

@@ -35,6 +35,6 @@ pub use registry::EndpointRegistry;
 pub use sealed::MasterKey;
 pub use sled_store::{rekey, SledConfig, SledStore};
 pub use store::{
-    DeliveryPage, DeliveryQuery, EndpointStats, IdemRecord, LogEntry, LogRecord, ScheduleEntry,
-    Seq, Store,
+    DeadlineReads, DeliveryPage, DeliveryQuery, EndpointStats, EndpointStore, EventLog,
+    HistoryReads, IdemRecord, LogEntry, LogRecord, ScheduleEntry, Seq, Store,
 };

@@ -1083,7 +1083,7 @@ fn write_new_delivery(batch: &mut sled::Batch, d: &Delivery) -> Result<()> {
     Ok(())
 }
 
-impl Store for SledStore {
+impl EventLog for SledStore {
     fn append(&self, record: &LogRecord) -> Result<Seq> {
         Ok(self.events.append_with(enc(record)?, Durability::Sync)?)
     }
@@ -1142,7 +1142,9 @@ impl Store for SledStore {
         self.cursor.fetch_max(seq + 1, Ordering::SeqCst);
         Ok(())
     }
+}
 
+impl HistoryReads for SledStore {
     fn get_event(&self, id: &str) -> Result<Option<Event>> {
         Ok(self.stored_event(id)?.map(|s| s.event))
     }
@@ -1191,65 +1193,6 @@ impl Store for SledStore {
             }
         }
         Ok(())
-    }
-
-    fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
-        let (plain, sealed) = (endpoint_key(endpoint.id), sealed_endpoint_key(endpoint.id));
-        let mut batch = sled::Batch::default();
-        match &self.master {
-            Some(master) => {
-                batch.insert(sealed, seal_endpoint(master, endpoint)?);
-                batch.remove(plain);
-            }
-            None => {
-                batch.insert(plain, enc(endpoint)?);
-                batch.remove(sealed);
-            }
-        }
-        controls::write(&mut batch, endpoint)?;
-        self.db.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    fn delete_endpoint(&self, id: EndpointId) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        batch.remove(endpoint_key(id));
-        batch.remove(sealed_endpoint_key(id));
-        batch.remove(controls::key_of(id));
-        purge::bury(&mut batch, id, now_ms());
-        self.db.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    fn endpoints(&self) -> Result<Vec<Endpoint>> {
-        let plain = self.db.scan_prefix(Kind::Endpoint.prefix()).map(|kv| {
-            let (k, v) = kv?;
-            decode_endpoint(&k, &v)
-        });
-        let sealed = self
-            .db
-            .scan_prefix(Kind::SealedEndpoint.prefix())
-            .map(|kv| {
-                let (k, v) = kv?;
-                open_endpoint(self.master.as_ref(), &k, &v)
-            });
-        let mut all: Vec<Endpoint> = plain.chain(sealed).collect::<Result<_>>()?;
-        controls::read_into(&self.db, &mut all)?;
-        Ok(all)
-    }
-
-    fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats> {
-        let s = read_stats(self.db.get(stat_key(id))?.as_deref());
-        Ok(EndpointStats {
-            delivered: s[STAT_DELIVERED].max(0) as u64,
-            failed: s[STAT_FAILED].max(0) as u64,
-            retrying: s[STAT_RETRYING].max(0) as u64,
-            last_delivery_ms: (s[STAT_LAST] > 0).then_some(s[STAT_LAST] as u64),
-            failing_since_ms: (s[STAT_FAILING_SINCE] > 0).then_some(s[STAT_FAILING_SINCE] as u64),
-            consecutive_failures: s[STAT_FAILURES].clamp(0, u32::MAX as i64) as u32,
-        })
     }
 
     fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>> {
@@ -1351,7 +1294,9 @@ impl Store for SledStore {
             })
             .collect()
     }
+}
 
+impl DeadlineReads for SledStore {
     fn for_each_scheduled(
         &self,
         until_ms: u64,
@@ -1386,6 +1331,67 @@ impl Store for SledStore {
             return Ok(());
         }
         self.deadlines_between(after_ms + 1, until_ms, visit)
+    }
+}
+
+impl EndpointStore for SledStore {
+    fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        let (plain, sealed) = (endpoint_key(endpoint.id), sealed_endpoint_key(endpoint.id));
+        let mut batch = sled::Batch::default();
+        match &self.master {
+            Some(master) => {
+                batch.insert(sealed, seal_endpoint(master, endpoint)?);
+                batch.remove(plain);
+            }
+            None => {
+                batch.insert(plain, enc(endpoint)?);
+                batch.remove(sealed);
+            }
+        }
+        controls::write(&mut batch, endpoint)?;
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn delete_endpoint(&self, id: EndpointId) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        batch.remove(endpoint_key(id));
+        batch.remove(sealed_endpoint_key(id));
+        batch.remove(controls::key_of(id));
+        purge::bury(&mut batch, id, now_ms());
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        let plain = self.db.scan_prefix(Kind::Endpoint.prefix()).map(|kv| {
+            let (k, v) = kv?;
+            decode_endpoint(&k, &v)
+        });
+        let sealed = self
+            .db
+            .scan_prefix(Kind::SealedEndpoint.prefix())
+            .map(|kv| {
+                let (k, v) = kv?;
+                open_endpoint(self.master.as_ref(), &k, &v)
+            });
+        let mut all: Vec<Endpoint> = plain.chain(sealed).collect::<Result<_>>()?;
+        controls::read_into(&self.db, &mut all)?;
+        Ok(all)
+    }
+
+    fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats> {
+        let s = read_stats(self.db.get(stat_key(id))?.as_deref());
+        Ok(EndpointStats {
+            delivered: s[STAT_DELIVERED].max(0) as u64,
+            failed: s[STAT_FAILED].max(0) as u64,
+            retrying: s[STAT_RETRYING].max(0) as u64,
+            last_delivery_ms: (s[STAT_LAST] > 0).then_some(s[STAT_LAST] as u64),
+            failing_since_ms: (s[STAT_FAILING_SINCE] > 0).then_some(s[STAT_FAILING_SINCE] as u64),
+            consecutive_failures: s[STAT_FAILURES].clamp(0, u32::MAX as i64) as u32,
+        })
     }
 
     fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {

@@ -2,8 +2,8 @@
 //! how a backend lays it out.
 //!
 //! Durability promised by each call:
-//! - [`Store::append`] and the endpoint and meta writes return only once the data is on disk.
-//! - [`Store::index_events`] is atomic but buffered. It indexes events only; the deliveries
+//! - [`EventLog::append`] and the endpoint and meta writes return only once the data is on disk.
+//! - [`EventLog::index_events`] is atomic but buffered. It indexes events only; the deliveries
 //!   fan-out made of them, and every later change of a delivery (attempt outcomes, manual
 //!   retries), are not made through this trait: they are appended to the outcome log
 //!   ([`crate::outcome`]) and applied to the read model by its one indexer, which also moves the
@@ -85,8 +85,9 @@ pub struct DeliveryPage {
     pub next_cursor: Option<DeliveryId>,
 }
 
-pub trait Store: Send + Sync + 'static {
-    // ---- the log ------------------------------------------------------------------------
+/// The event log: ingest appends, fan-out reads and indexes. (JetStream: a stream, see
+/// docs/STORAGE.md section 3.)
+pub trait EventLog: Send + Sync + 'static {
     /// Appends one record and returns its position once it is on disk.
     fn append(&self, record: &LogRecord) -> Result<Seq>;
     /// Records from `from` on (at most `max`), in order.
@@ -97,8 +98,11 @@ pub trait Store: Send + Sync + 'static {
     /// deliveries `fanned` made of them; move fan-out's position past `seq`. The deliveries
     /// themselves, and the durable cursor, come from the fan-out's outcome-log record.
     fn index_events(&self, seq: Seq, record: &LogRecord, fanned: &[FannedEvent]) -> Result<()>;
+}
 
-    // ---- events -------------------------------------------------------------------------
+/// Reads of history: events, deliveries and attempts, as the read model derived them from the
+/// logs. Pages cost what they return, never a scan.
+pub trait HistoryReads: Send + Sync + 'static {
     fn get_event(&self, id: &str) -> Result<Option<Event>>;
     fn get_idempotency(&self, tenant: &str, key: &str) -> Result<Option<IdemRecord>>;
     fn event_deliveries(&self, event_id: &str) -> Result<Vec<Delivery>>;
@@ -112,24 +116,14 @@ pub trait Store: Send + Sync + 'static {
         until_ms: u64,
         visit: &mut dyn FnMut(&Event) -> bool,
     ) -> Result<()>;
-
-    // ---- endpoints (durable on return) --------------------------------------------------
-    /// Stores the whole endpoint, its delivery `controls` included: they are not part of its
-    /// serde form (`#[serde(skip)]`, so older records keep their layout), and a backend keeps
-    /// them beside the endpoint, written at once with it.
-    fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
-    /// Deletes the endpoint and its controls, and marks its deliveries for deletion: they go
-    /// afterwards, in the background (a backend deletes them as soon as it can, with their
-    /// attempts and indexes; reads may see them until then).
-    fn delete_endpoint(&self, id: EndpointId) -> Result<()>;
-    /// Every endpoint with its controls (the default for one stored without).
-    fn endpoints(&self) -> Result<Vec<Endpoint>>;
-    fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats>;
-
-    // ---- deliveries ---------------------------------------------------------------------
     fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>>;
     fn endpoint_deliveries(&self, endpoint: EndpointId, q: &DeliveryQuery) -> Result<DeliveryPage>;
     fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>>;
+}
+
+/// The deliveries waiting for an attempt, for the scheduler: rebuilt on start, paged in as its
+/// horizon moves.
+pub trait DeadlineReads: Send + Sync + 'static {
     /// Visits the deliveries waiting for an attempt that are due up to `until_ms` (never
     /// attempted ones, whatever their time, then durable deadlines earliest first) without
     /// collecting them: the wheels are rebuilt from this on start (a million pending retries
@@ -151,11 +145,31 @@ pub trait Store: Send + Sync + 'static {
         self.for_each_scheduled(u64::MAX, &mut |e| out.push(e))?;
         Ok(out)
     }
+}
 
-    // ---- daemon metadata (durable on return) --------------------------------------------
+/// Endpoints (with their derived stats) and daemon metadata; every write is durable on return.
+/// (JetStream: KV buckets.)
+pub trait EndpointStore: Send + Sync + 'static {
+    /// Stores the whole endpoint, its delivery `controls` included: they are not part of its
+    /// serde form (`#[serde(skip)]`, so older records keep their layout), and a backend keeps
+    /// them beside the endpoint, written at once with it.
+    fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    /// Deletes the endpoint and its controls, and marks its deliveries for deletion: they go
+    /// afterwards, in the background (a backend deletes them as soon as it can, with their
+    /// attempts and indexes; reads may see them until then).
+    fn delete_endpoint(&self, id: EndpointId) -> Result<()>;
+    /// Every endpoint with its controls (the default for one stored without).
+    fn endpoints(&self) -> Result<Vec<Endpoint>>;
+    fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats>;
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
-
     /// Makes every buffered write durable.
     fn flush(&self) -> Result<()>;
 }
+
+/// Everything the daemon needs of storage, one concern per trait (the outcome log is
+/// [`crate::OutcomeLog`]). A component that needs one concern can take that trait alone
+/// (`Arc<dyn Store>` upcasts to `Arc<dyn HistoryReads>`).
+pub trait Store: EventLog + HistoryReads + DeadlineReads + EndpointStore {}
+
+impl<T: EventLog + HistoryReads + DeadlineReads + EndpointStore> Store for T {}

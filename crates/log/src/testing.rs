@@ -163,34 +163,38 @@ impl<S: Store> GatedStore<S> {
     }
 }
 
-impl<S: Store> Store for GatedStore<S> {
+impl<S: Store> EventLog for GatedStore<S> {
     fn append(&self, record: &LogRecord) -> Result<Seq> {
         self.pass();
         self.inner.append(record)
-    }
-    fn flush(&self) -> Result<()> {
-        self.pass();
-        self.inner.flush()
     }
 
     fn read_log(&self, from: Seq, max: usize) -> Result<Vec<(Seq, LogRecord)>> {
         self.inner.read_log(from, max)
     }
+
     fn fanout_cursor(&self) -> Seq {
         self.inner.fanout_cursor()
     }
+
     fn index_events(&self, seq: Seq, record: &LogRecord, fanned: &[FannedEvent]) -> Result<()> {
         self.inner.index_events(seq, record, fanned)
     }
+}
+
+impl<S: Store> HistoryReads for GatedStore<S> {
     fn get_event(&self, id: &str) -> Result<Option<Event>> {
         self.inner.get_event(id)
     }
+
     fn get_idempotency(&self, tenant: &str, key: &str) -> Result<Option<IdemRecord>> {
         self.inner.get_idempotency(tenant, key)
     }
+
     fn event_deliveries(&self, event_id: &str) -> Result<Vec<Delivery>> {
         self.inner.event_deliveries(event_id)
     }
+
     fn for_each_event_between(
         &self,
         tenant: &str,
@@ -201,27 +205,21 @@ impl<S: Store> Store for GatedStore<S> {
         self.inner
             .for_each_event_between(tenant, from_ms, until_ms, visit)
     }
-    fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
-        self.inner.put_endpoint(endpoint)
-    }
-    fn delete_endpoint(&self, id: EndpointId) -> Result<()> {
-        self.inner.delete_endpoint(id)
-    }
-    fn endpoints(&self) -> Result<Vec<Endpoint>> {
-        self.inner.endpoints()
-    }
-    fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats> {
-        self.inner.endpoint_stats(id)
-    }
+
     fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>> {
         self.inner.get_delivery(id)
     }
+
     fn endpoint_deliveries(&self, endpoint: EndpointId, q: &DeliveryQuery) -> Result<DeliveryPage> {
         self.inner.endpoint_deliveries(endpoint, q)
     }
+
     fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>> {
         self.inner.attempts(id)
     }
+}
+
+impl<S: Store> DeadlineReads for GatedStore<S> {
     fn for_each_scheduled(
         &self,
         until_ms: u64,
@@ -239,10 +237,35 @@ impl<S: Store> Store for GatedStore<S> {
         self.inner
             .for_each_deadline_between(after_ms, until_ms, visit)
     }
+}
+
+impl<S: Store> EndpointStore for GatedStore<S> {
+    fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        self.inner.put_endpoint(endpoint)
+    }
+
+    fn delete_endpoint(&self, id: EndpointId) -> Result<()> {
+        self.inner.delete_endpoint(id)
+    }
+
+    fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        self.inner.endpoints()
+    }
+
+    fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats> {
+        self.inner.endpoint_stats(id)
+    }
+
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.inner.get_meta(key)
     }
+
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
         self.inner.put_meta(key, value)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.pass();
+        self.inner.flush()
     }
 }

@@ -1,6 +1,7 @@
 use super::*;
 use crate::validate::{candidate, EventIn};
 use hookd_log::testing::{temp_store, GatedStore, TempStore};
+use hookd_log::EventLog;
 use hookd_types::check::testing::known_types;
 use std::time::{Duration, Instant};
 

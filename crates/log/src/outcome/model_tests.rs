@@ -5,13 +5,14 @@
 //! (memory-only) deliveries differently, so both their paths are taken: written out with their
 //! first outcome, and written out as they stand.
 
+use crate::store::{DeadlineReads, EndpointStore, EventLog, HistoryReads};
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
 use super::*;
 use crate::store::DeliveryQuery;
-use crate::store::{LogEntry, Store};
+use crate::store::LogEntry;
 use crate::testing::TempStore;
 use hookd_types::{EndpointId, Event};
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::Store;
+use crate::store::{DeadlineReads, EndpointStore, EventLog, HistoryReads};
 use crate::testing::TempStore;
 use hookd_types::{Delivery, EndpointId};
 
