@@ -12,7 +12,7 @@
 //! events are read from the store's time index on the blocking pool.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use hookd_http::error::ErrorBody;
-use hookd_http::{blocking, Access, ApiError, JsonBody, Principal, RouteAccess};
+use hookd_http::{blocking, Access, ApiError, ErrorCode, JsonBody, Principal, RouteAccess};
 use hookd_log::outcome::FannedEvent;
 use hookd_log::{Change, Store};
 use hookd_scheduler::Job;
@@ -93,27 +93,101 @@ struct ReplayedView {
     path = "/v1/endpoints/{id}/replay",
     tag = "deliveries",
     operation_id = "replay_endpoint",
-    params(crate::IdParam),
+    params(
+        crate::IdParam,
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the call safe to retry: a second replay of this endpoint with the same key makes nothing and answers as the first did (1 to 255 printable ASCII characters, no spaces)"),
+    ),
     request_body = ReplayIn,
     responses(
-        (status = 202, description = "Scheduled", body = ReplayedView),
-        (status = 400, description = "`VALIDATION_ERROR`: `since` missing, malformed or in the future, `until` malformed or not later than `since`, an unknown field, or more than 100,000 events to replay", body = ErrorBody),
-        (status = 409, description = "`CONFLICT`: the endpoint is disabled", body = ErrorBody),
+        (status = 202, description = "Scheduled (or, with an Idempotency-Key already used for the same request, the first answer again)", body = ReplayedView),
+        (status = 400, description = "`VALIDATION_ERROR`: `since` missing, malformed or in the future, `until` malformed or not later than `since`, an unknown field, more than 100,000 events to replay, or a malformed Idempotency-Key", body = ErrorBody),
+        (status = 409, description = "`CONFLICT`: the endpoint is disabled, or the Idempotency-Key was used for a different replay of this endpoint", body = ErrorBody),
     )
 )]
 async fn replay(
     State(state): State<ApiState>,
     caller: Principal,
     Path(id): Path<String>,
+    headers: HeaderMap,
     JsonBody(input): JsonBody<ReplayIn>,
 ) -> Result<Response, ApiError> {
     let ep = endpoints::load(&state, &caller, &id)?;
+    let key = hookd_http::idempotency::key(&headers)?.map(str::to_owned);
+    let request = format!("{input:?}");
     let (since, until) = range(input, now_ms())?;
     require_enabled(&ep, "replaying events to it")?;
+    let Some(key) = key else {
+        return run(&state, &ep, since, until).await;
+    };
+    // One keyed replay at a time: two requests with the same key cannot both miss the record.
+    let _one = KEYED.lock().await;
+    let meta = idempotency_meta(&ep, &key);
+    let store = state.store.clone();
+    let name = meta.clone();
+    let stored = blocking(move || Ok(store.get_meta(&name)?)).await?;
+    if let Some(stored) = stored {
+        let stored: Keyed = serde_json::from_slice(&stored)
+            .map_err(|e| internal(format!("a stored replay answer: {e}")))?;
+        if stored.request != request {
+            return Err(ApiError::conflict(format!(
+                "Idempotency-Key {key:?} was already used for a different replay of this endpoint"
+            )));
+        }
+        return Ok((StatusCode::ACCEPTED, Json(stored.answer)).into_response());
+    }
+    let answer = replay_now(&state, &ep, since, until).await?;
+    let value = serde_json::to_vec(&Keyed {
+        request,
+        answer: answer.clone(),
+    })
+    .map_err(|e| internal(format!("encoding a replay answer: {e}")))?;
+    let store = state.store.clone();
+    blocking(move || Ok(store.put_meta(&meta, &value)?)).await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// A failure that is hookd's, not the caller's: logged, and answered without its detail.
+fn internal(detail: String) -> ApiError {
+    tracing::error!(%detail, "replay");
+    ApiError::new(ErrorCode::InternalError, "internal error")
+}
+
+/// Serializes replays that carry an `Idempotency-Key` (they are rare; unkeyed ones never wait).
+static KEYED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What a keyed replay keeps: the request as it was understood, and the answer it got.
+#[derive(Serialize, Deserialize)]
+struct Keyed {
+    request: String,
+    answer: serde_json::Value,
+}
+
+/// The metadata name of a replay's `Idempotency-Key` (keys are per endpoint).
+fn idempotency_meta(ep: &Endpoint, key: &str) -> String {
+    format!("replay-key/{}/{key}", ep.id)
+}
+
+async fn run(
+    state: &ApiState,
+    ep: &Endpoint,
+    since: u64,
+    until: u64,
+) -> Result<Response, ApiError> {
+    let answer = replay_now(state, ep, since, until).await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// Makes, records and schedules the replay's deliveries; answers what it did.
+async fn replay_now(
+    state: &ApiState,
+    ep: &Endpoint,
+    since: u64,
+    until: u64,
+) -> Result<serde_json::Value, ApiError> {
     let (store, endpoint) = (state.store.clone(), ep.clone());
     let events =
         blocking(move || matching_events(&*store, &endpoint, since, until, MAX_REPLAY)).await?;
-    let jobs = record(&state, &ep, events).await?;
+    let jobs = record(state, ep, events).await?;
     let scheduled = jobs.len();
     inc(&METRICS.deliveries_created_total, scheduled as u64);
     inc(&METRICS.deliveries_pending, scheduled as u64);
@@ -126,7 +200,7 @@ async fn replay(
         since: rfc3339(since),
         until: rfc3339(until),
     };
-    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+    serde_json::to_value(view).map_err(|e| internal(format!("a replay answer: {e}")))
 }
 
 /// `[since, until)` in unix ms, checked: `since` given and not after `now`; `until`, if given,

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod blocking;
 pub mod error;
+pub mod idempotency;
 pub mod json;
 pub mod principal;
 pub mod ratelimit;

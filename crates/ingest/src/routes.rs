@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,7 +20,7 @@ use hookd_log::Store;
 use hookd_types::{Event, Scope};
 
 use crate::committer::{CommitError, Committer, Outcome};
-use crate::validate::{candidate, check_idempotency_key, Candidate, EventIn};
+use crate::validate::{candidate, Candidate, EventIn};
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -96,17 +96,6 @@ pub fn routes() -> Router<IngestState> {
         .route("/v1/events/batch", post(post_batch))
         .route("/v1/events/{id}", get(get_event))
         .route("/v1/event-types", get(event_types))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(v) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let k = v
-        .to_str()
-        .map_err(|_| ApiError::validation("Idempotency-Key must be printable ASCII"))?;
-    check_idempotency_key(k)?;
-    Ok(Some(k))
 }
 
 impl Inner {
@@ -207,7 +196,7 @@ async fn post_event(
     caller: Principal,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(req.headers())?.map(str::to_owned);
+    let key = hookd_http::idempotency::key(req.headers())?.map(str::to_owned);
     let limits = JsonLimits::of(req.extensions());
     let body = read_body(req, &()).await?;
     let input = for_caller(&caller, parse_json(&body, limits)?)?;
@@ -241,7 +230,7 @@ async fn post_batch(
     caller: Principal,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(req.headers())?.map(str::to_owned);
+    let key = hookd_http::idempotency::key(req.headers())?.map(str::to_owned);
     let limits = JsonLimits::of(req.extensions());
     let body = read_body(req, &()).await?;
     check_depth(&body, limits.max_depth)?;

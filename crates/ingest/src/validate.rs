@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use hookd_http::ApiError;
 use hookd_log::LogEntry;
 use hookd_types::check::{check_event_type, check_token, tenant_or_default, FieldError};
 use hookd_types::id::new_event_id;
@@ -45,14 +44,7 @@ pub struct Candidate {
 }
 
 /// Idempotency keys: printable ASCII, 1..=255 bytes.
-pub fn check_idempotency_key(k: &str) -> Result<(), ApiError> {
-    if k.is_empty() || k.len() > 255 || !k.bytes().all(|b| (0x21..0x7f).contains(&b)) {
-        return Err(ApiError::validation(
-            "Idempotency-Key must be 1..=255 printable ASCII characters",
-        ));
-    }
-    Ok(())
-}
+pub use hookd_http::idempotency::check as check_idempotency_key;
 
 pub fn candidate(
     input: EventIn<'_>,
@@ -108,6 +100,7 @@ fn request_hash(tenant: &str, event_type: &str, data: &str, id: Option<&str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookd_http::ApiError;
     use hookd_types::check::testing::known_types;
 
     fn parse(body: &str) -> Result<Candidate, FieldError> {
