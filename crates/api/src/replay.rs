@@ -116,16 +116,28 @@ async fn replay(
     let request = format!("{input:?}");
     let (since, until) = range(input, now_ms())?;
     require_enabled(&ep, "replaying events to it")?;
-    let Some(key) = key else {
-        return run(&state, &ep, since, until).await;
+    let answer = match key {
+        Some(key) => keyed(&state, &ep, &key, request, since, until).await?,
+        None => replay_now(&state, &ep, since, until).await?,
     };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// A replay under an `Idempotency-Key`: the stored answer if the key was used for the same
+/// request, a conflict if for another, else the replay, then its answer stored.
+async fn keyed(
+    state: &ApiState,
+    ep: &Endpoint,
+    key: &str,
+    request: String,
+    since: u64,
+    until: u64,
+) -> Result<serde_json::Value, ApiError> {
     // One keyed replay at a time: two requests with the same key cannot both miss the record.
     let _one = KEYED.lock().await;
-    let meta = idempotency_meta(&ep, &key);
-    let store = state.store.clone();
-    let name = meta.clone();
-    let stored = blocking(move || Ok(store.get_meta(&name)?)).await?;
-    if let Some(stored) = stored {
+    let meta = idempotency_meta(ep, key);
+    let (store, name) = (state.store.clone(), meta.clone());
+    if let Some(stored) = blocking(move || Ok(store.get_meta(&name)?)).await? {
         let stored: Keyed = serde_json::from_slice(&stored)
             .map_err(|e| internal(format!("a stored replay answer: {e}")))?;
         if stored.request != request {
@@ -133,9 +145,9 @@ async fn replay(
                 "Idempotency-Key {key:?} was already used for a different replay of this endpoint"
             )));
         }
-        return Ok((StatusCode::ACCEPTED, Json(stored.answer)).into_response());
+        return Ok(stored.answer);
     }
-    let answer = replay_now(&state, &ep, since, until).await?;
+    let answer = replay_now(state, ep, since, until).await?;
     let value = serde_json::to_vec(&Keyed {
         request,
         answer: answer.clone(),
@@ -143,7 +155,7 @@ async fn replay(
     .map_err(|e| internal(format!("encoding a replay answer: {e}")))?;
     let store = state.store.clone();
     blocking(move || Ok(store.put_meta(&meta, &value)?)).await?;
-    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+    Ok(answer)
 }
 
 /// A failure that is hookd's, not the caller's: logged, and answered without its detail.
@@ -165,16 +177,6 @@ struct Keyed {
 /// The metadata name of a replay's `Idempotency-Key` (keys are per endpoint).
 fn idempotency_meta(ep: &Endpoint, key: &str) -> String {
     format!("replay-key/{}/{key}", ep.id)
-}
-
-async fn run(
-    state: &ApiState,
-    ep: &Endpoint,
-    since: u64,
-    until: u64,
-) -> Result<Response, ApiError> {
-    let answer = replay_now(state, ep, since, until).await?;
-    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 /// Makes, records and schedules the replay's deliveries; answers what it did.

@@ -68,10 +68,15 @@ fn read_tombstone(k: &[u8], v: &[u8]) -> Option<(EndpointId, u64)> {
 impl SledStore {
     /// Endpoints deleted and not yet purged for good.
     pub(super) fn tombstoned(&self) -> Result<HashSet<EndpointId>> {
-        let mut out = HashSet::new();
+        Ok(self.tombstones()?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// Every tombstone: the endpoint and when it was deleted.
+    fn tombstones(&self) -> Result<Vec<(EndpointId, u64)>> {
+        let mut out = Vec::new();
         for kv in self.db.scan_prefix(Kind::Tombstone.prefix()) {
             let (k, v) = kv?;
-            out.extend(read_tombstone(&k, &v).map(|(id, _)| id));
+            out.extend(read_tombstone(&k, &v));
         }
         Ok(out)
     }
@@ -82,13 +87,7 @@ impl SledStore {
     /// left. Only the indexer calls this (the one writer of delivery state).
     pub fn purge_deleted(&self, now_ms: u64) -> Result<Purged> {
         let mut out = Purged::default();
-        let mut tombstones = Vec::new();
-        for kv in self.db.scan_prefix(Kind::Tombstone.prefix()) {
-            let (k, v) = kv?;
-            if let Some(t) = read_tombstone(&k, &v) {
-                tombstones.push(t);
-            }
-        }
+        let tombstones = self.tombstones()?;
         if tombstones.is_empty() {
             return Ok(out);
         }

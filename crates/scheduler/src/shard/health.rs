@@ -13,8 +13,9 @@
 //!   deliveries wait too, then a probe goes first.
 //!
 //! Attempts made while a breaker is open: none. A delivery waiting behind an open breaker keeps
-//! its attempt count (and not its event, which its attempt reads back from the store); it is attempted once the breaker closes (or as a probe), later than its
-//! deadline. Only probes spend attempts.
+//! its attempt count (and not its event, which its attempt reads back from the store); it is
+//! attempted once the breaker closes (or as a probe), later than its deadline. Only probes
+//! spend attempts.
 
 use std::time::Duration;
 
@@ -195,14 +196,7 @@ impl<D: Dispatch> Shard<D> {
         match change {
             Change::Opened(until) => {
                 tracing::info!(endpoint = %endpoint, failures = h.failures, "circuit breaker open");
-                self.reopen.insert((until, endpoint));
-                let queue = self
-                    .endpoints
-                    .get_mut(&endpoint)
-                    .map(|st| std::mem::take(&mut st.queue))
-                    .unwrap_or_default();
-                let queue = queue.into_iter().map(super::without_event).collect();
-                self.parked.insert(endpoint, queue);
+                self.park(endpoint, until);
             }
             Change::Closed | Change::None => {
                 if change == Change::Closed {
@@ -231,8 +225,20 @@ impl<D: Dispatch> Shard<D> {
             interval_ms,
         };
         self.health.insert(endpoint, h);
-        self.reopen.insert((until_ms, endpoint));
-        self.parked.entry(endpoint).or_default();
+        self.park(endpoint, until_ms);
+    }
+
+    /// The endpoint's breaker opened until `until` (wheel time): its due jobs are parked, and
+    /// so are those that come due meanwhile ([`Shard::enqueue`]).
+    fn park(&mut self, endpoint: EndpointId, until: u64) {
+        self.reopen.insert((until, endpoint));
+        let queue = self
+            .endpoints
+            .get_mut(&endpoint)
+            .map(|st| std::mem::take(&mut st.queue))
+            .unwrap_or_default();
+        let queue = queue.into_iter().map(super::without_event).collect();
+        self.parked.insert(endpoint, queue);
     }
 
     /// Open breakers whose interval is over start probing: their parked jobs queue again.
