@@ -135,9 +135,8 @@ async fn keyed(
 ) -> Result<serde_json::Value, ApiError> {
     // One keyed replay at a time: two requests with the same key cannot both miss the record.
     let _one = KEYED.lock().await;
-    let meta = idempotency_meta(ep, key);
-    let (store, name) = (state.store.clone(), meta.clone());
-    if let Some(stored) = blocking(move || Ok(store.get_meta(&name)?)).await? {
+    let (store, id, idem) = (state.store.clone(), ep.id, key.to_owned());
+    if let Some(stored) = blocking(move || Ok(store.replay_answer(id, &idem)?)).await? {
         let stored: Keyed = serde_json::from_slice(&stored)
             .map_err(|e| internal(format!("a stored replay answer: {e}")))?;
         if stored.request != request {
@@ -153,8 +152,8 @@ async fn keyed(
         answer: answer.clone(),
     })
     .map_err(|e| internal(format!("encoding a replay answer: {e}")))?;
-    let store = state.store.clone();
-    blocking(move || Ok(store.put_meta(&meta, &value)?)).await?;
+    let (store, id, idem) = (state.store.clone(), ep.id, key.to_owned());
+    blocking(move || Ok(store.put_replay_answer(id, &idem, &value)?)).await?;
     Ok(answer)
 }
 
@@ -172,11 +171,6 @@ static KEYED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 struct Keyed {
     request: String,
     answer: serde_json::Value,
-}
-
-/// The metadata name of a replay's `Idempotency-Key` (keys are per endpoint).
-fn idempotency_meta(ep: &Endpoint, key: &str) -> String {
-    format!("replay-key/{}/{key}", ep.id)
 }
 
 /// Makes, records and schedules the replay's deliveries; answers what it did.

@@ -189,12 +189,24 @@ async fn a_new_endpoint_gets_the_matching_events_of_its_tenant_in_the_range() {
         err.contains("VALIDATION_ERROR") && err.contains("`until`"),
         "{err}"
     );
-    let run = cli
-        .run(&["endpoints", "replay", &ep, "--since", until_s])
-        .await;
+    // With `--idempotency-key`, a repeat makes nothing more and answers as the first did;
+    // the same key for another range is the API's 409.
+    let keyed = ["endpoints", "replay", &ep, "--since", until_s];
+    let keyed = [&keyed[..], &["--idempotency-key", "cli-replay-1"]].concat();
+    let run = cli.run(&keyed).await;
     run.ok();
     assert_eq!(run.field("scheduled"), "1", "{run}");
     assert_eq!(run.field("since"), until_s, "{run}");
+    let again = cli.run(&keyed).await;
+    again.ok();
+    assert_eq!(
+        (again.field("scheduled"), again.field("since")),
+        ("1".to_owned(), until_s.to_owned()),
+        "{again}"
+    );
+    let other = [&keyed[..3], &["--since", since_s, "--idempotency-key", "cli-replay-1"]].concat();
+    let err = cli.run(&other).await.fails(3).to_owned();
+    assert!(err.contains("CONFLICT"), "{err}");
     rx.wait_until("the later event replayed", PATIENCE, |r| {
         r.iter()
             .any(|x| x.path == "/late" && x.webhook_id() == "after")

@@ -24,6 +24,8 @@
 //! | `t` created_ms(8) event id | `()`: events by time, for retention and replays (stores from before it: their events are kept, and not replayed) |
 //! | `j` created_ms(8) tenant `\0` key | `()`: idempotency keys by time, for retention |
 //! | `z` endpoint(16) | deletion time (ms, u64 BE): a deleted endpoint whose deliveries are being deleted (see [`purge`]) |
+//! | `r` endpoint(16) key | a keyed replay's answer: stored ms (u64 BE), then the answer (see [`replay_keys`]) |
+//! | `y` stored_ms(8) endpoint(16) key | `()`: keyed replays by time, for retention |
 //! | tree `api_keys`: key id(16) | [`hookd_types::ApiKey`] (a digest, never the key; see [`api_keys`]) |
 //!
 //! # Invariants and recovery
@@ -52,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use hookd_journal::{Config as JournalConfig, Durability, Journal};
 use hookd_types::time::now_ms;
 use hookd_types::{
-    Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event, Signal,
+    Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event, Signal, Streak,
 };
 
 use crate::error::{LogError, Result};
@@ -131,11 +133,15 @@ enum Kind {
     IdempotencyTime,
     /// A deleted endpoint whose deliveries are still being deleted ([`purge`]).
     Tombstone,
+    /// A keyed replay's answer ([`replay_keys`]).
+    ReplayKey,
+    /// Keyed replays' answers by the time they were stored, for retention.
+    ReplayKeyTime,
 }
 
 impl Kind {
     #[cfg(test)]
-    const ALL: [Kind; 14] = [
+    const ALL: [Kind; 16] = [
         Kind::Meta,
         Kind::Event,
         Kind::Idempotency,
@@ -150,6 +156,8 @@ impl Kind {
         Kind::EventTime,
         Kind::IdempotencyTime,
         Kind::Tombstone,
+        Kind::ReplayKey,
+        Kind::ReplayKeyTime,
     ];
 
     const fn prefix(self) -> &'static [u8] {
@@ -168,6 +176,8 @@ impl Kind {
             Kind::EventTime => b"t",
             Kind::IdempotencyTime => b"j",
             Kind::Tombstone => b"z",
+            Kind::ReplayKey => b"r",
+            Kind::ReplayKeyTime => b"y",
         }
     }
 }
@@ -363,10 +373,10 @@ fn attempt_key(id: DeliveryId, n: u32) -> Vec<u8> {
 
 /// Takes an attempt's outcome into the endpoint's failing streak and breaker count.
 fn streak(s: &mut Stats, signal: Signal, at_ms: u64) {
-    match signal {
-        Signal::NotSent => {}
-        Signal::Delivered => (s[STAT_FAILING_SINCE], s[STAT_FAILURES]) = (0, 0),
-        Signal::Answered | Signal::AskedToWait(_) | Signal::ServerError | Signal::Unreachable => {
+    match signal.streak() {
+        Streak::Keeps => {}
+        Streak::Ends => (s[STAT_FAILING_SINCE], s[STAT_FAILURES]) = (0, 0),
+        Streak::Extends => {
             if s[STAT_FAILING_SINCE] == 0 {
                 s[STAT_FAILING_SINCE] = at_ms.max(1) as i64;
             }
@@ -1004,6 +1014,9 @@ impl SledStore {
                 break;
             }
         }
+        let left = budget - out.idempotency_keys;
+        out.idempotency_keys +=
+            self.expire_replay_answers(&mut batch, idempotency_before_ms, left)?;
         self.db.apply_batch(batch)?;
         Ok(out)
     }
@@ -1394,6 +1407,14 @@ impl EndpointStore for SledStore {
         })
     }
 
+    fn replay_answer(&self, endpoint: EndpointId, key: &str) -> Result<Option<Vec<u8>>> {
+        self.read_replay_answer(endpoint, key)
+    }
+
+    fn put_replay_answer(&self, endpoint: EndpointId, key: &str, answer: &[u8]) -> Result<()> {
+        self.write_replay_answer(endpoint, key, now_ms(), answer)
+    }
+
     fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get(meta_key(name))?.map(|v| v.to_vec()))
     }
@@ -1413,6 +1434,7 @@ impl EndpointStore for SledStore {
 pub mod api_keys;
 #[cfg(test)]
 mod endpoint_compat;
+mod replay_keys;
 #[cfg(test)]
 mod secrets_tests;
 #[cfg(test)]

@@ -161,6 +161,11 @@ pub trait EndpointStore: Send + Sync + 'static {
     /// Every endpoint with its controls (the default for one stored without).
     fn endpoints(&self) -> Result<Vec<Endpoint>>;
     fn endpoint_stats(&self, id: EndpointId) -> Result<EndpointStats>;
+    /// The answer stored for a replay made under `key` (an `Idempotency-Key`) for `endpoint`.
+    fn replay_answer(&self, endpoint: EndpointId, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores a keyed replay's answer: kept for `[retention] idempotency`, and deleted with
+    /// its endpoint.
+    fn put_replay_answer(&self, endpoint: EndpointId, key: &str, answer: &[u8]) -> Result<()>;
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
     /// Makes every buffered write durable.

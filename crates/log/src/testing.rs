@@ -256,6 +256,14 @@ impl<S: Store> EndpointStore for GatedStore<S> {
         self.inner.endpoint_stats(id)
     }
 
+    fn replay_answer(&self, endpoint: EndpointId, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.replay_answer(endpoint, key)
+    }
+
+    fn put_replay_answer(&self, endpoint: EndpointId, key: &str, answer: &[u8]) -> Result<()> {
+        self.inner.put_replay_answer(endpoint, key, answer)
+    }
+
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.inner.get_meta(key)
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use hookd_log::{EndpointRegistry, LogError};
 use hookd_types::time::{now_ms, rfc3339};
-use hookd_types::{Endpoint, EndpointId, Event, Signal};
+use hookd_types::{Endpoint, EndpointId, Event, Signal, Streak};
 
 /// The type of the operational event that announces an endpoint disabled by hookd.
 pub const ENDPOINT_DISABLED: &str = "endpoint.disabled";
@@ -50,16 +50,13 @@ impl Streaks {
     fn observe(&self, endpoint: EndpointId, signal: Signal, now_ms: u64) -> Option<Reason> {
         let after = self.after?;
         let mut failing = self.since.lock().unwrap_or_else(|e| e.into_inner());
-        match signal {
-            Signal::NotSent => None,
-            Signal::Delivered => {
+        match signal.streak() {
+            Streak::Keeps => None,
+            Streak::Ends => {
                 failing.remove(&endpoint);
                 None
             }
-            Signal::Answered
-            | Signal::AskedToWait(_)
-            | Signal::ServerError
-            | Signal::Unreachable => {
+            Streak::Extends => {
                 let since = *failing.entry(endpoint).or_insert(now_ms);
                 let long = now_ms.saturating_sub(since) >= after.as_millis() as u64;
                 if long {

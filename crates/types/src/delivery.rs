@@ -166,6 +166,29 @@ impl Signal {
     pub fn is_failure(self) -> bool {
         matches!(self, Self::ServerError | Self::Unreachable)
     }
+
+    /// How it moves its endpoint's failing streak, the one auto-disable measures. The live
+    /// streak (the sender's) and the durable one (the indexer's stats) both follow this.
+    pub fn streak(self) -> Streak {
+        match self {
+            Self::NotSent => Streak::Keeps,
+            Self::Delivered => Streak::Ends,
+            Self::Answered | Self::AskedToWait(_) | Self::ServerError | Self::Unreachable => {
+                Streak::Extends
+            }
+        }
+    }
+}
+
+/// What one attempt does to its endpoint's failing streak ([`Signal::streak`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streak {
+    /// Nothing was sent: the streak stands as it was.
+    Keeps,
+    /// Delivered: the streak is over.
+    Ends,
+    /// Any other answer, or none: the endpoint is failing (since the streak's first attempt).
+    Extends,
 }
 
 /// One try of a delivery, kept forever beside it.

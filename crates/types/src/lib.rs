@@ -48,7 +48,9 @@ pub mod retry;
 pub mod time;
 
 pub use api_key::{ApiKey, Scope, Scopes};
-pub use delivery::{Attempt, Delivery, DeliveryStatus, ErrorKind, Signal, RESPONSE_EXCERPT_BYTES};
+pub use delivery::{
+    Attempt, Delivery, DeliveryStatus, ErrorKind, Signal, Streak, RESPONSE_EXCERPT_BYTES,
+};
 pub use endpoint::{DeliveryControls, Endpoint, EventFilter, RateLimit};
 pub use event::Event;
 pub use id::{DeliveryId, EndpointId, KeyId};

@@ -64,6 +64,10 @@ pub enum Cmd {
         /// Events made before (default: now): RFC 3339, unix milliseconds, or a duration ago.
         #[arg(long, value_parser = time_arg)]
         until: Option<String>,
+        /// Sent as `Idempotency-Key`: a repeat with the same range makes nothing more and
+        /// answers as the first did (kept for `[retention] idempotency`).
+        #[arg(long)]
+        idempotency_key: Option<String>,
     },
 }
 
@@ -337,14 +341,28 @@ pub async fn run(api: &Api, cmd: Cmd, out: Format) -> Result<String, CliError> {
                     .render()
             }))
         }
-        Cmd::Replay { id, since, until } => {
+        Cmd::Replay {
+            id,
+            since,
+            until,
+            idempotency_key,
+        } => {
             let mut body = Map::new();
             body.insert("since".into(), time_value(since));
             if let Some(u) = until {
                 body.insert("until".into(), time_value(u));
             }
             let path = format!("/v1/endpoints/{}/replay", seg(&id));
-            let a = api.post(&path, &body).await?;
+            let headers: Vec<(&str, &str)> = idempotency_key
+                .as_deref()
+                .map(|k| ("idempotency-key", k))
+                .into_iter()
+                .collect();
+            let body = serde_json::to_vec(&body)
+                .map_err(|e| CliError::Usage(format!("encoding the replay: {e}")))?;
+            let a = api
+                .call(http::Method::POST, &path, Some(body), &headers)
+                .await?;
             Ok(out.show(&a, |v| {
                 Fields::new()
                     .value("scheduled", &v["scheduled"])

@@ -1,5 +1,5 @@
 //! Deleting an endpoint deletes its records: every delivery it had, their attempts, index and
-//! deadline keys, and its stats.
+//! deadline keys, its stats and its keyed replays' answers.
 //!
 //! `DELETE /v1/endpoints/{id}` answers once the endpoint record is gone; an endpoint may have
 //! millions of deliveries, so they go afterwards, in bounded passes. The endpoint's removal
@@ -108,6 +108,7 @@ impl SledStore {
             budget -= left.min(budget);
             out.deliveries += left;
             batch.remove(stat_key(endpoint));
+            self.forget_replay_answers(&mut batch, endpoint)?;
             if left == 0 && now_ms.saturating_sub(deleted_at) >= GRACE_MS {
                 batch.remove(tombstone_key(endpoint));
                 out.done += 1;

@@ -608,3 +608,41 @@ fn the_failing_streak_and_breaker_count_follow_the_attempts() {
         (1, Some(4), None)
     );
 }
+
+#[test]
+fn keyed_replay_answers_expire_and_go_with_their_endpoint() {
+    let dir = TempStore::new();
+    let s = dir.open();
+    let (a, b) = (EndpointId::generate(), EndpointId::generate());
+    s.write_replay_answer(a, "old", 1_000, b"{\"scheduled\":1}")
+        .unwrap();
+    s.write_replay_answer(a, "new", 9_000, b"{\"scheduled\":2}")
+        .unwrap();
+    s.write_replay_answer(b, "new", 9_000, b"{\"scheduled\":3}")
+        .unwrap();
+    assert_eq!(
+        s.replay_answer(a, "old").unwrap().as_deref(),
+        Some(&b"{\"scheduled\":1}"[..])
+    );
+    // Keys are per endpoint.
+    assert_eq!(
+        s.replay_answer(b, "new").unwrap().as_deref(),
+        Some(&b"{\"scheduled\":3}"[..])
+    );
+    assert_eq!(s.replay_answer(b, "old").unwrap(), None);
+
+    // Retention takes those stored before its window, with their time keys.
+    let r = s.retain(0, 5_000, 100).unwrap();
+    assert_eq!(r.idempotency_keys, 1);
+    assert_eq!(s.replay_answer(a, "old").unwrap(), None);
+    assert!(s.replay_answer(a, "new").unwrap().is_some());
+    assert_eq!(s.retain(0, 5_000, 100).unwrap(), Retained::default());
+
+    // Deleting an endpoint takes its answers, and only its own.
+    s.delete_endpoint(a).unwrap();
+    s.purge_deleted(now_ms()).unwrap();
+    assert_eq!(s.replay_answer(a, "new").unwrap(), None);
+    assert!(s.replay_answer(b, "new").unwrap().is_some());
+    let times = s.db.scan_prefix(Kind::ReplayKeyTime.prefix()).count();
+    assert_eq!(times, 1, "only b's time key is left");
+}
