@@ -261,12 +261,18 @@ pub struct MisbehaveArgs {
     /// Misbehaving endpoints next to the healthy one in each phase.
     #[arg(long, default_value_t = 80)]
     pub bad_endpoints: u64,
-    /// Events per phase; each goes to the healthy endpoint and to every misbehaving one.
-    #[arg(long, default_value_t = 1_000)]
+    /// Events per phase for the healthy endpoint (the layout `shared` sends them to all).
+    #[arg(long, default_value_t = 5_000)]
     pub events: u64,
+    /// Layout `tenants`: events posted for the misbehaving tenant first, each going to all K.
+    #[arg(long, default_value_t = 1_000)]
+    pub bad_events: u64,
     /// Events per POST /v1/events/batch.
     #[arg(long, default_value_t = 100)]
     pub batch: u64,
+    /// Who the misbehaving endpoints belong to and where their events come from.
+    #[arg(long, value_enum, default_value = "tenants")]
+    pub layout: crate::misbehave::Layout,
     /// Longest wait for the healthy endpoint's deliveries in one phase.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub phase_timeout: Duration,
@@ -358,6 +364,9 @@ pub fn check_misbehave(a: &MisbehaveArgs) -> Result<()> {
     check_batch(a.batch)?;
     if a.events > 100_000 || a.bad_endpoints == 0 || a.bad_endpoints > 500 || a.kinds.is_empty() {
         bail!("--events must be in 1..=100000, --bad-endpoints in 1..=500, --kinds not empty");
+    }
+    if a.bad_events == 0 || a.bad_events > 100_000 {
+        bail!("--bad-events must be in 1..=100000");
     }
     if a.phase_timeout.is_zero() || a.phase_timeout > Duration::from_secs(3_600) {
         bail!("--phase-timeout must be in (0, 1h]");

@@ -1,8 +1,16 @@
 //! `misbehave`: does one customer's broken receiver delay another's webhooks? One healthy
 //! endpoint alone first, then, for each kind, the healthy endpoint next to K endpoints whose
-//! receiver misbehaves that way; every event goes to all of them. For each phase: the healthy
-//! endpoint's deliveries/s and delivery latency, side by side with alone, in one invocation.
-//! Between phases the endpoints are deleted and hookd's in-flight requests allowed to drain.
+//! receiver misbehaves that way. For each phase: the healthy endpoint's deliveries/s and
+//! delivery latency, side by side with alone, in one invocation. Between phases the endpoints
+//! are deleted and hookd's in-flight requests allowed to drain.
+//!
+//! Two [`Layout`]s: by default (`tenants`) the misbehaving endpoints are another customer's,
+//! whose own events are posted and fanned out first, so the healthy customer's events meet
+//! endpoints already holding a backlog, as in production; its figures measure the
+//! misbehaviour, while the `ok` control measures sharing two cores with K healthy neighbours.
+//! With `shared`, every event goes to all K+1 endpoints of one tenant, so the healthy
+//! endpoint's rate also pays for making K times its deliveries (the `ok` control shows how
+//! much).
 //!
 //! The misbehaving receivers are `hookd_testkit`'s ([`Reply`] kinds, and [`Silent`] for a
 //! listener that accepts TCP and never answers), on 127.0.0.1.
@@ -87,6 +95,16 @@ impl Kind {
     }
 }
 
+/// Who the misbehaving endpoints belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    /// Another tenant with its own events, posted and fanned out before the healthy
+    /// tenant's: `--events` for each of the K endpoints.
+    Tenants,
+    /// One tenant: every event goes to the healthy endpoint and to all K.
+    Shared,
+}
+
 /// The misbehaving side of a phase; dropping it closes its connections.
 enum Bad {
     Receiver(Receiver),
@@ -142,7 +160,7 @@ pub async fn misbehave_mode(
 ) -> Result<(bool, String, Timeline)> {
     let client = client::new_client(8);
     // The healthy endpoint's deliveries over the whole invocation, phase after phase.
-    let run_meter = Arc::new(Meter::new(args.events * (1 + args.kinds.len() as u64)));
+    let run_meter = Arc::new(Meter::new(args.events * (2 + 2 * args.kinds.len() as u64)));
     let sampler = Sampler::start(
         run_meter.clone(),
         None,
@@ -150,8 +168,17 @@ pub async fn misbehave_mode(
     );
     let mut phases = Vec::new();
     let mut result = Ok(());
-    for kind in std::iter::once(None).chain(args.kinds.iter().copied().map(Some)) {
-        match phase(&client, target, key, args, kind, &run_meter, ctx).await {
+    // A warm-up (not reported: the first phase pays for cold connections and caches), then
+    // for each kind the healthy endpoint alone and next to that kind: this machine's speed
+    // drifts within minutes, so each kind is compared with the alone phase just before it.
+    let steps = std::iter::once((None, WARM_UP)).chain(
+        args.kinds
+            .iter()
+            .flat_map(|k| [(None, ALONE), (Some(*k), k.name())]),
+    );
+    for (kind, name) in steps {
+        match phase(&client, target, key, args, kind, name, &run_meter, ctx).await {
+            Ok(p) if p.name == WARM_UP => {}
             Ok(p) => {
                 print_phase(&p, &phases);
                 phases.push(p);
@@ -169,29 +196,39 @@ pub async fn misbehave_mode(
     let timeline = sampler.stop().await;
     result?;
     let alone = phases.first().cloned();
-    let complete = phases.len() == args.kinds.len() + 1 && phases.iter().all(Phase::complete);
+    let complete = phases.len() == 2 * args.kinds.len() && phases.iter().all(Phase::complete);
     let line = jline! {
         "mode": "misbehave",
         "bad_endpoints": args.bad_endpoints,
         "events": args.events,
+        "layout": format!("{:?}", args.layout).to_lowercase(),
         "alone": alone.as_ref().map(|a| phase_json(a, &[])),
-        "kinds": phases.iter().skip(1).map(|p| phase_json(p, &phases)).collect::<Vec<_>>(),
+        "kinds": phases
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.name != ALONE)
+            .map(|(i, p)| phase_json(p, &phases[..i]))
+            .collect::<Vec<_>>(),
         "complete": complete,
     };
     out!("{line}");
     Ok((complete, line, timeline))
 }
 
+const WARM_UP: &str = "warm-up";
+const ALONE: &str = "alone";
+
+#[allow(clippy::too_many_arguments)]
 async fn phase(
     client: &HttpClient,
     target: &Target,
     key: &str,
     args: &MisbehaveArgs,
     kind: Option<Kind>,
+    name: &'static str,
     run_meter: &Arc<Meter>,
     ctx: &RunCtx,
 ) -> Result<Phase> {
-    let name = kind.map_or("alone", Kind::name);
     let meter = Arc::new(Meter::new(args.events));
     let healthy = Receiver::start_async(ReceiverConfig::embedded(
         ctx.receiver_threads,
@@ -209,24 +246,44 @@ async fn phase(
         }),
     };
     let tenant = endpoints::fresh_tenant();
-    let mut bodies = vec![endpoints::endpoint_body(
+    let healthy_body = endpoints::endpoint_body(
         &tenant,
         "healthy",
         &format!("http://{}/healthy", healthy.addr),
         &json!({}),
-    )];
-    if let Some(b) = &bad {
-        bodies.extend((0..args.bad_endpoints).map(|i| {
-            let url = format!("http://{}/b{i}", b.addr());
-            endpoints::endpoint_body(&tenant, &format!("{name} b{i}"), &url, &json!({}))
-        }));
-    }
+    );
+    let bad_tenant = match args.layout {
+        Layout::Tenants => format!("{tenant}-bad"),
+        Layout::Shared => tenant.clone(),
+    };
+    let bad_bodies: Vec<Value> = bad.as_ref().map_or_else(Vec::new, |b| {
+        (0..args.bad_endpoints)
+            .map(|i| {
+                let url = format!("http://{}/b{i}", b.addr());
+                endpoints::endpoint_body(&bad_tenant, &format!("{name} b{i}"), &url, &json!({}))
+            })
+            .collect()
+    });
     eprintln!(
-        "misbehave: phase {name}: 1 healthy endpoint + {} misbehaving, {} events",
-        bodies.len() - 1,
+        "misbehave: phase {name}: 1 healthy endpoint + {} misbehaving ({:?}), {} events",
+        bad_bodies.len(),
+        args.layout,
         args.events
     );
-    let ids = endpoints::create(client, target, key, &bodies, ctx.limits.work).await?;
+    let mut ids = endpoints::create(client, target, key, &[healthy_body], ctx.limits.work).await?;
+    ids.extend(endpoints::create(client, target, key, &bad_bodies, ctx.limits.work).await?);
+    if args.layout == Layout::Tenants && !bad_bodies.is_empty() {
+        backlog(
+            client,
+            target,
+            key,
+            args,
+            &bad_tenant,
+            bad_bodies.len() as u64,
+            ctx,
+        )
+        .await;
+    }
     let start = Instant::now();
     let deadline = (start + args.phase_timeout).min(ctx.limits.work);
     let job = Arc::new(IngestJob {
@@ -265,6 +322,51 @@ async fn phase(
     })
 }
 
+/// Posts the misbehaving tenant's events and waits (at most `--phase-timeout`) until hookd
+/// has made their deliveries, so the healthy tenant's events meet a backlog being worked.
+async fn backlog(
+    client: &HttpClient,
+    target: &Target,
+    key: &str,
+    args: &MisbehaveArgs,
+    tenant: &str,
+    endpoints: u64,
+    ctx: &RunCtx,
+) {
+    let deadline = (Instant::now() + args.phase_timeout).min(ctx.limits.work);
+    let created = |client, deadline| {
+        counter(
+            client,
+            target,
+            key,
+            "hookd_deliveries_created_total",
+            deadline,
+        )
+    };
+    let before = created(client, deadline).await.unwrap_or(0);
+    let job = Arc::new(IngestJob {
+        target: target.clone(),
+        key: key.to_owned(),
+        tenant: tenant.to_owned(),
+        types: vec!["instance.ready".into()],
+        events: args.bad_events,
+        batch: args.batch,
+        concurrency: 2,
+        event_bytes: 0,
+        watch: IngestWatch::None,
+    });
+    let posted = post_events(client, job, deadline).await;
+    let want = before + posted.events_ok * endpoints;
+    while Instant::now() < deadline {
+        match created(client, deadline).await {
+            Some(n) if n >= want => return,
+            None => break,
+            Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    eprintln!("misbehave: the misbehaving tenant's deliveries were not all made in time; going on");
+}
+
 /// Waits (at most 20 s) until hookd has no request in flight, so a phase does not inherit the
 /// last one's hanging requests.
 async fn drain(client: &HttpClient, target: &Target, key: &str, until: Instant) {
@@ -285,6 +387,17 @@ async fn in_flight(
     key: &str,
     deadline: Instant,
 ) -> Option<u64> {
+    counter(client, target, key, "hookd_deliveries_in_flight", deadline).await
+}
+
+/// An unlabelled metric from `/metrics`; none if it cannot be read.
+async fn counter(
+    client: &HttpClient,
+    target: &Target,
+    key: &str,
+    name: &str,
+    deadline: Instant,
+) -> Option<u64> {
     let req = client::request(
         hyper::Method::GET,
         &target.base,
@@ -293,10 +406,7 @@ async fn in_flight(
         bytes::Bytes::new(),
     );
     match client::send(client, req, deadline).await {
-        client::Outcome::Response(200, body) => metric(
-            &String::from_utf8_lossy(&body),
-            "hookd_deliveries_in_flight",
-        ),
+        client::Outcome::Response(200, body) => metric(&String::from_utf8_lossy(&body), name),
         _ => None,
     }
 }
@@ -323,9 +433,13 @@ fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
-/// The phases a phase is compared with: alone (the first), and the `ok` control if it ran.
+/// The phases a misbehaving one is compared with: the last alone phase before it, and the
+/// `ok` control if it ran.
 fn references<'a>(p: &Phase, before: &'a [Phase]) -> (Option<&'a Phase>, Option<&'a Phase>) {
-    let alone = before.first().filter(|a| a.name != p.name);
+    if p.name == ALONE {
+        return (None, None);
+    }
+    let alone = before.iter().rev().find(|a| a.name == ALONE);
     let control = before.iter().find(|c| c.name == "ok" && p.name != "ok");
     (alone, control)
 }
@@ -370,6 +484,7 @@ fn phase_json(p: &Phase, before: &[Phase]) -> Value {
         "p50_us": p.p50_us,
         "p99_us": p.p99_us,
         "max_us": p.max_us,
+        "alone_per_sec": alone.map(|a| r1(a.rate())),
         "rate_vs_alone": rate_vs(alone),
         "p99_vs_alone": p99_vs(alone),
         "rate_vs_ok": rate_vs(control),
@@ -398,19 +513,24 @@ mod tests {
 
     #[test]
     fn phases_compare_with_alone_and_the_control() {
-        let before = [phase("alone", 1.0, 10), phase("ok", 2.0, 40)];
+        // Each kind is compared with the alone phase just before it.
+        let before = [
+            phase("alone", 1.0, 10),
+            phase("ok", 2.0, 40),
+            phase("alone", 2.0, 20),
+        ];
         let hang = phase_json(&phase("hang", 4.0, 80), &before);
         assert_eq!(
             (&hang["rate_vs_alone"], &hang["p99_vs_alone"]),
-            (&json!(0.25), &json!(8.0))
+            (&json!(0.5), &json!(4.0))
         );
         assert_eq!(
             (&hang["rate_vs_ok"], &hang["p99_vs_ok"]),
             (&json!(0.5), &json!(2.0))
         );
-        let ok = phase_json(&before[1], &before);
+        let ok = phase_json(&before[1], &before[..1]);
         assert!(ok["rate_vs_ok"].is_null() && ok["rate_vs_alone"] == json!(0.5));
-        let alone = phase_json(&before[0], &[]);
+        let alone = phase_json(&before[2], &before[..2]);
         assert!(alone["rate_vs_alone"].is_null() && alone["complete"] == json!(true));
     }
 
