@@ -229,14 +229,14 @@ fn matching_events(
     let mut found = Vec::new();
     let mut over = false;
     store.for_each_event_between(&ep.tenant, since, until, &mut |ev| {
-        if !EventFilter::matches_any(&ep.event_types, &ev.event_type) {
+        if !EventFilter::matches_any(&ep.event_types, ev.event_type) {
             return true;
         }
         if found.len() == max {
             over = true;
             return false;
         }
-        found.push((ev.id.clone(), ev.event_type.clone()));
+        found.push((ev.id.to_owned(), ev.event_type.to_owned()));
         true
     })?;
     if over {

@@ -204,7 +204,11 @@ async fn a_new_endpoint_gets_the_matching_events_of_its_tenant_in_the_range() {
         ("1".to_owned(), until_s.to_owned()),
         "{again}"
     );
-    let other = [&keyed[..3], &["--since", since_s, "--idempotency-key", "cli-replay-1"]].concat();
+    let other = [
+        &keyed[..3],
+        &["--since", since_s, "--idempotency-key", "cli-replay-1"],
+    ]
+    .concat();
     let err = cli.run(&other).await.fails(3).to_owned();
     assert!(err.contains("CONFLICT"), "{err}");
     rx.wait_until("the later event replayed", PATIENCE, |r| {

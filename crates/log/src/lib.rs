@@ -35,6 +35,6 @@ pub use registry::EndpointRegistry;
 pub use sealed::MasterKey;
 pub use sled_store::{rekey, SledConfig, SledStore};
 pub use store::{
-    DeadlineReads, DeliveryPage, DeliveryQuery, EndpointStats, EndpointStore, EventLog,
+    DeadlineReads, DeliveryPage, DeliveryQuery, EndpointStats, EndpointStore, EventLog, EventRef,
     HistoryReads, IdemRecord, LogEntry, LogRecord, ScheduleEntry, Seq, Store,
 };

@@ -21,7 +21,7 @@
 //! | `q` endpoint(16) | the endpoint with its secrets sealed (see `sled_store/secrets.rs`) |
 //! | `l` endpoint(16) | the endpoint's [`hookd_types::DeliveryControls`]: a version byte (1), then bincode; only for endpoints with controls, written and deleted in the endpoint's own batch (see `sled_store/controls.rs`) |
 //! | `c` endpoint(16) | stats: 6 x i64 LE (delivered, failed, retrying, last delivery ms, failing since ms, consecutive failures; stores from before the last two: 4) |
-//! | `t` created_ms(8) event id | `()`: events by time, for retention and replays (stores from before it: their events are kept, and not replayed) |
+//! | `t` created_ms(8) event id | tenant `\0` type (older keys: empty): events by time, for retention and replays (stores from before it: their events are kept, and not replayed) |
 //! | `j` created_ms(8) tenant `\0` key | `()`: idempotency keys by time, for retention |
 //! | `z` endpoint(16) | deletion time (ms, u64 BE): a deleted endpoint whose deliveries are being deleted (see [`purge`]) |
 //! | `r` endpoint(16) key | a keyed replay's answer: stored ms (u64 BE), then the answer (see [`replay_keys`]) |
@@ -97,6 +97,10 @@ pub struct SledStore {
     path: PathBuf,
     /// Seals endpoint secrets when set ([`SledStore::open_sealed`]).
     master: Option<MasterKey>,
+    /// The event-log end at open: a record below it may have been indexed before a crash, so
+    /// fan-out redoing it keeps the deliveries its events' records already list and that
+    /// still exist (a replay's; see [`SledStore::index_events`]).
+    redo_below: Seq,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -215,13 +219,21 @@ struct StoredEvent {
     deliveries: Vec<DeliveryId>,
 }
 
-/// The start of a [`StoredEvent`]: its event's id and tenant (bincode reads fields in order and
-/// leaves the rest unread).
+/// The start of a [`StoredEvent`]: its event's id, tenant and type (bincode reads fields in
+/// order and leaves the rest, the data, unread).
 #[derive(Deserialize)]
-struct StoredEventHead {
+struct EventHead {
     #[allow(dead_code)]
     id: String,
     tenant: String,
+    event_type: String,
+}
+
+/// What an event's time key holds: its tenant, `\0`, its type, so a replay scan passes over
+/// other tenants' events without reading them. Empty in stores from before it: none.
+fn time_value(v: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = v.iter().position(|b| *b == 0)?;
+    Some((&v[..end], &v[end + 1..]))
 }
 
 /// The borrowing twin of [`StoredEvent`], for writing (same fields, same order).
@@ -438,12 +450,14 @@ impl SledStore {
             fresh: RwLock::new(Fresh::default()),
             path: cfg.path.clone(),
             master: None,
+            redo_below: 0,
         };
         let cursor = match store.meta_u64_opt(EVENTS_CURSOR)? {
             Some(c) => c,
             None => store.adopt_legacy_log()?,
         };
         *store.cursor.get_mut() = cursor;
+        store.redo_below = store.events.next_seq();
         Ok(store)
     }
 
@@ -862,6 +876,25 @@ impl SledStore {
     /// Adds the deliveries a replay made of `ev` to the event's record (read once per batch),
     /// so that the event lists them and retention keeps it while they live. An event gone
     /// meanwhile (retention) is left gone: its deliveries find no event and fail.
+    /// The deliveries event `id`'s record lists that still exist, other than `made`: when a
+    /// fan-out lost in a crash is redone, the lost one's deliveries are gone (they lived in the
+    /// lost outcome records only) and a replay's made meanwhile is kept.
+    fn still_listed(&self, id: &str, made: &[DeliveryId]) -> Result<Vec<DeliveryId>> {
+        let Some(old) = self.stored_event(id)? else {
+            return Ok(Vec::new());
+        };
+        let mut kept = Vec::new();
+        for d in old.deliveries {
+            if made.contains(&d) {
+                continue;
+            }
+            if self.fresh_read().get(d).is_some() || self.db.contains_key(delivery_key(d))? {
+                kept.push(d);
+            }
+        }
+        Ok(kept)
+    }
+
     fn add_replayed<'a>(
         &self,
         replayed: &mut HashMap<&'a str, Option<(Event, Vec<DeliveryId>)>>,
@@ -1128,15 +1161,23 @@ impl EventLog for SledStore {
             .collect();
         for entry in record {
             let ev = &entry.event;
+            let made = by_event.get(ev.id.as_str()).map_or(&[][..], Vec::as_slice);
+            let merged = if seq < self.redo_below {
+                let mut kept = self.still_listed(&ev.id, made)?;
+                kept.extend_from_slice(made);
+                Some(kept)
+            } else {
+                None
+            };
             let stored = StoredEventRef {
                 event: ev,
-                deliveries: by_event.get(ev.id.as_str()).map_or(&[], Vec::as_slice),
+                deliveries: merged.as_deref().unwrap_or(made),
             };
             batch.insert(event_key(&ev.id), enc(&stored)?);
             let at = ev.created_at_ms.to_be_bytes();
             batch.insert(
                 key(&[Kind::EventTime.prefix(), &at, ev.id.as_bytes()]),
-                &[][..],
+                key(&[ev.tenant.as_bytes(), TENANT_END, ev.event_type.as_bytes()]),
             );
             if let Some(k) = &entry.idempotency_key {
                 let rec = IdemRecord {
@@ -1182,7 +1223,7 @@ impl HistoryReads for SledStore {
         tenant: &str,
         from_ms: u64,
         until_ms: u64,
-        visit: &mut dyn FnMut(&Event) -> bool,
+        visit: &mut dyn FnMut(EventRef<'_>) -> bool,
     ) -> Result<()> {
         if from_ms >= until_ms {
             return Ok(());
@@ -1190,18 +1231,34 @@ impl HistoryReads for SledStore {
         let start = key(&[Kind::EventTime.prefix(), &from_ms.to_be_bytes()]);
         let end = key(&[Kind::EventTime.prefix(), &until_ms.to_be_bytes()]);
         for kv in self.db.range(start..end) {
-            let (k, _) = kv?;
-            let ek = event_key(&String::from_utf8_lossy(&k[9..]));
-            // Retention deletes an event with its time key; a key left alone is skipped.
-            let Some(bytes) = self.db.get(&ek)? else {
-                continue;
+            let (k, v) = kv?;
+            let id = String::from_utf8_lossy(&k[9..]);
+            // Retention deletes an event with its time key, in one batch.
+            let head = match time_value(&v) {
+                Some((t, _)) if t != tenant.as_bytes() => continue,
+                Some((_, event_type)) => EventHead {
+                    id: String::new(),
+                    tenant: String::new(),
+                    event_type: String::from_utf8_lossy(event_type).into_owned(),
+                },
+                // A time key from before it named tenant and type: the event's head is read.
+                None => {
+                    let ek = event_key(&id);
+                    let Some(bytes) = self.db.get(&ek)? else {
+                        continue;
+                    };
+                    let head: EventHead = dec(&ek, &bytes)?;
+                    if head.tenant != tenant {
+                        continue;
+                    }
+                    head
+                }
             };
-            // Another tenant's event: its tenant is read, not its data.
-            if dec::<StoredEventHead>(&ek, &bytes)?.tenant != tenant {
-                continue;
-            }
-            let stored: StoredEvent = dec(&ek, &bytes)?;
-            if !visit(&stored.event) {
+            let event = EventRef {
+                id: &id,
+                event_type: &head.event_type,
+            };
+            if !visit(event) {
                 break;
             }
         }

@@ -107,18 +107,27 @@ pub trait HistoryReads: Send + Sync + 'static {
     fn get_idempotency(&self, tenant: &str, key: &str) -> Result<Option<IdemRecord>>;
     fn event_deliveries(&self, event_id: &str) -> Result<Vec<Delivery>>;
     /// Visits the indexed events of `tenant` made in `from_ms..until_ms` (their `created_at`),
-    /// oldest first, until `visit` answers `false`. Events past `[retention] history` are gone;
-    /// events indexed by a store from before the time index are not visited. For replays.
+    /// oldest first, until `visit` answers `false`; what a replay needs of each, not its data.
+    /// Events past `[retention] history` are gone; events indexed by a store from before the
+    /// time index are not visited. A backend answers from its time index without reading
+    /// other tenants' events.
     fn for_each_event_between(
         &self,
         tenant: &str,
         from_ms: u64,
         until_ms: u64,
-        visit: &mut dyn FnMut(&Event) -> bool,
+        visit: &mut dyn FnMut(EventRef<'_>) -> bool,
     ) -> Result<()>;
     fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>>;
     fn endpoint_deliveries(&self, endpoint: EndpointId, q: &DeliveryQuery) -> Result<DeliveryPage>;
     fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>>;
+}
+
+/// An event as [`HistoryReads::for_each_event_between`] visits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    pub id: &'a str,
+    pub event_type: &'a str,
 }
 
 /// The deliveries waiting for an attempt, for the scheduler: rebuilt on start, paged in as its

@@ -200,7 +200,7 @@ impl<S: Store> HistoryReads for GatedStore<S> {
         tenant: &str,
         from_ms: u64,
         until_ms: u64,
-        visit: &mut dyn FnMut(&Event) -> bool,
+        visit: &mut dyn FnMut(crate::store::EventRef<'_>) -> bool,
     ) -> Result<()> {
         self.inner
             .for_each_event_between(tenant, from_ms, until_ms, visit)

@@ -179,7 +179,7 @@ async fn a_replay_makes_deliveries_of_indexed_events_that_survive_a_restart() {
             let mut seen = Vec::new();
             store
                 .for_each_event_between(tenant, from, until, &mut |e| {
-                    seen.push(e.id.clone());
+                    seen.push(e.id.to_owned());
                     true
                 })
                 .unwrap();
@@ -193,7 +193,7 @@ async fn a_replay_makes_deliveries_of_indexed_events_that_survive_a_restart() {
         let mut first = Vec::new();
         store
             .for_each_event_between("t", 0, u64::MAX, &mut |e| {
-                first.push(e.id.clone());
+                first.push(e.id.to_owned());
                 false
             })
             .unwrap();

@@ -646,3 +646,54 @@ fn keyed_replay_answers_expire_and_go_with_their_endpoint() {
     let times = s.db.scan_prefix(Kind::ReplayKeyTime.prefix()).count();
     assert_eq!(times, 1, "only b's time key is left");
 }
+
+#[test]
+fn a_fan_out_redone_after_a_crash_keeps_a_replay_made_in_between() {
+    use crate::outcome::{Change, FannedEvent};
+    let dir = TempStore::new();
+    let (ep, replay_ep) = (EndpointId::generate(), EndpointId::generate());
+    let rec = vec![entry("e1", None)];
+    let fanned = |d: DeliveryId, endpoint: EndpointId| FannedEvent {
+        event_id: "e1".into(),
+        tenant: "t".into(),
+        event_type: "job.completed".into(),
+        deliveries: vec![(d, endpoint)],
+    };
+    let (lost, replayed) = (DeliveryId::generate(), DeliveryId::generate());
+    let seq = {
+        let s = dir.open();
+        let seq = s.append(&rec).unwrap();
+        // Fan-out indexed the event, then its outcome record was lost in a crash; a replay's
+        // record, made in between, was kept.
+        s.index_events(seq, &rec, &[fanned(lost, ep)]).unwrap();
+        let replay = Change::Replayed {
+            events: vec![fanned(replayed, replay_ep)],
+        };
+        s.apply(std::slice::from_ref(&replay), 1, 1).unwrap();
+        s.sync_to_disk().unwrap();
+        seq
+    };
+    let s = dir.open();
+    let replay = Change::Replayed {
+        events: vec![fanned(replayed, replay_ep)],
+    };
+    s.restore(&[replay], 1).unwrap();
+    // Fan-out redoes the record: new delivery ids; the lost one's are gone, the replay's stay.
+    let redone = DeliveryId::generate();
+    s.index_events(seq, &rec, &[fanned(redone, ep)]).unwrap();
+    let mut listed: Vec<DeliveryId> = s.stored_event("e1").unwrap().unwrap().deliveries;
+    listed.sort();
+    let mut want = vec![replayed, redone];
+    want.sort();
+    assert_eq!(listed, want);
+
+    // A record appended after the open is new: nothing is read back for it.
+    let rec2 = vec![entry("e2", None)];
+    let seq2 = s.append(&rec2).unwrap();
+    assert!(seq2 >= s.redo_below);
+    let d2 = DeliveryId::generate();
+    let mut f2 = fanned(d2, ep);
+    f2.event_id = "e2".into();
+    s.index_events(seq2, &rec2, &[f2]).unwrap();
+    assert_eq!(s.stored_event("e2").unwrap().unwrap().deliveries, [d2]);
+}
