@@ -139,6 +139,9 @@ struct Phase {
     p99_us: u64,
     max_us: u64,
     bad_requests: u64,
+    /// hookd's CPU time while the phase was timed (its pid known): the healthy endpoint's work,
+    /// plus whatever the misbehaving ones cost meanwhile. Steal-proof where the rate is not.
+    hookd_cpu_s: Option<f64>,
 }
 
 impl Phase {
@@ -148,6 +151,12 @@ impl Phase {
 
     fn complete(&self) -> bool {
         self.delivered >= self.events
+    }
+
+    /// hookd's CPU time per healthy delivery in this phase, in microseconds.
+    fn cpu_us(&self) -> Option<f64> {
+        let s = self.hookd_cpu_s?;
+        (self.delivered > 0).then(|| s * 1e6 / self.delivered as f64)
     }
 }
 
@@ -177,7 +186,18 @@ pub async fn misbehave_mode(
             .flat_map(|k| [(None, ALONE), (Some(*k), k.name())]),
     );
     for (kind, name) in steps {
-        match phase(&client, target, key, args, kind, name, &run_meter, ctx).await {
+        match phase(
+            &client,
+            target,
+            key,
+            args,
+            (kind, name),
+            pid,
+            &run_meter,
+            ctx,
+        )
+        .await
+        {
             Ok(p) if p.name == WARM_UP => {}
             Ok(p) => {
                 print_phase(&p, &phases);
@@ -224,8 +244,8 @@ async fn phase(
     target: &Target,
     key: &str,
     args: &MisbehaveArgs,
-    kind: Option<Kind>,
-    name: &'static str,
+    (kind, name): (Option<Kind>, &'static str),
+    pid: Option<u32>,
     run_meter: &Arc<Meter>,
     ctx: &RunCtx,
 ) -> Result<Phase> {
@@ -284,7 +304,8 @@ async fn phase(
         )
         .await;
     }
-    let start = Instant::now();
+    let cpu = || pid.and_then(|p| crate::cpu::process_secs(p).ok());
+    let (start, cpu_before) = (Instant::now(), cpu());
     let deadline = (start + args.phase_timeout).min(ctx.limits.work);
     let job = Arc::new(IngestJob {
         target: target.clone(),
@@ -305,6 +326,7 @@ async fn phase(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = start.elapsed().as_secs_f64();
+    let hookd_cpu_s = cpu().zip(cpu_before).map(|(after, before)| after - before);
     let latency = meter.whole_run();
     let bad_requests = bad.as_ref().map_or(0, Bad::requests);
     endpoints::delete(client, target, key, &ids, ctx.limits.cleanup_deadline()).await;
@@ -319,6 +341,7 @@ async fn phase(
         p99_us: latency.value_at_quantile(0.99),
         max_us: latency.max(),
         bad_requests,
+        hookd_cpu_s,
     })
 }
 
@@ -446,6 +469,16 @@ fn references<'a>(p: &Phase, before: &'a [Phase]) -> (Option<&'a Phase>, Option<
 
 fn print_phase(p: &Phase, before: &[Phase]) {
     let (alone, control) = references(p, before);
+    let cpu = p
+        .cpu_us()
+        .map(|c| {
+            let vs = alone
+                .and_then(Phase::cpu_us)
+                .map(|a| format!(" ({:.2}x alone's)", ratio(c, a)))
+                .unwrap_or_default();
+            format!("; hookd CPU {c:.1} us per healthy delivery{vs}")
+        })
+        .unwrap_or_default();
     let vs = |r: Option<&Phase>, what: &str| {
         r.map(|a| {
             format!(
@@ -457,7 +490,7 @@ fn print_phase(p: &Phase, before: &[Phase]) {
         .unwrap_or_default()
     };
     out!(
-        "misbehave: {}: healthy endpoint got {} of {} in {:.2} s = {:.0} deliveries/s, delivery p50 {} p99 {} max {}{}{}; misbehaving endpoints got {} requests",
+        "misbehave: {}: healthy endpoint got {} of {} in {:.2} s = {:.0} deliveries/s, delivery p50 {} p99 {} max {}{}{}{}; misbehaving endpoints got {} requests",
         p.name,
         p.delivered,
         p.events,
@@ -468,6 +501,7 @@ fn print_phase(p: &Phase, before: &[Phase]) {
         ms(p.max_us),
         vs(alone, "alone"),
         vs(control, "ok"),
+        cpu,
         p.bad_requests
     );
 }
@@ -490,6 +524,8 @@ fn phase_json(p: &Phase, before: &[Phase]) -> Value {
         "rate_vs_ok": rate_vs(control),
         "p99_vs_ok": p99_vs(control),
         "bad_requests": p.bad_requests,
+        "hookd_cpu_us_per_delivery": p.cpu_us().map(r1),
+        "cpu_vs_alone": alone.and_then(Phase::cpu_us).zip(p.cpu_us()).map(|(a, c)| r3(ratio(c, a))),
         "complete": p.complete(),
     })
 }
@@ -508,6 +544,7 @@ mod tests {
             p99_us,
             max_us: p99_us,
             bad_requests: 0,
+            hookd_cpu_s: Some(seconds / 10.0),
         }
     }
 
@@ -528,6 +565,7 @@ mod tests {
             (&hang["rate_vs_ok"], &hang["p99_vs_ok"]),
             (&json!(0.5), &json!(2.0))
         );
+        assert_eq!(hang["cpu_vs_alone"], json!(2.0), "{hang}");
         let ok = phase_json(&before[1], &before[..1]);
         assert!(ok["rate_vs_ok"].is_null() && ok["rate_vs_alone"] == json!(0.5));
         let alone = phase_json(&before[2], &before[..2]);
