@@ -51,7 +51,7 @@ pub struct ApiState {
     pub keys: Arc<KeyRegistry>,
     pub scheduler: SchedulerHandle,
     /// Where manual retries and replays are recorded.
-    pub outcomes: Arc<hookd_log::OutcomeLog>,
+    pub outcomes: Arc<dyn hookd_log::Outcomes>,
     pub sender: Arc<Sender>,
     pub policy: TargetPolicy,
     pub event_types: Arc<HashSet<String>>,

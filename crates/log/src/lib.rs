@@ -36,5 +36,5 @@ pub use sealed::MasterKey;
 pub use sled_store::{rekey, SledConfig, SledStore};
 pub use store::{
     DeadlineReads, DeliveryPage, DeliveryQuery, EndpointStats, EndpointStore, EventLog, EventRef,
-    HistoryReads, IdemRecord, LogEntry, LogRecord, ScheduleEntry, Seq, Store,
+    HistoryReads, IdemRecord, LogEntry, LogRecord, Outcomes, ScheduleEntry, Seq, Store,
 };

@@ -39,7 +39,7 @@ use hookd_types::{Attempt, DeliveryId, DeliveryStatus, EndpointId};
 
 use crate::error::{LogError, Result};
 use crate::sled_store::SledStore;
-use crate::store::Seq;
+use crate::store::{BoxFuture, Outcomes, Seq};
 
 /// The deliveries fan-out made of one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +91,24 @@ pub struct Checkpointed {
 pub const MAX_LAG: Seq = 50_000;
 /// The longest one append waits for the indexer.
 pub const LAG_WAIT: Duration = Duration::from_secs(1);
+
+impl Outcomes for OutcomeLog {
+    fn record<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, Result<Seq>> {
+        Box::pin(self.append(changes))
+    }
+
+    fn record_durable<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, Result<Seq>> {
+        Box::pin(self.append_durable(changes))
+    }
+
+    fn watch_applied(&self) -> watch::Receiver<Seq> {
+        self.applied.clone()
+    }
+
+    fn last_appended(&self) -> Seq {
+        self.journal.next_seq().saturating_sub(1)
+    }
+}
 
 /// How long finished deliveries and idempotency keys are kept (`[retention]`). The indexer
 /// deletes what is older every `every`, as the read model's one writer.
@@ -231,7 +249,7 @@ impl OutcomeLog {
     /// Appends `changes` as one record; returns its seq once it is written (survives the
     /// process, not the machine), and once the indexer is less than [`MAX_LAG`] records
     /// behind it (at most [`LAG_WAIT`] later).
-    pub async fn record(&self, changes: &[Change]) -> Result<Seq> {
+    async fn append(&self, changes: &[Change]) -> Result<Seq> {
         let payload = encode(changes)?;
         let seq = self
             .journal
@@ -259,7 +277,7 @@ impl OutcomeLog {
     }
 
     /// Appends `changes` as one record; returns its seq once it is on the disk.
-    pub async fn record_durable(&self, changes: &[Change]) -> Result<Seq> {
+    async fn append_durable(&self, changes: &[Change]) -> Result<Seq> {
         let payload = encode(changes)?;
         Ok(self
             .journal
@@ -267,29 +285,9 @@ impl OutcomeLog {
             .await?)
     }
 
-    /// Waits until the read model reflects record `seq` (and all before it).
-    pub async fn applied(&self, seq: Seq) -> Result<()> {
-        let mut rx = self.applied.clone();
-        rx.wait_for(|&a| a >= seq)
-            .await
-            .map(|_| ())
-            .map_err(|_| LogError::IndexerStopped)
-    }
-
-    /// Follows the last seq the read model reflects, without holding the log open.
-    pub fn watch_applied(&self) -> watch::Receiver<Seq> {
-        self.applied.clone()
-    }
-
     /// The last seq the read model reflects.
     pub fn applied_seq(&self) -> Seq {
         *self.applied.borrow()
-    }
-
-    /// Waits until the read model reflects every record appended before the call.
-    pub async fn caught_up(&self) -> Result<()> {
-        let last = self.journal.next_seq().saturating_sub(1);
-        self.applied(last).await
     }
 
     /// Makes the read model durable (sled flushed and `fsync`ed) up to what the indexer has

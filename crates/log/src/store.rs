@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use hookd_types::{Attempt, Delivery, DeliveryId, DeliveryStatus, Endpoint, EndpointId, Event};
 
 use crate::error::Result;
-use crate::outcome::FannedEvent;
+use crate::outcome::{Change, FannedEvent};
 
 /// Position of a record in the log.
 pub type Seq = u64;
@@ -181,9 +181,44 @@ pub trait EndpointStore: Send + Sync + 'static {
     fn flush(&self) -> Result<()>;
 }
 
-/// Everything the daemon needs of storage, one concern per trait (the outcome log is
-/// [`crate::OutcomeLog`]). A component that needs one concern can take that trait alone
+/// Everything the daemon needs of storage, one concern per trait (the outcome log's writers
+/// take [`Outcomes`]). A component that needs one concern can take that trait alone
 /// (`Arc<dyn Store>` upcasts to `Arc<dyn HistoryReads>`).
 pub trait Store: EventLog + HistoryReads + DeadlineReads + EndpointStore {}
 
 impl<T: EventLog + HistoryReads + DeadlineReads + EndpointStore> Store for T {}
+
+/// A future a trait object can return (the store's traits stay object-safe).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The outcome log as its writers see it: facts appended as records, and how far the one
+/// indexer has applied them to the read model. Fan-out, the sender, the pager and the API take
+/// this, not a backend. (JetStream: a stream; `applied` follows the indexer's consumer, whose
+/// acknowledged sequence is the durable "applied" mark.)
+pub trait Outcomes: Send + Sync + 'static {
+    /// Appends `changes` as one record; its seq once written (survives the process, not the
+    /// machine). May wait while the indexer is far behind (backpressure).
+    fn record<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, Result<Seq>>;
+    /// Appends `changes` as one record; its seq once it is on the disk.
+    fn record_durable<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, Result<Seq>>;
+    /// Follows the last seq the read model reflects.
+    fn watch_applied(&self) -> tokio::sync::watch::Receiver<Seq>;
+    /// The last seq appended so far (0: none).
+    fn last_appended(&self) -> Seq;
+
+    /// Waits until the read model reflects record `seq` (and all before it).
+    fn applied(&self, seq: Seq) -> BoxFuture<'_, Result<()>> {
+        let mut rx = self.watch_applied();
+        Box::pin(async move {
+            rx.wait_for(|&a| a >= seq)
+                .await
+                .map(|_| ())
+                .map_err(|_| crate::LogError::IndexerStopped)
+        })
+    }
+
+    /// Waits until the read model reflects every record appended before the call.
+    fn caught_up(&self) -> BoxFuture<'_, Result<()>> {
+        self.applied(self.last_appended())
+    }
+}

@@ -14,7 +14,7 @@ use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
 use hookd_log::outcome::FannedEvent;
-use hookd_log::{Change, EndpointRegistry, LogRecord, OutcomeLog, Seq, Store};
+use hookd_log::{Change, EndpointRegistry, LogRecord, Outcomes, Seq, Store};
 use hookd_types::metrics::{inc, METRICS};
 use hookd_types::DeliveryId;
 
@@ -22,7 +22,7 @@ use crate::shard::{Job, SchedulerHandle};
 
 pub struct Fanout {
     store: Arc<dyn Store>,
-    outcomes: Arc<OutcomeLog>,
+    outcomes: Arc<dyn Outcomes>,
     registry: Arc<EndpointRegistry>,
     scheduler: SchedulerHandle,
     /// Notified by ingest after every durable append.
@@ -44,7 +44,7 @@ const READ_AHEAD: usize = 16;
 impl Fanout {
     pub fn new(
         store: Arc<dyn Store>,
-        outcomes: Arc<OutcomeLog>,
+        outcomes: Arc<dyn Outcomes>,
         registry: Arc<EndpointRegistry>,
         scheduler: SchedulerHandle,
         appended: Arc<Notify>,

@@ -17,14 +17,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use hookd_log::{OutcomeLog, ScheduleEntry, Store};
+use hookd_log::{Outcomes, ScheduleEntry, Store};
 
 use crate::shard::{Clock, Job, SchedulerHandle};
 
 /// Runs until `stop` turns true. `end` is the horizon the shards were loaded with.
 pub fn spawn(
     store: Arc<dyn Store>,
-    outcomes: Arc<OutcomeLog>,
+    outcomes: Arc<dyn Outcomes>,
     scheduler: SchedulerHandle,
     clock: Clock,
     horizon: Duration,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
-use hookd_log::{Change, EndpointRegistry, OutcomeLog, Store};
+use hookd_log::{Change, EndpointRegistry, Outcomes, Store};
 use hookd_types::metrics::{dec, inc, METRICS};
 use hookd_types::retry::RetryPolicy;
 use hookd_types::time::{now_ms, rfc3339};
@@ -79,7 +79,7 @@ pub struct Sender {
     store: Arc<dyn Store>,
     registry: Arc<EndpointRegistry>,
     retry: RetryPolicy,
-    outcomes: Arc<OutcomeLog>,
+    outcomes: Arc<dyn Outcomes>,
     disabler: Disabler,
 }
 
@@ -124,7 +124,7 @@ impl Sender {
         store: Arc<dyn Store>,
         registry: Arc<EndpointRegistry>,
         retry: RetryPolicy,
-        outcomes: Arc<OutcomeLog>,
+        outcomes: Arc<dyn Outcomes>,
     ) -> Self {
         Self {
             client,
