@@ -273,6 +273,10 @@ pub struct MisbehaveArgs {
     /// Who the misbehaving endpoints belong to and where their events come from.
     #[arg(long, value_enum, default_value = "tenants")]
     pub layout: crate::misbehave::Layout,
+    /// Layout `tenants`: once the misbehaving tenant's deliveries are made, wait (at most
+    /// 30 s) for hookd to be idle before timing the healthy tenant's events.
+    #[arg(long)]
+    pub settled_backlog: bool,
     /// Longest wait for the healthy endpoint's deliveries in one phase.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub phase_timeout: Duration,

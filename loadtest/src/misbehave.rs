@@ -2,7 +2,8 @@
 //! endpoint alone first, then, for each kind, the healthy endpoint next to K endpoints whose
 //! receiver misbehaves that way. For each phase: the healthy endpoint's deliveries/s and
 //! delivery latency, side by side with alone, in one invocation. Between phases the endpoints
-//! are deleted and hookd's in-flight requests allowed to drain.
+//! are deleted, hookd's in-flight requests allowed to drain and hookd to settle (the purge of
+//! the deleted endpoints' deliveries).
 //!
 //! Two [`Layout`]s: by default (`tenants`) the misbehaving endpoints are another customer's,
 //! whose own events are posted and fanned out first, so the healthy customer's events meet
@@ -209,6 +210,7 @@ pub async fn misbehave_mode(
             }
         }
         drain(&client, target, key, ctx.limits.work).await;
+        settle(pid, ctx.limits.work).await;
         if Instant::now() >= ctx.limits.work {
             break;
         }
@@ -303,6 +305,11 @@ async fn phase(
             ctx,
         )
         .await;
+        if args.settled_backlog {
+            // What the phase then measures is the misbehaviour alone, not the other tenant's
+            // burst of ingest (which the `ok` control measures without this wait).
+            settle(pid, ctx.limits.work).await;
+        }
     }
     let cpu = || pid.and_then(|p| crate::cpu::process_secs(p).ok());
     let (start, cpu_before) = (Instant::now(), cpu());
@@ -346,7 +353,8 @@ async fn phase(
 }
 
 /// Posts the misbehaving tenant's events and waits (at most `--phase-timeout`) until hookd
-/// has made their deliveries, so the healthy tenant's events meet a backlog being worked.
+/// has made their deliveries, so the healthy tenant's events meet a backlog being worked
+/// (the caller then waits for hookd to settle).
 async fn backlog(
     client: &HttpClient,
     target: &Target,
@@ -401,6 +409,28 @@ async fn drain(client: &HttpClient, target: &Target, key: &str, until: Instant) 
         }
     }
     eprintln!("misbehave: hookd still has requests in flight; going on");
+}
+
+/// Waits (at most 30 s) until hookd is idle: under 10% of a core over half a second. Deleting
+/// a phase's endpoints leaves their deliveries to be purged in the background, and a phase
+/// timed meanwhile would share the machine with that.
+async fn settle(pid: Option<u32>, until: Instant) {
+    let Some(pid) = pid else { return };
+    let deadline = (Instant::now() + Duration::from_secs(30)).min(until);
+    let window = Duration::from_millis(500);
+    while Instant::now() + window < deadline {
+        let Ok(before) = crate::cpu::process_secs(pid) else {
+            return;
+        };
+        tokio::time::sleep(window).await;
+        let Ok(after) = crate::cpu::process_secs(pid) else {
+            return;
+        };
+        if after - before < 0.1 * window.as_secs_f64() {
+            return;
+        }
+    }
+    eprintln!("misbehave: hookd is still busy after 30 s; going on");
 }
 
 /// `hookd_deliveries_in_flight` from `/metrics`; none if it cannot be read.
