@@ -217,7 +217,10 @@ pub async fn run(
         if let Some(since) = stats.failing_since_ms.filter(|_| ep.enabled) {
             sender.resume_failing(ep.id, since.max(ep.updated_at_ms));
         }
-        loader.resume_breaker(ep.id, stats.consecutive_failures);
+        let failing_for = stats
+            .failing_since_ms
+            .map_or(0, |since| hookd_types::time::now_ms().saturating_sub(since));
+        loader.resume_breaker(ep.id, stats.consecutive_failures, failing_for);
     }
     let mut scheduled = 0;
     store.for_each_scheduled(horizon_end, &mut |entry| {

@@ -463,9 +463,9 @@ impl<D: Dispatch> Loader<D> {
 
     /// An endpoint's consecutive failures before the restart, before its deadlines are added:
     /// at the breaker's threshold, its breaker starts open (see [`health`]).
-    pub fn resume_breaker(&mut self, endpoint: EndpointId, failures: u32) {
+    pub fn resume_breaker(&mut self, endpoint: EndpointId, failures: u32, failing_for_ms: u64) {
         let n = self.shards.len();
-        self.shards[shard_of(endpoint, n)].resume(endpoint, failures);
+        self.shards[shard_of(endpoint, n)].resume(endpoint, failures, failing_for_ms);
     }
 
     pub fn add(&mut self, entry: ScheduleEntry) {

@@ -23,6 +23,22 @@ use hookd_types::{EndpointId, Signal};
 
 use super::{Dispatch, Shard};
 
+/// The open interval a breaker resumes with after failing for `failing_for_ms` (see
+/// [`Shard::resume`]).
+fn resumed_interval(cfg: &BreakerConfig, failing_for_ms: u64) -> u64 {
+    let base = (cfg.interval.as_millis() as u64).max(1);
+    let max = (cfg.max_interval.as_millis() as u64).max(base);
+    let mut interval = base;
+    loop {
+        // The same steps as a failed probe takes: twice as long, up to the maximum.
+        let next = interval.saturating_mul(2).min(max);
+        if next == interval || next > failing_for_ms {
+            return interval;
+        }
+        interval = next;
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakerConfig {
     /// Consecutive failures that open the breaker.
@@ -210,13 +226,15 @@ impl<D: Dispatch> Shard<D> {
     }
 
     /// At start: an endpoint whose last `failures` attempts failed (as the store counted them)
-    /// has its breaker opened, as if the last failure had just happened, for the first
-    /// interval; its deliveries wait for the probe, as before the restart.
-    pub(super) fn resume(&mut self, endpoint: EndpointId, failures: u32) {
+    /// has its breaker opened again, as if the last failure had just happened, and its
+    /// deliveries wait for the probe, as before the restart. The interval is the one the
+    /// doubling would have reached after failing for `failing_for_ms` (each interval about as
+    /// long as all before it): the largest `interval` x 2^k within that, up to `max_interval`.
+    pub(super) fn resume(&mut self, endpoint: EndpointId, failures: u32, failing_for_ms: u64) {
         if failures < self.breaker.failures.max(1) {
             return;
         }
-        let interval_ms = (self.breaker.interval.as_millis() as u64).max(1);
+        let interval_ms = resumed_interval(&self.breaker, failing_for_ms);
         let until_ms = self.clock.elapsed_ms() + interval_ms;
         let mut h = Health::new(self.per_endpoint);
         h.failures = failures;
@@ -269,6 +287,17 @@ mod tests {
             interval: Duration::from_millis(100),
             max_interval: Duration::from_millis(350),
         }
+    }
+
+    #[test]
+    fn a_resumed_breaker_keeps_the_doubling_it_had_reached() {
+        // 100 ms, doubling, at most 350 ms: failing for under 200 ms resumes at the first
+        // interval, for 200 ms at the second, for 350 ms or more at the maximum.
+        let got: Vec<u64> = [0, 199, 200, 349, 350, 10_000]
+            .iter()
+            .map(|&t| resumed_interval(&cfg(), t))
+            .collect();
+        assert_eq!(got, [100, 100, 200, 200, 350, 350]);
     }
 
     #[test]
