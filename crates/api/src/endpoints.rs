@@ -298,6 +298,10 @@ pub struct HealthView {
     pub concurrency: usize,
     /// Failures (5xx, timeouts, connection errors) since its last success or other answer.
     pub consecutive_failures: u32,
+    /// Its usual answer time in milliseconds, against which rising latency is judged (a
+    /// success more than twice as slow, and 50 ms over it, shrinks `concurrency` by a
+    /// quarter); null before its first answer since the start.
+    pub usual_latency_ms: Option<u64>,
     /// Due deliveries waiting behind an open breaker.
     pub waiting: usize,
     /// Due deliveries waiting for a free slot, a token of the endpoint's rate limit, or their
@@ -440,6 +444,7 @@ async fn read(
             breaker: h.breaker.name(),
             concurrency: h.concurrency,
             consecutive_failures: h.consecutive_failures,
+            usual_latency_ms: h.usual_latency_ms,
             waiting: h.parked,
             queued: h.queued,
         };

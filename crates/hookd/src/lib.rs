@@ -61,7 +61,9 @@ impl Dispatch for SendDispatch {
             attempts: job.attempts,
             event: job.event,
         };
-        self.0.attempt(due, move |signal| slot.report(signal)).await
+        self.0
+            .attempt(due, move |signal, latency| slot.report(signal, latency))
+            .await
     }
 }
 

@@ -104,20 +104,23 @@ impl std::fmt::Debug for Slot {
 
 impl Slot {
     /// Gives the slot back with what the attempt learnt of the endpoint's health.
-    pub fn report(mut self, signal: Signal) {
-        self.give_back(signal);
+    /// Gives the slot back with what the attempt learnt, and how long its exchange took when
+    /// it got an answer (for the adaptive limit's latency rule, [`health`]).
+    pub fn report(mut self, signal: Signal, latency: Option<Duration>) {
+        self.give_back(signal, latency);
     }
 
     /// Gives the slot back, nothing learnt.
     pub fn release(mut self) {
-        self.give_back(Signal::NotSent);
+        self.give_back(Signal::NotSent, None);
     }
 
-    fn give_back(&mut self, signal: Signal) {
+    fn give_back(&mut self, signal: Signal, latency: Option<Duration>) {
         if std::mem::take(&mut self.held) {
             let _ = self.tx.send(Cmd::Released {
                 endpoint: self.endpoint,
                 signal,
+                latency,
             });
         }
     }
@@ -125,7 +128,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.give_back(Signal::NotSent);
+        self.give_back(Signal::NotSent, None);
     }
 }
 
@@ -198,6 +201,7 @@ enum Cmd {
     Released {
         endpoint: EndpointId,
         signal: Signal,
+        latency: Option<Duration>,
     },
     /// What the shard knows of an endpoint's health.
     Health {
@@ -242,6 +246,9 @@ pub struct EndpointHealth {
     /// while it probes), before its share of the shard's budget.
     pub concurrency: usize,
     pub consecutive_failures: u32,
+    /// Its usual answer time (ms), against which rising latency is judged; none before an
+    /// answer.
+    pub usual_latency_ms: Option<u64>,
     /// Due deliveries waiting behind an open breaker.
     pub parked: usize,
     /// Due deliveries waiting in the shard for a slot, a token (rate limit) or their turn
@@ -741,13 +748,18 @@ impl<D: Dispatch> Shard<D> {
                     breaker: h.breaker,
                     concurrency: h.cap(),
                     consecutive_failures: h.failures,
+                    usual_latency_ms: h.usual_ms,
                     parked: self.parked.get(&endpoint).map_or(0, VecDeque::len),
                     queued: self.endpoints.get(&endpoint).map_or(0, |st| st.queue.len()),
                 });
             }
-            Cmd::Released { endpoint, signal } => {
+            Cmd::Released {
+                endpoint,
+                signal,
+                latency,
+            } => {
                 self.in_flight -= 1;
-                self.observe(endpoint, signal);
+                self.observe(endpoint, signal, latency);
                 let cap = self.cap(endpoint);
                 if let Some(st) = self.endpoints.get_mut(&endpoint) {
                     st.in_flight -= 1;

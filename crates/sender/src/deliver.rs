@@ -176,7 +176,13 @@ impl Sender {
     /// Makes the attempt and records its outcome; returns the next deadline, if any. `sent` is
     /// called once the exchange with the endpoint is over, before the outcome is recorded, with
     /// what it says of the endpoint's health (it frees the endpoint's concurrency slot).
-    pub async fn attempt(&self, due: Due, sent: impl FnOnce(Signal) + Send) -> Option<u64> {
+    /// Makes one attempt of `due`. `sent` learns, before the outcome is recorded, what the
+    /// attempt told of its endpoint and, when it got an answer, how long the exchange took.
+    pub async fn attempt(
+        &self,
+        due: Due,
+        sent: impl FnOnce(Signal, Option<Duration>) + Send,
+    ) -> Option<u64> {
         let id = due.delivery;
         let _guard = InFlight::start();
         let started = now_ms();
@@ -191,7 +197,7 @@ impl Sender {
             // Before the slot is free: no later delivery is sent to it.
             self.disabler.disable(due.endpoint, reason).await;
         }
-        sent(signal);
+        sent(signal, result.as_ref().ok().map(|r| r.latency));
         let number = due.attempts + 1;
         let mut attempt = Attempt {
             number,

@@ -2,7 +2,12 @@
 //! and an adaptive concurrency limit.
 //!
 //! - **Adaptive concurrency** (AIMD): the limit starts at `per_endpoint_concurrency`, halves on
-//!   a timeout or connection error (never below 1) and grows by one on each success.
+//!   a timeout or connection error (never below 1) and grows by one on each success. A success
+//!   whose answer came markedly slower than the endpoint's usual (rising latency: more than
+//!   twice its usual and [`RISE_FLOOR_MS`] over it) takes a quarter off instead. The usual is
+//!   the fastest answer seen, drifting up by a sixteenth of each slower answer's excess, so an
+//!   endpoint that became slower for good is treated as slower for a few attempts, then grows
+//!   back at its new speed.
 //! - **Circuit breaker**: after `failures` consecutive failures (5xx, timeouts, connection
 //!   errors) it opens: the endpoint's due deliveries wait in the shard, making no attempt, for
 //!   `interval`. Then it probes: one attempt at a time. A success closes it (the limit starts
@@ -22,6 +27,10 @@ use std::time::Duration;
 use hookd_types::{EndpointId, Signal};
 
 use super::{Dispatch, Shard};
+
+/// A slower answer counts as rising latency only when it is this much over the usual too, so
+/// the jitter of fast answers (1 ms, then 3 ms) shrinks nothing.
+pub const RISE_FLOOR_MS: u64 = 50;
 
 /// The open interval a breaker resumes with after failing for `failing_for_ms` (see
 /// [`Shard::resume`]).
@@ -98,6 +107,10 @@ pub struct Health {
     pub failures: u32,
     pub limit: usize,
     pub breaker: Breaker,
+    /// The endpoint's usual answer time (ms), once it has answered.
+    pub usual_ms: Option<u64>,
+    /// The last answer came markedly slower than usual: the next [`Health::observe`] acts on it.
+    slower: bool,
 }
 
 impl Health {
@@ -106,12 +119,29 @@ impl Health {
             failures: 0,
             limit: per_endpoint,
             breaker: Breaker::Closed,
+            usual_ms: None,
+            slower: false,
         }
     }
 
-    /// Nothing learnt: the shard need not remember it.
+    /// Nothing learnt: the shard need not remember it. (An endpoint that has answered is
+    /// remembered for its usual answer time.)
     pub fn is_plain(&self, per_endpoint: usize) -> bool {
-        self.failures == 0 && self.limit >= per_endpoint && self.breaker == Breaker::Closed
+        self.failures == 0
+            && self.limit >= per_endpoint
+            && self.breaker == Breaker::Closed
+            && self.usual_ms.is_none()
+    }
+
+    /// Takes in how long an answered attempt took, before its signal ([`Health::observe`]).
+    pub fn sample(&mut self, ms: u64) {
+        let usual = self.usual_ms.unwrap_or(ms);
+        self.slower = ms > usual.saturating_mul(2).max(usual + RISE_FLOOR_MS);
+        self.usual_ms = Some(if ms <= usual {
+            ms
+        } else {
+            usual + (ms - usual) / 16
+        });
     }
 
     /// Attempts the endpoint may have in flight now.
@@ -131,6 +161,7 @@ impl Health {
         per_endpoint: usize,
         cfg: &BreakerConfig,
     ) -> Change {
+        let slower = std::mem::take(&mut self.slower);
         match signal {
             // Nothing sent while probing: the endpoint was disabled or deleted. Its remaining
             // deliveries go through the sender's refusal at once, and there is nothing to keep.
@@ -139,6 +170,7 @@ impl Health {
                 return Change::Closed;
             }
             Signal::NotSent => return Change::None,
+            Signal::Delivered if slower => self.limit = (self.limit * 3 / 4).max(1),
             Signal::Delivered => self.limit = (self.limit + 1).min(per_endpoint.max(1)),
             Signal::Unreachable => self.limit = (self.limit / 2).max(1),
             Signal::Answered | Signal::ServerError => {}
@@ -198,8 +230,14 @@ impl Health {
 impl<D: Dispatch> Shard<D> {
     /// Takes in an attempt's signal; opens the breaker (parking the endpoint's due jobs) or
     /// forgets a health with nothing left to say.
-    pub(super) fn observe(&mut self, endpoint: EndpointId, signal: Signal) {
-        if signal == Signal::Delivered && !self.health.contains_key(&endpoint) {
+    pub(super) fn observe(
+        &mut self,
+        endpoint: EndpointId,
+        signal: Signal,
+        latency: Option<Duration>,
+    ) {
+        if signal == Signal::Delivered && latency.is_none() && !self.health.contains_key(&endpoint)
+        {
             return;
         }
         let (now, per_endpoint) = (self.clock.elapsed_ms(), self.per_endpoint);
@@ -207,6 +245,9 @@ impl<D: Dispatch> Shard<D> {
             .health
             .entry(endpoint)
             .or_insert_with(|| Health::new(per_endpoint));
+        if let Some(l) = latency {
+            h.sample(l.as_millis() as u64);
+        }
         let change = h.observe(signal, now, per_endpoint, &self.breaker);
         let plain = h.is_plain(per_endpoint);
         match change {
@@ -287,6 +328,44 @@ mod tests {
             interval: Duration::from_millis(100),
             max_interval: Duration::from_millis(350),
         }
+    }
+
+    #[test]
+    fn rising_latency_shrinks_the_limit_and_a_new_speed_is_learnt() {
+        let mut h = Health::new(16);
+        let c = cfg();
+        let answered = |h: &mut Health, ms: u64| {
+            h.sample(ms);
+            h.observe(Signal::Delivered, 0, 16, &c);
+            h.limit
+        };
+        // Fast answers and their jitter: nothing to shrink for (the floor).
+        for ms in [2, 5, 1, 40, 3] {
+            assert_eq!(answered(&mut h, ms), 16);
+        }
+        assert_eq!(
+            h.usual_ms,
+            Some(3),
+            "the fastest (1 ms), drifted up by 40 ms / 16"
+        );
+        // The endpoint turns slow (800 ms): each slower answer takes a quarter off...
+        let limits: Vec<usize> = (0..4).map(|_| answered(&mut h, 800)).collect();
+        assert_eq!(limits, [12, 9, 6, 4]);
+        // ...until 800 ms is its usual; then it grows back, one per success.
+        let mut last = 4;
+        for _ in 0..40 {
+            last = answered(&mut h, 800);
+        }
+        assert!(h.usual_ms.unwrap() > 400, "{:?}", h.usual_ms);
+        assert_eq!(last, 16);
+        // A remembered usual keeps the health (it is not plain any more).
+        assert!(!h.is_plain(16));
+        // A failure's answer time is learnt but only a success acts on it.
+        let mut f = Health::new(16);
+        f.sample(10);
+        f.sample(5_000);
+        f.observe(Signal::ServerError, 0, 16, &c);
+        assert_eq!(f.limit, 16);
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl Dispatch for Fake {
         self.tails.fetch_add(1, Ordering::SeqCst);
         let signal = self.signals.lock().unwrap().get(&job.endpoint).copied();
         match signal {
-            Some(signal) => slot.report(signal),
+            Some(signal) => slot.report(signal, None),
             None => slot.release(),
         }
         // Durability work after the endpoint is done does not hold the slot.
