@@ -873,9 +873,6 @@ impl SledStore {
         Ok(out.len())
     }
 
-    /// Adds the deliveries a replay made of `ev` to the event's record (read once per batch),
-    /// so that the event lists them and retention keeps it while they live. An event gone
-    /// meanwhile (retention) is left gone: its deliveries find no event and fail.
     /// The deliveries event `id`'s record lists that still exist, other than `made`: when a
     /// fan-out lost in a crash is redone, the lost one's deliveries are gone (they lived in the
     /// lost outcome records only) and a replay's made meanwhile is kept.
@@ -895,6 +892,9 @@ impl SledStore {
         Ok(kept)
     }
 
+    /// Adds the deliveries a replay made of `ev` to the event's record (read once per batch),
+    /// so that the event lists them and retention keeps it while they live. An event gone
+    /// meanwhile (retention) is left gone: its deliveries find no event and fail.
     fn add_replayed<'a>(
         &self,
         replayed: &mut HashMap<&'a str, Option<(Event, Vec<DeliveryId>)>>,
@@ -1234,13 +1234,9 @@ impl HistoryReads for SledStore {
             let (k, v) = kv?;
             let id = String::from_utf8_lossy(&k[9..]);
             // Retention deletes an event with its time key, in one batch.
-            let head = match time_value(&v) {
+            let event_type = match time_value(&v) {
                 Some((t, _)) if t != tenant.as_bytes() => continue,
-                Some((_, event_type)) => EventHead {
-                    id: String::new(),
-                    tenant: String::new(),
-                    event_type: String::from_utf8_lossy(event_type).into_owned(),
-                },
+                Some((_, event_type)) => String::from_utf8_lossy(event_type),
                 // A time key from before it named tenant and type: the event's head is read.
                 None => {
                     let ek = event_key(&id);
@@ -1251,12 +1247,12 @@ impl HistoryReads for SledStore {
                     if head.tenant != tenant {
                         continue;
                     }
-                    head
+                    head.event_type.into()
                 }
             };
             let event = EventRef {
                 id: &id,
-                event_type: &head.event_type,
+                event_type: &event_type,
             };
             if !visit(event) {
                 break;
