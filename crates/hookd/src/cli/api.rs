@@ -119,7 +119,19 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str, body: &impl serde::Serialize) -> Result<Answer, CliError> {
-        self.call(Method::POST, path, Some(to_json(body)?), &[])
+        self.post_keyed(path, body, None).await
+    }
+
+    /// A POST that carries `Idempotency-Key: key` when one is given: the server answers a
+    /// repeat as it answered the first.
+    pub async fn post_keyed(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+        key: Option<&str>,
+    ) -> Result<Answer, CliError> {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        self.call(Method::POST, path, Some(to_json(body)?), &headers)
             .await
     }
 

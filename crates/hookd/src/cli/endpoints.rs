@@ -353,15 +353,8 @@ pub async fn run(api: &Api, cmd: Cmd, out: Format) -> Result<String, CliError> {
                 body.insert("until".into(), time_value(u));
             }
             let path = format!("/v1/endpoints/{}/replay", seg(&id));
-            let headers: Vec<(&str, &str)> = idempotency_key
-                .as_deref()
-                .map(|k| ("idempotency-key", k))
-                .into_iter()
-                .collect();
-            let body = serde_json::to_vec(&body)
-                .map_err(|e| CliError::Usage(format!("encoding the replay: {e}")))?;
             let a = api
-                .call(http::Method::POST, &path, Some(body), &headers)
+                .post_keyed(&path, &body, idempotency_key.as_deref())
                 .await?;
             Ok(out.show(&a, |v| {
                 Fields::new()

@@ -73,15 +73,8 @@ pub async fn run(api: &Api, cmd: Cmd, out: Format) -> Result<String, CliError> {
                 tenant: tenant.as_deref(),
                 id: id.as_deref(),
             };
-            let body = serde_json::to_vec(&body)
-                .map_err(|e| CliError::Usage(format!("encoding the event: {e}")))?;
-            let headers: Vec<(&str, &str)> = idempotency_key
-                .as_deref()
-                .map(|k| ("idempotency-key", k))
-                .into_iter()
-                .collect();
             let a = api
-                .call(http::Method::POST, "/v1/events", Some(body), &headers)
+                .post_keyed("/v1/events", &body, idempotency_key.as_deref())
                 .await?;
             let replayed = a
                 .headers
