@@ -214,6 +214,7 @@ pub async fn run(
     // endpoint failing before the restart is still failing, and its breaker still open. A
     // streak resumes from its first failure, or from the endpoint's last change if later (a
     // re-enabled endpoint starts again).
+    let now = hookd_types::time::now_ms();
     for ep in &all {
         let stats = store.endpoint_stats(ep.id)?;
         if let Some(since) = stats.failing_since_ms.filter(|_| ep.enabled) {
@@ -221,7 +222,7 @@ pub async fn run(
         }
         let failing_for = stats
             .failing_since_ms
-            .map_or(0, |since| hookd_types::time::now_ms().saturating_sub(since));
+            .map_or(0, |since| now.saturating_sub(since));
         loader.resume_breaker(ep.id, stats.consecutive_failures, failing_for);
     }
     let mut scheduled = 0;

@@ -103,7 +103,6 @@ impl std::fmt::Debug for Slot {
 }
 
 impl Slot {
-    /// Gives the slot back with what the attempt learnt of the endpoint's health.
     /// Gives the slot back with what the attempt learnt, and how long its exchange took when
     /// it got an answer (for the adaptive limit's latency rule, [`health`]).
     pub fn report(mut self, signal: Signal, latency: Option<Duration>) {

@@ -35,17 +35,22 @@ pub const RISE_FLOOR_MS: u64 = 50;
 /// The open interval a breaker resumes with after failing for `failing_for_ms` (see
 /// [`Shard::resume`]).
 fn resumed_interval(cfg: &BreakerConfig, failing_for_ms: u64) -> u64 {
-    let base = (cfg.interval.as_millis() as u64).max(1);
-    let max = (cfg.max_interval.as_millis() as u64).max(base);
-    let mut interval = base;
+    let mut interval = (cfg.interval.as_millis() as u64).max(1);
     loop {
-        // The same steps as a failed probe takes: twice as long, up to the maximum.
-        let next = interval.saturating_mul(2).min(max);
-        if next == interval || next > failing_for_ms {
+        // The same steps as failed probes take.
+        let next = next_interval(cfg, interval);
+        if next <= interval || next > failing_for_ms {
             return interval;
         }
         interval = next;
     }
+}
+
+/// The open interval after a failed probe: twice as long, up to `max_interval`.
+fn next_interval(cfg: &BreakerConfig, interval_ms: u64) -> u64 {
+    interval_ms
+        .saturating_mul(2)
+        .min(cfg.max_interval.as_millis() as u64)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,9 +207,7 @@ impl Health {
         let interval_ms = match self.breaker {
             // Attempts started before it opened end while it is open: no news.
             Breaker::Open { .. } => return Change::None,
-            Breaker::Probing { interval_ms } => interval_ms
-                .saturating_mul(2)
-                .min(cfg.max_interval.as_millis() as u64),
+            Breaker::Probing { interval_ms } => next_interval(cfg, interval_ms),
             Breaker::Closed if self.failures >= cfg.failures.max(1) => {
                 cfg.interval.as_millis() as u64
             }
