@@ -36,6 +36,30 @@ pub fn process_secs(pid: u32) -> Result<f64> {
     Ok(stat_ticks(Path::new(&format!("/proc/{pid}/stat")))? as f64 / TICKS_PER_SEC)
 }
 
+/// Waits until process `pid` uses less than `busy_secs` of CPU over one `window`, at most
+/// until `until`; answers whether it did (not if its CPU cannot be read).
+pub async fn wait_idle(
+    pid: u32,
+    window: std::time::Duration,
+    busy_secs: f64,
+    until: tokio::time::Instant,
+) -> bool {
+    let Ok(mut last) = process_secs(pid) else {
+        return false;
+    };
+    while tokio::time::Instant::now() + window <= until {
+        tokio::time::sleep(window).await;
+        let Ok(now) = process_secs(pid) else {
+            return false;
+        };
+        if now - last < busy_secs {
+            return true;
+        }
+        last = now;
+    }
+    false
+}
+
 /// CPU seconds of this process.
 pub fn self_secs() -> Result<f64> {
     Ok(stat_ticks(Path::new("/proc/self/stat"))? as f64 / TICKS_PER_SEC)

@@ -194,17 +194,9 @@ pub fn watch_run(
 pub async fn settle_cpu(pid: u32, c0: f64, until: Instant) -> (Option<f64>, Option<f64>) {
     let at_done = cpu::process_secs(pid).ok().map(|c| c - c0);
     let settle_end = (Instant::now() + Duration::from_secs(3)).min(until);
-    let mut last = at_done;
-    while Instant::now() < settle_end {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = cpu::process_secs(pid).ok().map(|c| c - c0);
-        let idle = matches!((last, now), (Some(a), Some(b)) if b - a <= 0.011);
-        last = now;
-        if idle {
-            break;
-        }
-    }
-    (at_done, last)
+    // Idle: at most one clock tick (10 ms) of CPU in a quarter second.
+    cpu::wait_idle(pid, Duration::from_millis(250), 0.011, settle_end).await;
+    (at_done, cpu::process_secs(pid).ok().map(|c| c - c0))
 }
 
 #[cfg(test)]

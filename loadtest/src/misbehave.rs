@@ -418,19 +418,9 @@ async fn settle(pid: Option<u32>, until: Instant) {
     let Some(pid) = pid else { return };
     let deadline = (Instant::now() + Duration::from_secs(30)).min(until);
     let window = Duration::from_millis(500);
-    while Instant::now() + window < deadline {
-        let Ok(before) = crate::cpu::process_secs(pid) else {
-            return;
-        };
-        tokio::time::sleep(window).await;
-        let Ok(after) = crate::cpu::process_secs(pid) else {
-            return;
-        };
-        if after - before < 0.1 * window.as_secs_f64() {
-            return;
-        }
+    if !crate::cpu::wait_idle(pid, window, 0.1 * window.as_secs_f64(), deadline).await {
+        eprintln!("misbehave: hookd is still busy after 30 s (or its CPU is unreadable); going on");
     }
-    eprintln!("misbehave: hookd is still busy after 30 s; going on");
 }
 
 /// `hookd_deliveries_in_flight` from `/metrics`; none if it cannot be read.
