@@ -191,7 +191,8 @@ impl OutcomeLog {
         // live in memory only and are restored from their fan-out records.
         let mut reader = journal.read_from(store.outcomes_replay_from()?.min(applied + 1))?;
         let mut batch = Vec::new();
-        let (mut first, mut replayed) = (0, 0usize);
+        let (mut first, mut replayed, mut reread) = (0, 0usize, 0usize);
+        let mut restorer = store.restorer()?;
         loop {
             let record = reader.next().transpose()?;
             let done = record.is_none();
@@ -199,7 +200,8 @@ impl OutcomeLog {
                 let changes = decode(r.seq, &r.payload)?;
                 store.reindex(&changes)?;
                 if r.seq <= applied {
-                    store.restore(&changes, r.seq)?;
+                    restorer.restore(&changes, r.seq)?;
+                    reread += 1;
                     continue;
                 }
                 if batch.is_empty() {
@@ -217,6 +219,15 @@ impl OutcomeLog {
                 break;
             }
         }
+        if reread > 0 {
+            tracing::info!(
+                records = reread,
+                looked_up = restorer.looked_up,
+                restored = restorer.restored,
+                "outcome log: fresh deliveries restored"
+            );
+        }
+        drop(restorer);
         if replayed > 0 {
             tracing::info!(
                 records = replayed,
@@ -436,6 +447,7 @@ impl Indexer {
     fn write_out_and_purge(&self) -> Result<bool> {
         let written = self.store.write_out_fresh()?;
         let purged = self.store.purge_deleted(hookd_types::time::now_ms())?;
+        self.store.advance_replay_from()?;
         if purged.deliveries + purged.fresh + purged.done > 0 {
             tracing::debug!(?purged, "deleted endpoints: their deliveries deleted");
         }

@@ -467,6 +467,12 @@ fn lingering_fresh_deliveries_are_written_out_in_bounded_batches() {
     // All in sled now, with their deadlines: a restart's scan finds every one.
     assert_eq!(s.fresh_read().len(), 0);
     assert_eq!(s.scheduled().unwrap().len(), 5_000);
+    // A restart need not read the fan-out record again: the marker moves past it once the
+    // fresh set is empty (the write-out alone leaves it where the set began).
+    assert_eq!(s.outcomes_replay_from().unwrap(), 1);
+    assert!(s.advance_replay_from().unwrap());
+    assert_eq!(s.outcomes_replay_from().unwrap(), 2);
+    assert!(!s.advance_replay_from().unwrap(), "moves only forward");
 }
 
 #[test]
@@ -537,7 +543,10 @@ fn a_deleted_endpoints_deliveries_are_purged_and_others_kept() {
 
     // A restart does not bring the deleted endpoint's fresh deliveries back, and a fan-out
     // that matched it just before its deletion is dropped by the next pass.
-    s.restore(&[fanned(&[(fresh_gone, gone)])], 2).unwrap();
+    s.restorer()
+        .unwrap()
+        .restore(&[fanned(&[(fresh_gone, gone)])], 2)
+        .unwrap();
     assert_eq!(s.get_delivery(fresh_gone).unwrap(), None);
     let late = DeliveryId::generate();
     s.apply(&[fanned(&[(late, gone)])], 3, 3).unwrap();
@@ -677,7 +686,7 @@ fn a_fan_out_redone_after_a_crash_keeps_a_replay_made_in_between() {
     let replay = Change::Replayed {
         events: vec![fanned(replayed, replay_ep)],
     };
-    s.restore(&[replay], 1).unwrap();
+    s.restorer().unwrap().restore(&[replay], 1).unwrap();
     // Fan-out redoes the record: new delivery ids; the lost one's are gone, the replay's stay.
     let redone = DeliveryId::generate();
     s.index_events(seq, &rec, &[fanned(redone, ep)]).unwrap();
