@@ -109,6 +109,8 @@ metrics! {
         deliveries_succeeded_total: "Deliveries that got a 2xx.",
         attempts_failed_total: "Attempts that failed and were rescheduled or dead-lettered.",
         deliveries_dead_lettered_total: "Deliveries that exhausted their schedule.",
+        retention_deliveries_deleted_total: "Finished deliveries (with their attempts) deleted by retention once older than `[retention] history`.",
+        retention_events_deleted_total: "Events deleted by retention once older than `[retention] history` and left by their deliveries.",
     }
     gauges {
         deliveries_in_flight: "Requests to endpoints currently in flight.",
