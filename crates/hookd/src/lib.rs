@@ -106,7 +106,6 @@ async fn checkpoints(
             Ok(Ok(c)) => tracing::debug!(
                 outcomes_through = c.outcomes_through,
                 outcome_segments_removed = c.outcome_segments_removed,
-                event_segments_removed = c.event_segments_removed,
                 "checkpoint"
             ),
             Ok(Err(e)) => tracing::error!(error = %e, "checkpoint failed; retrying later"),

@@ -2,6 +2,7 @@
 //! segments. The writer thread lives in `writer`, readers in [`crate::reader`].
 
 use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -13,6 +14,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::error::{io, JournalError, Result};
+use crate::frame;
 use crate::reader::{Reader, Tail};
 use crate::recover::{recover, Recovered};
 use crate::segment::{sync_dir, ChunkReader, SegmentMeta};
@@ -113,6 +115,23 @@ impl Shared {
         }
         let meta = &segments[i - 1];
         ChunkReader::open(&meta.path, meta.seek(seq), self.config.max_record_bytes)
+    }
+
+    /// The segment file holding `seq`, opened under the index lock (so removal cannot take it
+    /// away in between), and its path.
+    fn open_holding(&self, seq: Seq) -> Result<(File, PathBuf)> {
+        let segments = self.read_segments();
+        let first = segments.first().map_or(1, |m| m.first_seq);
+        let i = segments.partition_point(|m| m.first_seq <= seq);
+        if i == 0 || seq >= *self.visible.borrow() {
+            return Err(JournalError::Compacted {
+                requested: seq,
+                first,
+            });
+        }
+        let path = segments[i - 1].path.clone();
+        let file = File::open(&path).map_err(io("opening", &path))?;
+        Ok((file, path))
     }
 }
 
@@ -257,6 +276,20 @@ impl Journal {
         rx.await.map_err(|_| JournalError::Closed)?
     }
 
+    /// Reads `len` bytes from `start` on of the payload of record `seq`, whose frame begins at
+    /// `frame_offset` in its segment ([`Reader::last_offset`]): one positional read, no scan.
+    /// The frame's checksum covers the whole record, so it is not checked here: a caller that
+    /// wants its part checked keeps a checksum of that part. [`JournalError::Compacted`] when
+    /// the record's segment was removed.
+    pub fn read_part(&self, seq: Seq, frame_offset: u64, start: u32, len: u32) -> Result<Vec<u8>> {
+        let (file, path) = self.shared.open_holding(seq)?;
+        let mut buf = vec![0; len as usize];
+        let at = frame_offset + frame::HEADER as u64 + u64::from(start);
+        file.read_exact_at(&mut buf, at)
+            .map_err(io("reading", &path))?;
+        Ok(buf)
+    }
+
     /// Reads the records from `seq` up to the last one visible when each is asked for.
     pub fn read_from(&self, seq: Seq) -> Result<Reader> {
         Reader::new(self.shared.clone(), seq)
@@ -316,6 +349,14 @@ impl Journal {
         self.remove_prefix(|meta| meta.max_ts < cutoff_ms)
     }
 
+    /// Whether the oldest segment is sealed and its newest record older than `cutoff_ms`:
+    /// whether [`Journal::remove_older_than`] may have something to do, without a copy of the
+    /// index.
+    pub fn oldest_sealed_before(&self, cutoff_ms: u64) -> bool {
+        let segments = self.shared.read_segments();
+        segments.len() > 1 && segments[0].max_ts < cutoff_ms
+    }
+
     fn remove_prefix(&self, eligible: impl Fn(&SegmentMeta) -> bool) -> Result<Removed> {
         let last = self
             .last_checkpoint
@@ -343,11 +384,11 @@ impl Journal {
             }
             removed.first_seq = segments[0].first_seq;
         }
-        // Oldest first: a crash part way leaves an unbroken run of segments.
+        // Oldest first, each made durable before the next: a crash part way leaves an
+        // unbroken run of segments (an open lists covered segments without reading them, so it
+        // would not see a gap between two of them).
         for path in &paths {
             fs::remove_file(path).map_err(io("removing", path))?;
-        }
-        if !paths.is_empty() {
             sync_dir(&self.shared.dir)?;
         }
         Ok(removed)

@@ -60,10 +60,15 @@
 //!
 //! # Recovery
 //!
-//! [`Journal::open`] scans every segment and checks every record (CRC, length, seq in order),
-//! rebuilding each segment's index: first and next seq, oldest and newest timestamp, and the
-//! offset of one sampled record every [`Config::index_interval_bytes`], so a read from any seq
-//! starts near it.
+//! [`Journal::open`] scans every segment holding a record after the checkpoint and checks every
+//! record (CRC, length, seq in order), rebuilding each segment's index: first and next seq,
+//! oldest and newest timestamp, and the offset of one sampled record every
+//! [`Config::index_interval_bytes`], so a read from any seq starts near it. Segments the
+//! checkpoint covers entirely were synced whole when sealed and are only listed (first seq from
+//! the name, next from the next file's, oldest timestamp from the first header, newest from the
+//! file's modification time): an owner that keeps old segments for their records (the event
+//! log keeps event bodies for `[retention] history`) does not pay for reading them all on every
+//! start. Their records are checked when read.
 //!
 //! - The tail of the newest segment may be torn: a crash during a group's write leaves part of
 //!   it, or, since the page cache writes pages back in any order, valid records after garbage.

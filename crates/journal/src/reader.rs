@@ -18,6 +18,8 @@ pub struct Reader {
     shared: Arc<Shared>,
     next: Seq,
     current: Option<ChunkReader>,
+    /// Where the record `next` returned last starts in its segment file.
+    last_offset: u64,
 }
 
 impl std::fmt::Debug for Reader {
@@ -34,6 +36,7 @@ impl Reader {
             shared,
             next: from.max(1),
             current: None,
+            last_offset: 0,
         };
         // Fail now, not at the first record, when the seq was removed.
         if reader.next < *reader.shared.visible.borrow() {
@@ -45,6 +48,12 @@ impl Reader {
     /// The seq the next record will have.
     pub fn position(&self) -> Seq {
         self.next
+    }
+
+    /// The offset in its segment file of the frame of the record returned last: with its seq,
+    /// what [`crate::Journal::read_part`] needs to read part of it back without a scan.
+    pub fn last_offset(&self) -> u64 {
+        self.last_offset
     }
 
     fn read_next(&mut self) -> Result<Record> {
@@ -66,6 +75,7 @@ impl Reader {
                         });
                     }
                     self.next += 1;
+                    self.last_offset = offset;
                     return Ok(record);
                 }
                 Step::End { offset } => {

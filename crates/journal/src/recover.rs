@@ -1,6 +1,7 @@
-//! Opening a journal directory: the lock, the checkpoint, a full scan of every segment, the
-//! cut of a torn tail, the checks that the segments and the checkpoint fit together, and the
-//! writer that will carry on from the end.
+//! Opening a journal directory: the lock, the checkpoint, a scan of every segment holding
+//! records after the checkpoint (those it covers are only listed), the cut of a torn tail, the
+//! checks that the segments and the checkpoint fit together, and the writer that will carry on
+//! from the end.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::Path;
@@ -78,6 +79,15 @@ pub(crate) fn recover(dir: &Path, config: Config) -> Result<Recovered> {
     let mut metas = Vec::with_capacity(firsts.len());
     let mut truncated = None;
     for (i, &first) in firsts.iter().enumerate() {
+        // A sealed segment whose records the checkpoint covers is not read (see
+        // `segment::sealed`); the rest are scanned and checked record by record.
+        let next = firsts.get(i + 1).copied();
+        if let (Some(next), Some(c)) = (next, &checkpoint) {
+            if next <= c.seq + 1 {
+                metas.push(segment::sealed(dir, first, next)?);
+                continue;
+            }
+        }
         let (meta, tail) = segment::scan(dir, first, max_record, interval)?;
         if let segment::Tail::Bad { offset, detail } = tail {
             if i + 1 < firsts.len() {

@@ -254,6 +254,38 @@ pub fn scan(
     }
 }
 
+/// Describes a sealed segment without reading its records: `next_seq` is the next segment's
+/// first, the oldest timestamp comes from the first frame's header and the newest is the file's
+/// modification time plus a second (when its last record was written). Its index has
+/// one sample, the start, so a read of it scans from there. Recovery uses this for segments the
+/// checkpoint covers entirely: they were synced whole when sealed, and reading every retained
+/// segment on each open would make the start as slow as the history is long. Their records are
+/// still checked (CRC, seq) whenever they are read.
+pub fn sealed(dir: &Path, first_seq: Seq, next_seq: Seq) -> Result<SegmentMeta> {
+    let mut meta = SegmentMeta::empty(dir, first_seq);
+    let file = File::open(&meta.path).map_err(io("opening", &meta.path))?;
+    let fs_meta = file.metadata().map_err(io("reading", &meta.path))?;
+    let mut head = [0u8; HEADER];
+    if next_seq > first_seq && file.read_exact_at(&mut head, 0).is_ok() {
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&head[16..24]);
+        meta.min_ts = u64::from_le_bytes(ts);
+        let written = fs_meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as u64);
+        // The file system's clock is coarser than the writer's: a second's margin keeps this
+        // at or above the newest record's timestamp.
+        meta.max_ts = (written + 1000).max(meta.min_ts);
+        meta.samples.push((first_seq, 0));
+        meta.last_sample = Some(0);
+    }
+    meta.next_seq = next_seq;
+    meta.bytes = fs_meta.len();
+    Ok(meta)
+}
+
 /// Makes a directory's entries (created, renamed or removed files) durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

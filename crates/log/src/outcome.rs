@@ -84,7 +84,6 @@ pub enum Change {
 pub struct Checkpointed {
     pub outcomes_through: Seq,
     pub outcome_segments_removed: usize,
-    pub event_segments_removed: usize,
 }
 
 /// How far (in records) the indexer may fall behind the outcome log's writers before they
@@ -307,14 +306,14 @@ impl OutcomeLog {
 
     /// Makes the read model durable (sled flushed and `fsync`ed) up to what the indexer has
     /// applied, records that as the outcome log's checkpoint, and drops the segments before
-    /// it; then does the same for the event log up to the fan-out cursor. A restart replays
-    /// only what came after. Blocks: call it from a blocking thread.
+    /// it; checkpoints the event log at the fan-out cursor (its segments go with retention,
+    /// they hold the events' bodies). A restart replays only what came after. Blocks: call it from a blocking thread.
     pub fn checkpoint(&self, store: &SledStore) -> Result<Checkpointed> {
         // Read before the sync: what the sync makes durable is at least this. Records from
         // `replay_from` on are kept: they hold the fresh deliveries a restart restores.
         let applied = self.applied_seq();
         let keep_from = store.outcomes_replay_from()?.min(applied + 1);
-        let events_removed = store.checkpoint_events()?;
+        store.checkpoint_events()?;
         let mut outcome_segments_removed = 0;
         let through = keep_from.saturating_sub(1);
         if through > 0 && self.journal.last_checkpoint() != Some(through) {
@@ -324,7 +323,6 @@ impl OutcomeLog {
         Ok(Checkpointed {
             outcomes_through: through,
             outcome_segments_removed,
-            event_segments_removed: events_removed,
         })
     }
 
@@ -485,11 +483,18 @@ impl Indexer {
                     done.deliveries as u64,
                 );
                 inc(&METRICS.retention_events_deleted_total, done.events as u64);
+                inc(
+                    &METRICS.retention_event_log_segments_deleted_total,
+                    done.log_segments as u64,
+                );
                 if done != Default::default() {
                     tracing::debug!(?done, "retention: deleted what is past its time");
                 }
                 let full = Retention::BUDGET;
-                done.deliveries == full || done.events == full || done.idempotency_keys == full
+                done.deliveries == full
+                    || done.events == full
+                    || done.events_inlined == full
+                    || done.idempotency_keys == full
             }
             Err(e) => {
                 tracing::error!(error = %e, "retention");

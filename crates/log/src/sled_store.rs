@@ -11,7 +11,7 @@
 //! | `m` `outcomes_replay_from` | first outcome-log seq a restart reads: fresh deliveries live in the log from there (u64 BE; see [`fresh`]) |
 //! | `m` `cursor`, tree `log` | engine v1's cursor and event tree: read once by [`SledStore::open`] to migrate |
 //! | `m` name | daemon metadata (e.g. the admin key hash, the master key check) |
-//! | `e` event id | the [`Event`] and the ids of the deliveries fan-out made of it |
+//! | `e` event id | where the event's body lies in the event log (or, for events kept past their segment and in older stores, the [`Event`] itself), and the ids of the deliveries fan-out made of it (see [`bodies`]) |
 //! | `k` tenant `\0` key | [`IdemRecord`] |
 //! | `d` delivery(16) | [`Delivery`] |
 //! | `x` endpoint(16) delivery(16) | `()`: deliveries of an endpoint (ids sort by creation time) |
@@ -34,8 +34,9 @@
 //!   one atomic batch. One state tree makes every batch atomic across all state record kinds.
 //! - Fan-out's decisions are outcome-log records ([`Change::FannedOut`]). The indexer applies
 //!   them like every other fact: the durable fan-out cursor moves in the same batch, so it
-//!   alone says what is done. Event-log segments below it are dropped only after a checkpoint
-//!   has made the state durable ([`SledStore::checkpoint_events`]).
+//!   alone says what is done. The event log is checkpointed below it once the state is durable
+//!   ([`SledStore::checkpoint_events`]); its segments go with retention ([`SledStore::retain`]),
+//!   once every event in them is deleted or holds its body in its own record.
 //! - Only the outcome indexer writes delivery state ([`SledStore::apply`]), with the seq it
 //!   applied through in the same batch. A delivery not attempted yet may live only in memory
 //!   and in the outcome log ([`fresh`]); its records are written with its first outcome.
@@ -45,7 +46,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -62,10 +63,12 @@ use crate::outcome::{Change, FannedEvent};
 use crate::sealed::MasterKey;
 use crate::store::*;
 
+mod bodies;
 mod controls;
 mod fresh;
 mod purge;
 mod secrets;
+use bodies::{Body, BodyRef, EventAt, StoredEvent};
 use fresh::{Entry, Fresh, FreshEvent};
 pub use fresh::{LINGER_MS, MAX_FRESH, OUT_PER_BATCH};
 pub use purge::{Purged, GRACE_MS as PURGE_GRACE_MS};
@@ -101,6 +104,9 @@ pub struct SledStore {
     /// fan-out redoing it keeps the deliveries its events' records already list and that
     /// still exist (a replay's; see [`SledStore::index_events`]).
     redo_below: Seq,
+    /// Where the events of the event-log records read by [`EventLog::read_log`] lie, by seq,
+    /// until [`EventLog::index_events`] takes them (see [`bodies`]).
+    located: Mutex<HashMap<Seq, Vec<EventAt>>>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -212,35 +218,11 @@ const STAT_FAILURES: usize = 5;
 /// Six i64; stores from before the streak fields have the first four (32 bytes).
 type Stats = [i64; 6];
 
-/// An event as stored once fanned out: the event and the deliveries made of it.
-#[derive(Deserialize)]
-struct StoredEvent {
-    event: Event,
-    deliveries: Vec<DeliveryId>,
-}
-
-/// The start of a [`StoredEvent`]: its event's id, tenant and type (bincode reads fields in
-/// order and leaves the rest, the data, unread).
-#[derive(Deserialize)]
-struct EventHead {
-    #[allow(dead_code)]
-    id: String,
-    tenant: String,
-    event_type: String,
-}
-
 /// What an event's time key holds: its tenant, `\0`, its type, so a replay scan passes over
 /// other tenants' events without reading them. Empty in stores from before it: none.
 fn time_value(v: &[u8]) -> Option<(&[u8], &[u8])> {
     let end = v.iter().position(|b| *b == 0)?;
     Some((&v[..end], &v[end + 1..]))
-}
-
-/// The borrowing twin of [`StoredEvent`], for writing (same fields, same order).
-#[derive(Serialize)]
-struct StoredEventRef<'a> {
-    event: &'a Event,
-    deliveries: &'a [DeliveryId],
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -312,6 +294,10 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
     }
     k
 }
+
+/// Event-log records whose places are kept for indexing, at most (fan-out reads 16 at a time
+/// and indexes each one it read).
+const LOCATED_BOUND: usize = 1024;
 
 /// The largest event-log record: a group commit of many large events.
 const MAX_EVENT_RECORD_BYTES: u32 = 1 << 30;
@@ -502,6 +488,7 @@ impl SledStore {
             path: cfg.path.clone(),
             master: None,
             redo_below: 0,
+            located: Mutex::new(HashMap::new()),
         };
         let cursor = match store.meta_u64_opt(EVENTS_CURSOR)? {
             Some(c) => c,
@@ -541,18 +528,23 @@ impl SledStore {
         Ok(first)
     }
 
-    /// Makes what fan-out has committed durable, then lets the event log drop the segments
-    /// it no longer needs: every event before the fan-out cursor is indexed in the store.
-    /// Returns the segments removed.
-    pub fn checkpoint_events(&self) -> Result<usize> {
+    /// Makes what fan-out has committed durable and checkpoints the event log there: every
+    /// event before the fan-out cursor is indexed in the store, and a restart reads the log
+    /// from the cursor on. The segments stay: they hold the events' bodies until retention
+    /// is done with them ([`SledStore::retain`]).
+    pub fn checkpoint_events(&self) -> Result<()> {
         // The cursor the indexer stored (fan-out's records applied), not fan-out's own position.
         let cursor = self.meta_u64(EVENTS_CURSOR)?;
         self.sync_to_disk()?;
-        if cursor <= self.events.first_seq() {
-            return Ok(0);
+        let done = self
+            .events
+            .last_checkpoint()
+            .is_some_and(|c| c + 1 >= cursor);
+        if cursor <= self.events.first_seq() || done {
+            return Ok(());
         }
         self.events.checkpoint(cursor - 1, Vec::new())?;
-        Ok(self.events.remove_before(cursor)?.segments)
+        Ok(())
     }
 
     /// Flushes sled and then `fsync`s its files: sled 0.34's own flush ends in
@@ -564,7 +556,22 @@ impl SledStore {
     }
 
     fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>> {
-        self.get_decoded(&event_key(id))
+        let k = event_key(id);
+        match self.db.get(&k)? {
+            Some(v) => bodies::decode(&k, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The event whose `e` record holds `body`: read back from the event log when it is there.
+    fn event_body(&self, id: &str, body: Body) -> Result<Event> {
+        match body {
+            Body::Inline(event) => Ok(event),
+            Body::Logged(at) => {
+                let bytes = self.events.read_part(at.seq, at.frame, at.start, at.len)?;
+                bodies::event_from(id, &at, &bytes)
+            }
+        }
     }
 
     fn get_decoded<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>> {
@@ -708,7 +715,7 @@ impl SledStore {
         let mut cursor = None;
         // Events that replays made deliveries of, with their ids added (several replays of
         // one event in a batch add up).
-        let mut replayed: HashMap<&str, Option<(Event, Vec<DeliveryId>)>> = HashMap::new();
+        let mut replayed: HashMap<&str, Option<(Body, Vec<DeliveryId>)>> = HashMap::new();
         let (written_out, replay_from) = {
             let fresh = self.fresh_read();
             for change in changes {
@@ -853,9 +860,8 @@ impl SledStore {
             batch.insert(stat_key(*ep), write_stats(s));
         }
         for (id, stored) in &replayed {
-            if let Some((event, deliveries)) = stored {
-                let stored = StoredEventRef { event, deliveries };
-                batch.insert(event_key(id), enc(&stored)?);
+            if let Some((body, deliveries)) = stored {
+                batch.insert(event_key(id), bodies::encode(body.as_ref(), deliveries)?);
             }
         }
         if let Some(c) = cursor {
@@ -948,14 +954,14 @@ impl SledStore {
     /// meanwhile (retention) is left gone: its deliveries find no event and fail.
     fn add_replayed<'a>(
         &self,
-        replayed: &mut HashMap<&'a str, Option<(Event, Vec<DeliveryId>)>>,
+        replayed: &mut HashMap<&'a str, Option<(Body, Vec<DeliveryId>)>>,
         ev: &'a FannedEvent,
     ) -> Result<()> {
         let entry = match replayed.entry(ev.event_id.as_str()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(
                 self.stored_event(&ev.event_id)?
-                    .map(|s| (s.event, s.deliveries)),
+                    .map(|s| (s.body, s.deliveries)),
             ),
         };
         if let Some((_, ids)) = entry {
@@ -1042,11 +1048,7 @@ impl SledStore {
         for kv in self.db.range(first..end) {
             let (k, v) = kv?;
             let d: Delivery = dec(&k, &v)?;
-            let finished = matches!(
-                d.status,
-                DeliveryStatus::Delivered | DeliveryStatus::DeadLettered
-            ) && d.next_attempt_ms.is_none();
-            if !finished {
+            if !finished(&d) {
                 continue;
             }
             batch.remove(k);
@@ -1064,26 +1066,45 @@ impl SledStore {
             }
         }
         self.db.apply_batch(std::mem::take(&mut batch))?;
+        // Events made before this time are all deleted or hold their bodies themselves once
+        // the pass is through: the event log may drop its segments from before it.
+        let mut log_kept_from = history_before_ms;
         let end = key(&[Kind::EventTime.prefix(), &history_before_ms.to_be_bytes()]);
         for kv in self.db.range(Kind::EventTime.prefix().to_vec()..end) {
             let (k, _) = kv?;
+            let made_ms = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes);
+            if out.events == budget || out.events_inlined == budget {
+                log_kept_from = made_ms;
+                break;
+            }
             let id = String::from_utf8_lossy(&k[9..]).into_owned();
             if let Some(stored) = self.stored_event(&id)? {
-                let fresh = self.fresh_read();
-                let mut left = false;
-                for d in &stored.deliveries {
-                    left |= fresh.get(*d).is_some() || self.db.contains_key(delivery_key(*d))?;
+                match self.deliveries_left(&stored)? {
+                    Left::None => batch.remove(event_key(&id)),
+                    // Outliving the event log's segments: the body moves into the record.
+                    Left::Unfinished => {
+                        if let Body::Logged(_) = stored.body {
+                            let event = self.event_body(&id, stored.body)?;
+                            let v = bodies::encode(BodyRef::Inline(&event), &stored.deliveries)?;
+                            batch.insert(event_key(&id), v);
+                            out.events_inlined += 1;
+                        }
+                        continue;
+                    }
+                    // Deleted by a later pass: its segment waits for that.
+                    Left::Finished => {
+                        if let Body::Logged(_) = stored.body {
+                            log_kept_from = log_kept_from.min(made_ms);
+                        }
+                        continue;
+                    }
                 }
-                if left {
-                    continue;
-                }
-                batch.remove(event_key(&id));
             }
             batch.remove(k);
             out.events += 1;
-            if out.events == budget {
-                break;
-            }
         }
         let end = key(&[
             Kind::IdempotencyTime.prefix(),
@@ -1102,7 +1123,46 @@ impl SledStore {
         out.idempotency_keys +=
             self.expire_replay_answers(&mut batch, idempotency_before_ms, left)?;
         self.db.apply_batch(batch)?;
+        out.log_segments = self.trim_event_log(log_kept_from)?;
         Ok(out)
+    }
+
+    /// What is left of an event's deliveries. A logged body needs to know whether the ones
+    /// left are finished (their deletion is due) or not (the event outlives its segment).
+    fn deliveries_left(&self, stored: &StoredEvent) -> Result<Left> {
+        let fresh = self.fresh_read();
+        let mut left = Left::None;
+        for d in &stored.deliveries {
+            if fresh.get(*d).is_some() {
+                return Ok(Left::Unfinished);
+            }
+            match stored.body {
+                Body::Inline(_) => {
+                    if self.db.contains_key(delivery_key(*d))? {
+                        return Ok(Left::Unfinished);
+                    }
+                }
+                Body::Logged(_) => match self.stored_delivery(*d)? {
+                    Some(d) if !finished(&d) => return Ok(Left::Unfinished),
+                    Some(_) => left = Left::Finished,
+                    None => {}
+                },
+            }
+        }
+        Ok(left)
+    }
+
+    /// Drops the event log's segments whose records are all older than `kept_from_ms` (less a
+    /// minute: an event's time is taken just before its record's) and fanned out. What
+    /// [`SledStore::retain`] wrote (bodies moved into their records) is made durable first.
+    fn trim_event_log(&self, kept_from_ms: u64) -> Result<usize> {
+        let cutoff = kept_from_ms.saturating_sub(LOG_TIME_MARGIN_MS);
+        if !self.events.oldest_sealed_before(cutoff) {
+            return Ok(0);
+        }
+        self.sync_to_disk()?;
+        let cutoff = std::time::UNIX_EPOCH + Duration::from_millis(cutoff);
+        Ok(self.events.remove_older_than(cutoff)?.segments)
     }
 
     /// Fans out event-log record `seq` offline: indexes its events, writes `deliveries` as they
@@ -1137,7 +1197,32 @@ pub struct Retained {
     pub deliveries: usize,
     pub events: usize,
     pub idempotency_keys: usize,
+    /// Events kept past `history` (deliveries still to finish) whose bodies moved from the
+    /// event log into their records.
+    pub events_inlined: usize,
+    /// Event-log segments dropped.
+    pub log_segments: usize,
 }
+
+/// What is left of an event's deliveries, for retention.
+enum Left {
+    None,
+    /// Only finished ones, which retention deletes.
+    Finished,
+    Unfinished,
+}
+
+/// Delivered or dead-lettered, with no retry due: retention may delete it.
+fn finished(d: &Delivery) -> bool {
+    matches!(
+        d.status,
+        DeliveryStatus::Delivered | DeliveryStatus::DeadLettered
+    ) && d.next_attempt_ms.is_none()
+}
+
+/// How much older than the events retention has passed an event-log segment's newest record
+/// must be to go: an event's time is taken a moment before its record's, and wall clocks step.
+const LOG_TIME_MARGIN_MS: u64 = 60_000;
 
 /// A delivery being changed by one [`SledStore::apply`].
 struct Touched {
@@ -1187,11 +1272,21 @@ impl EventLog for SledStore {
 
     fn read_log(&self, from: Seq, max: usize) -> Result<Vec<(Seq, LogRecord)>> {
         let mut out = Vec::new();
-        for r in self.events.read_from(from)?.take(max) {
+        let mut reader = self.events.read_from(from)?;
+        let mut places = Vec::new();
+        while out.len() < max {
+            let Some(r) = reader.next() else { break };
             let r = r?;
-            let record = dec(format!("event log {}", r.seq).as_bytes(), &r.payload)?;
+            let (record, at) = bodies::decode_located(r.seq, reader.last_offset(), &r.payload)?;
+            places.push((r.seq, at));
             out.push((r.seq, record));
         }
+        let mut located = self.located.lock().unwrap_or_else(|p| p.into_inner());
+        // Records read and never indexed (a reader other than fan-out) must not pile up.
+        if located.len() > LOCATED_BOUND {
+            located.retain(|seq, _| *seq >= from);
+        }
+        located.extend(places);
         Ok(out)
     }
 
@@ -1210,7 +1305,15 @@ impl EventLog for SledStore {
                 (f.event_id.as_str(), ids)
             })
             .collect();
-        for entry in record {
+        // Bodies stay in the event log when read_log said where they are (else, in offline
+        // tools and tests, they go into the record).
+        let places = self
+            .located
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&seq)
+            .filter(|p| p.len() == record.len());
+        for (i, entry) in record.iter().enumerate() {
             let ev = &entry.event;
             let made = by_event.get(ev.id.as_str()).map_or(&[][..], Vec::as_slice);
             let merged = if seq < self.redo_below {
@@ -1220,11 +1323,12 @@ impl EventLog for SledStore {
             } else {
                 None
             };
-            let stored = StoredEventRef {
-                event: ev,
-                deliveries: merged.as_deref().unwrap_or(made),
+            let body = match &places {
+                Some(p) => BodyRef::Logged(p[i]),
+                None => BodyRef::Inline(ev),
             };
-            batch.insert(event_key(&ev.id), enc(&stored)?);
+            let deliveries = merged.as_deref().unwrap_or(made);
+            batch.insert(event_key(&ev.id), bodies::encode(body, deliveries)?);
             let at = ev.created_at_ms.to_be_bytes();
             batch.insert(
                 key(&[Kind::EventTime.prefix(), &at, ev.id.as_bytes()]),
@@ -1251,7 +1355,10 @@ impl EventLog for SledStore {
 
 impl HistoryReads for SledStore {
     fn get_event(&self, id: &str) -> Result<Option<Event>> {
-        Ok(self.stored_event(id)?.map(|s| s.event))
+        match self.stored_event(id)? {
+            Some(s) => self.event_body(id, s.body).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn get_idempotency(&self, tenant: &str, k: &str) -> Result<Option<IdemRecord>> {
@@ -1294,11 +1401,15 @@ impl HistoryReads for SledStore {
                     let Some(bytes) = self.db.get(&ek)? else {
                         continue;
                     };
-                    let head: EventHead = dec(&ek, &bytes)?;
-                    if head.tenant != tenant {
+                    // Such keys came with the inline layout; a logged record's time key
+                    // always names them.
+                    let Some((t, event_type)) = bodies::head(&ek, &bytes)? else {
+                        continue;
+                    };
+                    if t != tenant {
                         continue;
                     }
-                    head.event_type.into()
+                    event_type.into()
                 }
             };
             let event = EventRef {

@@ -111,6 +111,7 @@ metrics! {
         deliveries_dead_lettered_total: "Deliveries that exhausted their schedule.",
         retention_deliveries_deleted_total: "Finished deliveries (with their attempts) deleted by retention once older than `[retention] history`.",
         retention_events_deleted_total: "Events deleted by retention once older than `[retention] history` and left by their deliveries.",
+        retention_event_log_segments_deleted_total: "Event-log segment files deleted by retention once every event in them was deleted or had its body copied into its record.",
     }
     gauges {
         deliveries_in_flight: "Requests to endpoints currently in flight.",

@@ -316,7 +316,7 @@ fn a_store_from_before_the_event_log_hands_its_unfanned_events_over() {
 }
 
 #[test]
-fn an_event_checkpoint_drops_only_fanned_out_segments() {
+fn event_bodies_stay_in_the_event_log_until_retention_is_done_with_them() {
     let dir = TempStore::new();
     let s = dir.open();
     // Large records roll segments (64 MiB each): five of 15 MiB, four in the first segment.
@@ -325,29 +325,65 @@ fn an_event_checkpoint_drops_only_fanned_out_segments() {
         e.event.data = format!("\"{}\"", "x".repeat(15 << 20)).into();
         vec![e]
     };
-    let seqs: Vec<Seq> = ["a", "b", "c", "d", "e"]
-        .iter()
-        .map(|id| s.append(&big(id)).unwrap())
-        .collect();
-    assert_eq!(s.checkpoint_events().unwrap(), 0, "nothing fanned out yet");
-    for &seq in &seqs[..3] {
+    let a = big("a");
+    let seqs: Vec<Seq> =
+        ["b", "c", "d", "e"]
+            .iter()
+            .fold(vec![s.append(&a).unwrap()], |mut seqs, id| {
+                seqs.push(s.append(&big(id)).unwrap());
+                seqs
+            });
+    // (Never printed: 15 MiB each.)
+    let same_a = |e: Option<Event>| e.as_ref() == Some(&a[0].event);
+    s.checkpoint_events().unwrap();
+    assert_eq!(s.events.last_checkpoint(), None, "nothing fanned out yet");
+    // a's delivery still waits for a retry; b's was delivered; c and d made none.
+    let ep = EndpointId::generate();
+    let waiting = delivery("a", ep, now_ms() + 86_400_000);
+    let mut done = delivery("b", ep, 0);
+    done.status = DeliveryStatus::Delivered;
+    done.next_attempt_ms = None;
+    for (i, &seq) in seqs[..4].iter().enumerate() {
         let rec = s.read_log(seq, 1).unwrap().remove(0).1;
-        fan_out(&s, seq, &rec, &[]);
+        let ds = match i {
+            0 => vec![waiting.clone()],
+            1 => vec![done.clone()],
+            _ => vec![],
+        };
+        fan_out(&s, seq, &rec, &ds);
     }
+    s.checkpoint_events().unwrap();
+    assert_eq!(s.events.last_checkpoint(), Some(seqs[3]));
+    // The records hold where the bodies are, not the bodies; reads find them in the log.
+    let raw = s.db.get(event_key("a")).unwrap().unwrap();
+    assert!(raw.len() < 100, "{} bytes", raw.len());
+    assert!(same_a(s.get_event("a").unwrap()));
+    assert_eq!(s.event_deliveries("a").unwrap().len(), 1);
+    assert_eq!(s.events.segments().len(), 2);
+
+    // Within history: nothing moves.
+    let r = s.retain(now_ms() - 60_000, 0, 100).unwrap();
+    assert_eq!(r, Retained::default());
+    // Past it: a outlives its segment and keeps its body in its record; b (with its
+    // delivery), c and d go; then the first segment does, the checkpoint covering it.
+    let later = now_ms() + 3_600_000;
+    let r = s.retain(later, 0, 100).unwrap();
     assert_eq!(
-        s.checkpoint_events().unwrap(),
-        0,
-        "the first segment holds d still"
+        (r.deliveries, r.events, r.events_inlined, r.log_segments),
+        (1, 3, 1, 1)
     );
-    for &seq in &seqs[3..4] {
-        let rec = s.read_log(seq, 1).unwrap().remove(0).1;
-        fan_out(&s, seq, &rec, &[]);
-    }
-    assert_eq!(s.checkpoint_events().unwrap(), 1);
-    // What is not fanned out is still there, and so is every fanned-out event's record.
-    assert_eq!(s.read_log(seqs[4], 10).unwrap().len(), 1);
-    assert_eq!(s.get_event("a").unwrap().unwrap().id, "a");
     assert!(s.read_log(seqs[0], 1).is_err(), "the first segment is gone");
+    assert!(s.db.get(event_key("a")).unwrap().unwrap().len() > 15 << 20);
+    assert!(same_a(s.get_event("a").unwrap()));
+    assert!(s.get_event("b").unwrap().is_none());
+    // What is not fanned out is still there, after a restart too.
+    assert_eq!(s.read_log(seqs[4], 10).unwrap().len(), 1);
+    drop(s);
+    let s = dir.open();
+    assert!(same_a(s.get_event("a").unwrap()));
+    assert_eq!(s.read_log(s.fanout_cursor(), 10).unwrap()[0].0, seqs[4]);
+    // A pass with nothing left to do changes nothing.
+    assert_eq!(s.retain(later, 0, 100).unwrap(), Retained::default());
 }
 
 #[test]
