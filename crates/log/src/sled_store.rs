@@ -1267,7 +1267,19 @@ fn write_new_delivery(batch: &mut sled::Batch, d: &Delivery) -> Result<()> {
 
 impl EventLog for SledStore {
     fn append(&self, record: &LogRecord) -> Result<Seq> {
-        Ok(self.events.append_with(enc(record)?, Durability::Sync)?)
+        // Sized up front: a group of 1,000 events of 1 KiB grown by doubling cost two copies
+        // and twice the fresh memory (page clearing showed as the committer's main cost).
+        let size: usize = record
+            .iter()
+            .map(|e| {
+                let ev = &e.event;
+                let key = e.idempotency_key.as_ref().map_or(0, String::len);
+                ev.id.len() + ev.tenant.len() + ev.event_type.len() + ev.data.len() + key + 40
+            })
+            .sum();
+        let mut payload = Vec::with_capacity(size + 10);
+        bincode::serde::encode_into_std_write(record, &mut payload, bincode::config::standard())?;
+        Ok(self.events.append_with(payload, Durability::Sync)?)
     }
 
     fn read_log(&self, from: Seq, max: usize) -> Result<Vec<(Seq, LogRecord)>> {
