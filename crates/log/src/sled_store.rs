@@ -307,6 +307,25 @@ pub fn events_dir(db: &Path) -> PathBuf {
     db.with_extension("events")
 }
 
+/// Opens a sled database, waiting (at most 5 s) for one this process just dropped to let go
+/// of its file lock: sled's flusher thread may hold it a moment after the drop, and a reopen
+/// (the secrets' rewrite, tests) then failed with `could not acquire lock` on a loaded machine.
+/// Another process holding the directory is still refused, after the wait.
+pub(crate) fn open_sled(config: sled::Config) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match config.open() {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
 /// `fsync`s every file under `dir`, and the directories themselves.
 fn sync_tree(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
@@ -463,12 +482,13 @@ impl SledStore {
     ) -> Result<Self> {
         secrets::finish_rewrite(&cfg.path)?;
         let every_ms = background_flush.map(|d| (d.as_millis() as u64).max(1));
-        let db = sled::Config::new()
-            .path(&cfg.path)
-            .cache_capacity(cfg.cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(every_ms)
-            .open()?;
+        let db = open_sled(
+            sled::Config::new()
+                .path(&cfg.path)
+                .cache_capacity(cfg.cache_bytes)
+                .mode(sled::Mode::HighThroughput)
+                .flush_every_ms(every_ms),
+        )?;
         let journal = JournalConfig {
             // One record is one group commit of ingest: up to `max_commit_batch` events.
             max_record_bytes: MAX_EVENT_RECORD_BYTES,

@@ -39,26 +39,13 @@ impl TempStore {
         self.dir.path()
     }
 
-    /// Opens the store, waiting for the one just dropped to let go of its file lock: sled's
-    /// flusher thread may still hold it for a moment after the drop (a reopen failed with
-    /// `could not acquire lock` on a loaded machine).
+    /// Opens the store (waiting, like every open, for one just dropped to let go of its lock).
     pub fn open_with_cache(&self, cache_bytes: u64) -> SledStore {
         let cfg = SledConfig {
             path: self.dir.path().join("db"),
             cache_bytes,
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match SledStore::open(&cfg) {
-                Err(e)
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                r => return r.expect("opening a store in a temporary directory"),
-            }
-        }
+        SledStore::open(&cfg).expect("opening a store in a temporary directory")
     }
 }
 

@@ -170,16 +170,18 @@ fn reseal(cfg: &SledConfig, from: Option<&MasterKey>, to: &MasterKey) -> Result<
     }
     let mut endpoints = 0;
     {
-        let src = sled::Config::new()
-            .path(&cfg.path)
-            .cache_capacity(cfg.cache_bytes)
-            .open()?;
-        let dst = sled::Config::new()
-            .path(&tmp)
-            .cache_capacity(cfg.cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()?;
+        let src = super::open_sled(
+            sled::Config::new()
+                .path(&cfg.path)
+                .cache_capacity(cfg.cache_bytes),
+        )?;
+        let dst = super::open_sled(
+            sled::Config::new()
+                .path(&tmp)
+                .cache_capacity(cfg.cache_bytes)
+                .mode(sled::Mode::HighThroughput)
+                .flush_every_ms(None),
+        )?;
         for kv in src.iter() {
             let (k, v) = kv?;
             match k.first() {
