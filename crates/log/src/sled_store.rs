@@ -788,10 +788,12 @@ impl SledStore {
                             delivery: e.delivery(id),
                             stored: false,
                             stored_due: None,
+                            stored_attempts: 0,
                         },
                         None => match self.stored_delivery(id)? {
                             Some(d) => Touched {
                                 stored_due: d.next_attempt_ms,
+                                stored_attempts: d.attempts,
                                 delivery: d,
                                 stored: true,
                             },
@@ -862,7 +864,10 @@ impl SledStore {
         };
         for t in touched.values() {
             let d = &t.delivery;
-            if t.stored_due != d.next_attempt_ms {
+            // A retry due in the same millisecond as the one before still rewrites the value:
+            // it carries the attempt count a restart resumes from.
+            let recount = d.next_attempt_ms.is_some() && t.stored_attempts != d.attempts;
+            if t.stored_due != d.next_attempt_ms || recount {
                 if let Some(due) = t.stored_due {
                     batch.remove(due_key(due, d.id));
                 }
@@ -1251,6 +1256,8 @@ struct Touched {
     stored: bool,
     /// The deadline key sled holds for it.
     stored_due: Option<u64>,
+    /// The attempt count its deadline key's value holds.
+    stored_attempts: u32,
 }
 
 fn fresh_event(ev: &FannedEvent) -> Arc<FreshEvent> {
