@@ -105,33 +105,36 @@ impl Shared {
     /// the index lock, so removal cannot take it away in between.
     pub fn open_at(&self, seq: Seq) -> Result<ChunkReader> {
         let segments = self.read_segments();
-        let first = segments.first().map_or(1, |m| m.first_seq);
-        let i = segments.partition_point(|m| m.first_seq <= seq);
-        if i == 0 {
-            return Err(JournalError::Compacted {
-                requested: seq,
-                first,
-            });
-        }
-        let meta = &segments[i - 1];
+        let meta = holding(&segments, seq)?;
         ChunkReader::open(&meta.path, meta.seek(seq), self.config.max_record_bytes)
     }
 
     /// The segment file holding `seq`, opened under the index lock (so removal cannot take it
     /// away in between), and its path.
     fn open_holding(&self, seq: Seq) -> Result<(File, PathBuf)> {
-        let segments = self.read_segments();
-        let first = segments.first().map_or(1, |m| m.first_seq);
-        let i = segments.partition_point(|m| m.first_seq <= seq);
-        if i == 0 || seq >= *self.visible.borrow() {
+        if seq >= *self.visible.borrow() {
             return Err(JournalError::Compacted {
                 requested: seq,
-                first,
+                first: self.read_segments().first().map_or(1, |m| m.first_seq),
             });
         }
-        let path = segments[i - 1].path.clone();
+        let segments = self.read_segments();
+        let path = holding(&segments, seq)?.path.clone();
         let file = File::open(&path).map_err(io("opening", &path))?;
         Ok((file, path))
+    }
+}
+
+/// The segment whose records include `seq` (the last one starting at or before it);
+/// [`JournalError::Compacted`] when `seq` lies before the first.
+fn holding(segments: &[SegmentMeta], seq: Seq) -> Result<&SegmentMeta> {
+    let i = segments.partition_point(|m| m.first_seq <= seq);
+    match i.checked_sub(1) {
+        Some(i) => Ok(&segments[i]),
+        None => Err(JournalError::Compacted {
+            requested: seq,
+            first: segments.first().map_or(1, |m| m.first_seq),
+        }),
     }
 }
 

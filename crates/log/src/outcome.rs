@@ -307,7 +307,8 @@ impl OutcomeLog {
     /// Makes the read model durable (sled flushed and `fsync`ed) up to what the indexer has
     /// applied, records that as the outcome log's checkpoint, and drops the segments before
     /// it; checkpoints the event log at the fan-out cursor (its segments go with retention,
-    /// they hold the events' bodies). A restart replays only what came after. Blocks: call it from a blocking thread.
+    /// they hold the events' bodies). A restart replays only what came after. Blocks: call it
+    /// from a blocking thread.
     pub fn checkpoint(&self, store: &SledStore) -> Result<Checkpointed> {
         // Read before the sync: what the sync makes durable is at least this. Records from
         // `replay_from` on are kept: they hold the fresh deliveries a restart restores.
