@@ -13,9 +13,9 @@
 //! | `m` name | daemon metadata (e.g. the admin key hash, the master key check) |
 //! | `e` event id | where the event's body lies in the event log (or, for events kept past their segment and in older stores, the [`Event`] itself), and the ids of the deliveries fan-out made of it (see [`bodies`]) |
 //! | `k` tenant `\0` key | [`IdemRecord`] |
-//! | `d` delivery(16) | [`Delivery`] |
+//! | `d` delivery(16) | `0u8`, then [`Delivery`] with its first attempt once made (older stores: [`Delivery`] alone; see [`record`]) |
 //! | `x` endpoint(16) delivery(16) | `()`: deliveries of an endpoint (ids sort by creation time) |
-//! | `a` delivery(16) attempt(4) | [`Attempt`] |
+//! | `a` delivery(16) attempt(4) | [`Attempt`]: attempts after the first (older records: every attempt) |
 //! | `s` due_ms(8) delivery(16) | endpoint(16) attempts made(4, BE): durable deadlines, in time order (older stores: endpoint only) |
 //! | `p` endpoint(16) | [`Endpoint`] in plain text (older stores; stores opened without a master key) |
 //! | `q` endpoint(16) | the endpoint with its secrets sealed (see `sled_store/secrets.rs`) |
@@ -67,11 +67,13 @@ mod bodies;
 mod controls;
 mod fresh;
 mod purge;
+mod record;
 mod secrets;
 use bodies::{Body, BodyRef, EventAt, StoredEvent};
 use fresh::{Entry, Fresh, FreshEvent};
 pub use fresh::{LINGER_MS, MAX_FRESH, OUT_PER_BATCH};
 pub use purge::{Purged, GRACE_MS as PURGE_GRACE_MS};
+use record::StoredDelivery;
 pub use secrets::rekey;
 use secrets::{open_endpoint, seal_endpoint, sealed_endpoint_key};
 
@@ -672,7 +674,15 @@ impl SledStore {
     }
 
     fn stored_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>> {
-        self.get_decoded(&delivery_key(id))
+        Ok(self.stored_record(id)?.map(|r| r.delivery))
+    }
+
+    fn stored_record(&self, id: DeliveryId) -> Result<Option<StoredDelivery>> {
+        let k = delivery_key(id);
+        match self.db.get(&k)? {
+            Some(v) => record::decode(&k, &v).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// On start, for every outcome record replayed: indexes again the events of its fan-outs if
@@ -786,15 +796,20 @@ impl SledStore {
                     None => match made.remove(&id).or_else(|| fresh.get(id).cloned()) {
                         Some(e) => Touched {
                             delivery: e.delivery(id),
+                            first: None,
+                            current: true,
                             stored: false,
                             stored_due: None,
                             stored_attempts: 0,
                         },
-                        None => match self.stored_delivery(id)? {
-                            Some(d) => Touched {
-                                stored_due: d.next_attempt_ms,
-                                stored_attempts: d.attempts,
-                                delivery: d,
+                        None => match self.stored_record(id)? {
+                            Some(r) => Touched {
+                                stored_due: r.delivery.next_attempt_ms,
+                                stored_attempts: r.delivery.attempts,
+                                // An older record not attempted yet has no `a` key to keep.
+                                current: r.current || r.delivery.attempts == 0,
+                                first: r.first,
+                                delivery: r.delivery,
                                 stored: true,
                             },
                             None => continue,
@@ -803,6 +818,7 @@ impl SledStore {
                 };
                 let before = t.delivery.status;
                 let mut after = t.delivery;
+                let mut first = t.first;
                 match change {
                     Change::Attempted {
                         attempt,
@@ -815,7 +831,11 @@ impl SledStore {
                             let s = self.stats_of(&mut stats, after.endpoint_id)?;
                             streak(s, signal, attempt.at_ms);
                         }
-                        batch.insert(attempt_key(id, attempt.number), enc(attempt)?);
+                        if attempt.number == 1 && t.current {
+                            first = Some(attempt.clone());
+                        } else {
+                            batch.insert(attempt_key(id, attempt.number), enc(attempt)?);
+                        }
                         after.attempts = attempt.number;
                         after.last_attempt_ms = Some(attempt.at_ms);
                         after.last_status_code = attempt.status_code;
@@ -845,6 +865,7 @@ impl SledStore {
                     id,
                     Touched {
                         delivery: after,
+                        first,
                         ..t
                     },
                 );
@@ -875,10 +896,12 @@ impl SledStore {
                     batch.insert(due_key(due, d.id), deadline_value(d));
                 }
             }
-            if t.stored {
-                batch.insert(delivery_key(d.id), enc(d)?);
+            if !t.stored {
+                write_new_delivery(&mut batch, d, t.first.as_ref())?;
+            } else if t.current {
+                batch.insert(delivery_key(d.id), record::encode(d, t.first.as_ref())?);
             } else {
-                write_new_delivery(&mut batch, d)?;
+                batch.insert(delivery_key(d.id), enc(d)?);
             }
         }
         for (ep, s) in &stats {
@@ -1001,7 +1024,7 @@ impl SledStore {
     pub fn seed_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
         let mut batch = sled::Batch::default();
         for d in deliveries {
-            write_new_delivery(&mut batch, d)?;
+            write_new_delivery(&mut batch, d, None)?;
             if let Some(due) = d.next_attempt_ms {
                 batch.insert(due_key(due, d.id), deadline_value(d));
             }
@@ -1072,8 +1095,9 @@ impl SledStore {
         let end = delivery_key(DeliveryId((history_before_ms as u128) << 80));
         for kv in self.db.range(first..end) {
             let (k, v) = kv?;
-            let d: Delivery = dec(&k, &v)?;
-            if !finished(&d) {
+            let r = record::decode(&k, &v)?;
+            let d = &r.delivery;
+            if !finished(d) {
                 continue;
             }
             batch.remove(k);
@@ -1082,7 +1106,7 @@ impl SledStore {
                 &d.endpoint_id.to_bytes(),
                 &d.id.to_bytes(),
             ]));
-            for n in 1..=d.attempts {
+            for n in (1..=d.attempts).filter(|n| r.keyed(*n)) {
                 batch.remove(attempt_key(d.id, n));
             }
             out.deliveries += 1;
@@ -1252,6 +1276,11 @@ const LOG_TIME_MARGIN_MS: u64 = 60_000;
 /// A delivery being changed by one [`SledStore::apply`].
 struct Touched {
     delivery: Delivery,
+    /// Attempt 1, held in the record (see [`record`]).
+    first: Option<Attempt>,
+    /// Whether the record is (or becomes) of the current layout; else its attempts all have
+    /// `a` keys and it is rewritten in the older one.
+    current: bool,
     /// Whether sled holds it already (else it was fresh).
     stored: bool,
     /// The deadline key sled holds for it.
@@ -1272,15 +1301,19 @@ fn fresh_event(ev: &FannedEvent) -> Arc<FreshEvent> {
 fn write_out(batch: &mut sled::Batch, out: &[(DeliveryId, fresh::Entry)]) -> Result<()> {
     for (id, e) in out {
         let d = e.delivery(*id);
-        write_new_delivery(batch, &d)?;
+        write_new_delivery(batch, &d, None)?;
         batch.insert(due_key(d.created_at_ms, *id), deadline_value(&d));
     }
     Ok(())
 }
 
-/// A delivery's record and its endpoint index key.
-fn write_new_delivery(batch: &mut sled::Batch, d: &Delivery) -> Result<()> {
-    batch.insert(delivery_key(d.id), enc(d)?);
+/// A delivery's record (holding its first attempt, if made) and its endpoint index key.
+fn write_new_delivery(
+    batch: &mut sled::Batch,
+    d: &Delivery,
+    first: Option<&Attempt>,
+) -> Result<()> {
+    batch.insert(delivery_key(d.id), record::encode(d, first)?);
     batch.insert(
         key(&[
             Kind::EndpointDelivery.prefix(),
@@ -1553,13 +1586,15 @@ impl HistoryReads for SledStore {
     }
 
     fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>> {
-        self.db
+        let first = self.stored_record(id)?.and_then(|r| r.first);
+        let keyed = self
+            .db
             .scan_prefix(key(&[Kind::Attempt.prefix(), &id.to_bytes()]))
             .map(|kv| {
                 let (k, v) = kv?;
                 dec(&k, &v)
-            })
-            .collect()
+            });
+        first.map(Ok).into_iter().chain(keyed).collect()
     }
 }
 

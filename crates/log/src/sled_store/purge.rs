@@ -18,9 +18,9 @@
 
 use std::collections::HashSet;
 
-use hookd_types::{Delivery, DeliveryId, EndpointId};
+use hookd_types::{DeliveryId, EndpointId};
 
-use super::{attempt_key, dec, delivery_key, due_key, key, meta_key, stat_key, Kind, SledStore};
+use super::{attempt_key, delivery_key, due_key, key, meta_key, record, stat_key, Kind, SledStore};
 use super::{OUTCOMES_APPLIED, OUTCOMES_REPLAY_FROM};
 use crate::error::Result;
 
@@ -151,9 +151,10 @@ impl SledStore {
             let Some(v) = self.db.get(&dk)? else {
                 continue;
             };
-            let d: Delivery = dec(&dk, &v)?;
+            let r = record::decode(&dk, &v)?;
+            let d = &r.delivery;
             batch.remove(dk);
-            for a in 1..=d.attempts {
+            for a in (1..=d.attempts).filter(|a| r.keyed(*a)) {
                 batch.remove(attempt_key(id, a));
             }
             if let Some(due) = d.next_attempt_ms {

@@ -769,3 +769,41 @@ fn a_replay_scan_reads_old_time_keys_through_the_event() {
     .unwrap();
     assert_eq!(seen, [("mine".to_owned(), "job.completed".to_owned())]);
 }
+
+#[test]
+fn a_first_attempt_lives_in_its_record_and_older_records_keep_their_attempt_keys() {
+    let dir = TempStore::new();
+    let s = dir.open();
+    let (ep, d0) = fanned_out_one(&s);
+    let keyed = |s: &SledStore| s.db.scan_prefix(Kind::Attempt.prefix()).count();
+    let ok = crate::testing::answered_attempt(1, 20, 200);
+    s.apply(&[attempted(d0.id, &ok, DeliveryStatus::Delivered, None)], 1, 1)
+        .unwrap();
+    assert_eq!(s.attempts(d0.id).unwrap(), vec![ok.clone()]);
+    assert_eq!(keyed(&s), 0, "delivered at once: record and index key only");
+
+    // A record of the older layout: the delivery alone, attempt 1 under its own key.
+    let mut old = delivery("e2", ep, 10);
+    old.attempts = 1;
+    old.status = DeliveryStatus::Retrying;
+    let fail = crate::testing::answered_attempt(1, 10, 503);
+    let mut batch = sled::Batch::default();
+    batch.insert(delivery_key(old.id), enc(&old).unwrap());
+    batch.insert(attempt_key(old.id, 1), enc(&fail).unwrap());
+    s.db.apply_batch(batch).unwrap();
+    let second = crate::testing::answered_attempt(2, 30, 200);
+    s.apply(
+        &[attempted(old.id, &second, DeliveryStatus::Delivered, None)],
+        2,
+        2,
+    )
+    .unwrap();
+    assert_eq!(s.attempts(old.id).unwrap(), vec![fail, second]);
+    assert_eq!(keyed(&s), 2, "an older record's attempts stay keyed");
+    assert_eq!(s.get_delivery(old.id).unwrap().unwrap().attempts, 2);
+
+    // Retention deletes both kinds whole.
+    assert_eq!(s.retain(u64::MAX >> 16, 0, 100).unwrap().deliveries, 2);
+    assert_eq!(keyed(&s), 0);
+    assert!(s.attempts(d0.id).unwrap().is_empty());
+}
