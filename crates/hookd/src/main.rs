@@ -52,6 +52,7 @@ enum Command {
 const EX_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
+    no_huge_pages();
     let args = Args::parse();
     let top = args.config.config;
     match args.command {
@@ -62,6 +63,21 @@ fn main() -> ExitCode {
             config,
             new_key_file,
         }) => with_config(config.config.or(top), |cfg| rekey(&cfg, &new_key_file)),
+    }
+}
+
+/// Turns transparent huge pages off for this process, unless `MIMALLOC_ALLOW_THP=1` asks for
+/// them. mimalloc asks the kernel for huge pages where it may, and each first touch of one
+/// zeroes 2 MiB however little of it is used: in a profile of 64 producers posting single
+/// events, the kernel's page clearing was 13% of the HTTP threads' time, and side by side hookd
+/// used 7-15% more CPU per event and 45-55% more peak memory with them (BENCHMARKS.md, eighth
+/// pass). A process-wide flag, read by the kernel at each fault, so it also covers what was
+/// mapped before this call.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if std::env::var("MIMALLOC_ALLOW_THP").as_deref() != Ok("1") {
+        // Refused only by kernels older than 3.15; nothing to do then but run with them.
+        let _ = rustix::thread::disable_transparent_huge_pages(true);
     }
 }
 

@@ -777,8 +777,12 @@ fn a_first_attempt_lives_in_its_record_and_older_records_keep_their_attempt_keys
     let (ep, d0) = fanned_out_one(&s);
     let keyed = |s: &SledStore| s.db.scan_prefix(Kind::Attempt.prefix()).count();
     let ok = crate::testing::answered_attempt(1, 20, 200);
-    s.apply(&[attempted(d0.id, &ok, DeliveryStatus::Delivered, None)], 1, 1)
-        .unwrap();
+    s.apply(
+        &[attempted(d0.id, &ok, DeliveryStatus::Delivered, None)],
+        1,
+        1,
+    )
+    .unwrap();
     assert_eq!(s.attempts(d0.id).unwrap(), vec![ok.clone()]);
     assert_eq!(keyed(&s), 0, "delivered at once: record and index key only");
 
