@@ -109,6 +109,24 @@ pub struct SledStore {
     /// Where the events of the event-log records read by [`EventLog::read_log`] lie, by seq,
     /// until [`EventLog::index_events`] takes them (see [`bodies`]).
     located: Mutex<HashMap<Seq, Vec<EventAt>>>,
+    /// Where retention's scans go on from ([`SledStore::retain`]); only the indexer uses it.
+    sweep: Mutex<Sweep>,
+}
+
+/// Where retention's next pass starts, so that a pass does not walk again over what earlier
+/// passes deleted. sled leaves emptied leaves in place until it merges them, and a range scan
+/// from the first key visited every one of them (reading them back from disk once evicted):
+/// under a sustained load each pass took longer, and retention fell further behind.
+#[derive(Debug, Default)]
+struct Sweep {
+    /// The first delivery id the next pass reads. Every delivery below it was deleted, or is
+    /// unfinished and at or above `unfinished`.
+    deliveries_from: u128,
+    /// The lowest unfinished delivery this sweep passed over: the next sweep starts there once
+    /// this one reaches the cutoff.
+    unfinished: Option<u128>,
+    /// The first idempotency time key the next pass reads: every one below it is deleted.
+    idempotency_from: Vec<u8>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -511,6 +529,7 @@ impl SledStore {
             master: None,
             redo_below: 0,
             located: Mutex::new(HashMap::new()),
+            sweep: Mutex::new(Sweep::default()),
         };
         let cursor = match store.meta_u64_opt(EVENTS_CURSOR)? {
             Some(c) => c,
@@ -1091,13 +1110,22 @@ impl SledStore {
     ) -> Result<Retained> {
         let mut out = Retained::default();
         let mut batch = sled::Batch::default();
-        let first = delivery_key(DeliveryId(0));
-        let end = delivery_key(DeliveryId((history_before_ms as u128) << 80));
+        let mut sweep = self.sweep.lock().unwrap_or_else(|p| p.into_inner());
+        let cutoff = (history_before_ms as u128) << 80;
+        let first = delivery_key(DeliveryId(sweep.deliveries_from.min(cutoff)));
+        let end = delivery_key(DeliveryId(cutoff));
+        // Where this pass stopped for its budget; none: it reached the cutoff.
+        let mut stopped = None;
         for kv in self.db.range(first..end) {
             let (k, v) = kv?;
             let r = record::decode(&k, &v)?;
             let d = &r.delivery;
+            if out.deliveries == budget {
+                stopped = Some(d.id.0);
+                break;
+            }
             if !finished(d) {
+                sweep.unfinished = Some(sweep.unfinished.map_or(d.id.0, |u| u.min(d.id.0)));
                 continue;
             }
             batch.remove(k);
@@ -1110,9 +1138,11 @@ impl SledStore {
                 batch.remove(attempt_key(d.id, n));
             }
             out.deliveries += 1;
-            if out.deliveries == budget {
-                break;
-            }
+        }
+        match stopped {
+            Some(id) => sweep.deliveries_from = id,
+            // The sweep is through: the next one starts at what it had to leave.
+            None => sweep.deliveries_from = sweep.unfinished.take().unwrap_or(cutoff),
         }
         self.db.apply_batch(std::mem::take(&mut batch))?;
         // Events made before this time are all deleted or hold their bodies themselves once
@@ -1159,9 +1189,14 @@ impl SledStore {
             Kind::IdempotencyTime.prefix(),
             &idempotency_before_ms.to_be_bytes(),
         ]);
-        for kv in self.db.range(Kind::IdempotencyTime.prefix().to_vec()..end) {
+        let from = Kind::IdempotencyTime
+            .prefix()
+            .to_vec()
+            .max(sweep.idempotency_from.clone());
+        for kv in self.db.range(from..end) {
             let (k, _) = kv?;
             batch.remove(key(&[Kind::Idempotency.prefix(), &k[9..]]));
+            sweep.idempotency_from = k.to_vec();
             batch.remove(k);
             out.idempotency_keys += 1;
             if out.idempotency_keys == budget {

@@ -811,3 +811,68 @@ fn a_first_attempt_lives_in_its_record_and_older_records_keep_their_attempt_keys
     assert_eq!(keyed(&s), 0);
     assert!(s.attempts(d0.id).unwrap().is_empty());
 }
+
+#[test]
+fn retention_passes_go_on_where_the_last_stopped_and_come_back_for_what_waited() {
+    let dir = TempStore::new();
+    let s = dir.open();
+    let ep = EndpointId::generate();
+    let at = |ms: u64| DeliveryId(((ms as u128) << 80) | 1);
+    let mut made = Vec::new();
+    for (i, ms) in [1_000u64, 2_000, 3_000, 4_000, 5_000]
+        .into_iter()
+        .enumerate()
+    {
+        let mut e = entry(&format!("e{i}"), Some(&format!("k{i}")));
+        e.event.created_at_ms = ms;
+        let mut d = delivery(&format!("e{i}"), ep, ms);
+        d.id = at(ms);
+        fan_out(&s, i as u64 + 1, &vec![e], std::slice::from_ref(&d));
+        made.push(d);
+    }
+    let ok = crate::testing::answered_attempt(1, 6_000, 200);
+    let fail = crate::testing::answered_attempt(1, 6_000, 503);
+    let facts: Vec<_> = made
+        .iter()
+        .map(|d| match d.id == at(2_000) {
+            true => attempted(d.id, &fail, DeliveryStatus::Retrying, Some(99_000)),
+            false => attempted(d.id, &ok, DeliveryStatus::Delivered, None),
+        })
+        .collect();
+    s.apply(&facts, 1, 1).unwrap();
+
+    // One of each kind per pass: four passes delete the four finished deliveries and four
+    // of the five idempotency keys, passing over the one still waiting.
+    for _ in 0..4 {
+        let r = s.retain(10_000, 10_000, 1).unwrap();
+        assert_eq!((r.deliveries, r.idempotency_keys), (1, 1));
+    }
+    let r = s.retain(10_000, 10_000, 1).unwrap();
+    assert_eq!((r.deliveries, r.idempotency_keys), (0, 1));
+    assert_eq!(s.retain(10_000, 10_000, 1).unwrap().deliveries, 0);
+    assert!(made
+        .iter()
+        .all(|d| (d.id == at(2_000)) == s.get_delivery(d.id).unwrap().is_some()));
+
+    // The one that waited finishes: the next sweep starts where it was, and finds it.
+    let ok2 = crate::testing::answered_attempt(2, 99_000, 200);
+    s.apply(
+        &[attempted(at(2_000), &ok2, DeliveryStatus::Delivered, None)],
+        2,
+        2,
+    )
+    .unwrap();
+    assert_eq!(s.retain(10_000, 10_000, 1).unwrap().deliveries, 1);
+    assert_eq!(s.get_delivery(at(2_000)).unwrap(), None);
+    // Newer ones are found as the cutoff moves on.
+    let mut d = delivery("late", ep, 20_000);
+    d.id = at(20_000);
+    fan_out(&s, 9, &vec![entry("late", None)], std::slice::from_ref(&d));
+    s.apply(
+        &[attempted(d.id, &ok, DeliveryStatus::Delivered, None)],
+        3,
+        3,
+    )
+    .unwrap();
+    assert_eq!(s.retain(30_000, 30_000, 1).unwrap().deliveries, 1);
+}
