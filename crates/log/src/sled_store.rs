@@ -412,6 +412,15 @@ fn attempt_key(id: DeliveryId, n: u32) -> Vec<u8> {
     key(&[Kind::Attempt.prefix(), &id.to_bytes(), &n.to_be_bytes()])
 }
 
+/// Removes the attempt keys of a delivery being deleted (its first attempt may be in its
+/// record instead: see [`record`]).
+fn remove_attempts(batch: &mut sled::Batch, r: &StoredDelivery) {
+    let d = &r.delivery;
+    for n in (1..=d.attempts).filter(|n| r.keyed(*n)) {
+        batch.remove(attempt_key(d.id, n));
+    }
+}
+
 /// Takes an attempt's outcome into the endpoint's failing streak and breaker count.
 fn streak(s: &mut Stats, signal: Signal, at_ms: u64) {
     match signal.streak() {
@@ -1138,9 +1147,7 @@ impl SledStore {
                 &d.endpoint_id.to_bytes(),
                 &d.id.to_bytes(),
             ]));
-            for n in (1..=d.attempts).filter(|n| r.keyed(*n)) {
-                batch.remove(attempt_key(d.id, n));
-            }
+            remove_attempts(&mut batch, &r);
             out.deliveries += 1;
         }
         let reached = match stopped {

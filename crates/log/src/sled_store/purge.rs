@@ -20,7 +20,9 @@ use std::collections::HashSet;
 
 use hookd_types::{DeliveryId, EndpointId};
 
-use super::{attempt_key, delivery_key, due_key, key, meta_key, record, stat_key, Kind, SledStore};
+use super::{
+    delivery_key, due_key, key, meta_key, record, remove_attempts, stat_key, Kind, SledStore,
+};
 use super::{OUTCOMES_APPLIED, OUTCOMES_REPLAY_FROM};
 use crate::error::Result;
 
@@ -154,9 +156,7 @@ impl SledStore {
             let r = record::decode(&dk, &v)?;
             let d = &r.delivery;
             batch.remove(dk);
-            for a in (1..=d.attempts).filter(|a| r.keyed(*a)) {
-                batch.remove(attempt_key(id, a));
-            }
+            remove_attempts(batch, &r);
             if let Some(due) = d.next_attempt_ms {
                 batch.remove(due_key(due, id));
             }
