@@ -111,6 +111,9 @@ pub struct SledStore {
     located: Mutex<HashMap<Seq, Vec<EventAt>>>,
     /// Where retention's scans go on from ([`SledStore::retain`]); only the indexer uses it.
     sweep: Mutex<Sweep>,
+    /// The oldest event time indexed since the last retention pass (`u64::MAX`: none): an
+    /// event fanned out late may sort before where the events passes go on from.
+    indexed_from_ms: AtomicU64,
 }
 
 /// Where retention's next pass starts, so that a pass does not walk again over what earlier
@@ -131,6 +134,16 @@ struct Sweep {
     /// a pass: events from before it may have none left. Later ones surely have theirs, and
     /// the events pass stops there rather than read every delivery of each of them.
     swept_ms: u64,
+    /// The first event time key the next events pass reads (empty: the first there is). Every
+    /// one below it was deleted, or kept and counted in `events_kept_logged_ms`.
+    events_from: Vec<u8>,
+    /// The oldest time of the events passed over and kept since the passes last started from
+    /// the first key whose bodies are still in the event log: its segments from then on stay.
+    events_kept_logged_ms: Option<u64>,
+    /// The last pass deleted all that was due: the next starts over from the first key, for
+    /// the events kept (their deliveries may be gone since) and for any indexed late with an
+    /// older time. Once per caught-up pass (every `retention.every`), never while behind.
+    events_over: bool,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -543,6 +556,7 @@ impl SledStore {
             redo_below: 0,
             located: Mutex::new(HashMap::new()),
             sweep: Mutex::new(Sweep::default()),
+            indexed_from_ms: AtomicU64::new(u64::MAX),
         };
         let cursor = match store.meta_u64_opt(EVENTS_CURSOR)? {
             Some(c) => c,
@@ -1167,20 +1181,33 @@ impl SledStore {
         // the pass is through: the event log may drop its segments from before it.
         let mut log_kept_from = history_before_ms;
         let end = key(&[Kind::EventTime.prefix(), &history_before_ms.to_be_bytes()]);
-        for kv in self.db.range(Kind::EventTime.prefix().to_vec()..end) {
+        if std::mem::take(&mut sweep.events_over) {
+            sweep.events_from.clear();
+            sweep.events_kept_logged_ms = None;
+        }
+        let late = self.indexed_from_ms.swap(u64::MAX, Ordering::SeqCst);
+        let late = key(&[Kind::EventTime.prefix(), &late.to_be_bytes()]);
+        if late < sweep.events_from {
+            sweep.events_from = late;
+        }
+        let from = Kind::EventTime
+            .prefix()
+            .to_vec()
+            .max(sweep.events_from.clone());
+        // Where this pass stopped (its budget, or events whose deliveries are not swept yet);
+        // none: it reached `end`.
+        let mut stopped = None;
+        for kv in self.db.range(from..end.clone()) {
             let (k, _) = kv?;
             let made_ms = k
                 .get(1..9)
                 .and_then(|b| b.try_into().ok())
                 .map_or(0, u64::from_be_bytes);
-            if out.events == budget || out.events_inlined == budget {
-                log_kept_from = made_ms;
-                break;
-            }
             // Its deliveries are not swept yet: reading them all (under a sustained load,
             // thousands of events of a hundred each, every pass) only finds them there.
-            if made_ms >= sweep.swept_ms {
+            if out.events == budget || out.events_inlined == budget || made_ms >= sweep.swept_ms {
                 log_kept_from = log_kept_from.min(made_ms);
+                stopped = Some(k.to_vec());
                 break;
             }
             let id = String::from_utf8_lossy(&k[9..]).into_owned();
@@ -1200,7 +1227,8 @@ impl SledStore {
                     // Deleted by a later pass: its segment waits for that.
                     Left::Finished => {
                         if let Body::Logged(_) = stored.body {
-                            log_kept_from = log_kept_from.min(made_ms);
+                            let kept = sweep.events_kept_logged_ms.get_or_insert(made_ms);
+                            *kept = (*kept).min(made_ms);
                         }
                         continue;
                     }
@@ -1208,6 +1236,11 @@ impl SledStore {
             }
             batch.remove(k);
             out.events += 1;
+        }
+        // Passes go on where this one stopped, not over the leaves sled emptied before it.
+        sweep.events_from = stopped.unwrap_or(end);
+        if let Some(kept) = sweep.events_kept_logged_ms {
+            log_kept_from = log_kept_from.min(kept);
         }
         let end = key(&[
             Kind::IdempotencyTime.prefix(),
@@ -1231,6 +1264,12 @@ impl SledStore {
         out.idempotency_keys +=
             self.expire_replay_answers(&mut batch, idempotency_before_ms, left)?;
         self.db.apply_batch(batch)?;
+        // Caught up: the next pass looks again at the events this one kept.
+        sweep.events_over = [out.deliveries, out.events, out.events_inlined]
+            .iter()
+            .chain([&out.idempotency_keys])
+            .all(|&n| n < budget);
+        drop(sweep);
         out.log_segments = self.trim_event_log(log_kept_from)?;
         Ok(out)
     }
@@ -1479,6 +1518,10 @@ impl EventLog for SledStore {
             }
         }
         self.db.apply_batch(batch)?;
+        // After the keys are in: a pass that took the mark before saw them.
+        if let Some(oldest) = record.iter().map(|e| e.event.created_at_ms).min() {
+            self.indexed_from_ms.fetch_min(oldest, Ordering::SeqCst);
+        }
         self.cursor.fetch_max(seq + 1, Ordering::SeqCst);
         Ok(())
     }

@@ -876,3 +876,67 @@ fn retention_passes_go_on_where_the_last_stopped_and_come_back_for_what_waited()
     .unwrap();
     assert_eq!(s.retain(30_000, 30_000, 1).unwrap().deliveries, 1);
 }
+
+#[test]
+fn events_passes_go_on_where_the_last_stopped_and_look_again_once_caught_up() {
+    let dir = TempStore::new();
+    let s = dir.open();
+    let ep = EndpointId::generate();
+    let at = |ms: u64| DeliveryId(((ms as u128) << 80) | 1);
+    let ok = crate::testing::answered_attempt(1, 9_000, 200);
+    let fail = crate::testing::answered_attempt(1, 9_000, 503);
+    // An event made at `ms`, fanned out at `fanned_ms` (its delivery's id time).
+    let make_at = |seq: u64, name: &str, ms: u64, fanned_ms: u64, done: bool| {
+        let mut e = entry(name, None);
+        e.event.created_at_ms = ms;
+        let mut d = delivery(name, ep, fanned_ms);
+        d.id = at(fanned_ms);
+        fan_out(&s, seq, &vec![e], std::slice::from_ref(&d));
+        let fact = match done {
+            true => attempted(d.id, &ok, DeliveryStatus::Delivered, None),
+            false => attempted(d.id, &fail, DeliveryStatus::Retrying, Some(99_000)),
+        };
+        s.apply(&[fact], seq, seq).unwrap();
+        d
+    };
+    let make = |seq, name, ms, done| make_at(seq, name, ms, ms, done);
+    let event = |name: &str| s.stored_event(name).unwrap().is_some();
+    make(1, "e1", 1_000, true);
+    let waiting = make(2, "e2", 2_000, false);
+    make(3, "e3", 3_000, true);
+    make(4, "e4", 4_000, true);
+
+    // Budget 1: each pass deletes one delivery, then one event once its delivery is gone.
+    // Each is behind (at its budget), so none starts the next over.
+    let mut events = 0;
+    for _ in 0..3 {
+        events += s.retain(10_000, 0, 1).unwrap().events;
+    }
+    assert_eq!(events, 3);
+    assert!(event("e2") && !event("e1") && !event("e3") && !event("e4"));
+    // The pass went on past e2 (kept): the cursor is at the end of what was due.
+    let from = s.sweep.lock().unwrap().events_from.clone();
+    assert_eq!(
+        from,
+        key(&[Kind::EventTime.prefix(), &10_000u64.to_be_bytes()])
+    );
+
+    // An event indexed late, with an older time than where the passes go on from, is seen.
+    make_at(5, "late", 500, 5_000, true);
+    assert_eq!(s.retain(10_000, 0, 1).unwrap().events, 1);
+    assert!(!event("late"), "indexed late, swept all the same");
+
+    // e2's delivery finishes: a caught-up pass starts the next over from the first key.
+    let ok2 = crate::testing::answered_attempt(2, 99_000, 200);
+    s.apply(
+        &[attempted(waiting.id, &ok2, DeliveryStatus::Delivered, None)],
+        6,
+        6,
+    )
+    .unwrap();
+    let r = s.retain(10_000, 0, 10).unwrap();
+    assert_eq!(r.deliveries, 1);
+    s.retain(10_000, 0, 10).unwrap();
+    assert!(!event("e2"), "looked at again once caught up");
+    assert_eq!(s.db.scan_prefix(Kind::EventTime.prefix()).count(), 0);
+}
