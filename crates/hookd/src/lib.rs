@@ -7,6 +7,7 @@
 //! - [`tls`]: the listener over TLS and its certificate reload on SIGHUP.
 //! - [`rekey`]: `hookd rekey`, re-sealing every secret under a new master key.
 //! - [`listener`]: accepting and serving connections under the `[server]` limits.
+//! - [`priority`]: the data plane's threads yield the CPU to those answering requests.
 //! - [`run`]: opens the store, builds every stage, serves until `shutdown` resolves, then drains.
 //!   The data plane (shards, attempts, pager, fan-out's tasks) runs on a runtime of its own
 //!   (`hookd-deliver` threads); HTTP is served on the caller's.
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod keys;
 pub mod listener;
+pub mod priority;
 pub mod rekey;
 pub mod tls;
 
@@ -261,6 +263,7 @@ pub async fn run(
     // runtime) still answers at once.
     let data_plane = tokio::runtime::Builder::new_multi_thread()
         .thread_name("hookd-deliver")
+        .on_thread_start(priority::lower_this_thread)
         .enable_all()
         .build()
         .context("starting the delivery runtime")?;
@@ -287,6 +290,9 @@ pub async fn run(
         .context("starting the fan-out thread")?;
         (scheduler, pager, fanout)
     };
+    // Fan-out and the indexer are running by now; the delivery runtime's threads lower
+    // themselves as they start.
+    priority::lower_data_plane();
     let checkpointer = tokio::spawn(checkpoints(
         outcomes.clone(),
         sled.clone(),
