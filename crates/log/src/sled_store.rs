@@ -123,7 +123,8 @@ pub struct SledStore {
 #[derive(Debug, Default)]
 struct Sweep {
     /// The first delivery id the next pass reads. Every delivery below it was deleted, or is
-    /// unfinished and at or above `unfinished`.
+    /// unfinished and at or above `unfinished`. Never above the oldest fresh delivery (not in
+    /// sled, so no pass has seen it).
     deliveries_from: u128,
     /// The lowest unfinished delivery this sweep passed over: the next sweep starts there once
     /// this one reaches the cutoff.
@@ -463,8 +464,9 @@ pub struct Restorer<'a> {
 }
 
 impl Restorer<'_> {
-    /// On start, for outcome records already applied (record `seq`): makes the deliveries of
-    /// their fan-outs and replays fresh again unless they were written to sled since.
+    /// On start, for outcome records already applied (record `seq`), in order: makes the
+    /// deliveries of their fan-outs and replays fresh again unless they were written to sled
+    /// since, or attempted in a later record (then deleted since, or they would be in sled).
     pub fn restore(&mut self, changes: &[Change], seq: Seq) -> Result<()> {
         let store = self.store;
         let mut fresh = store.fresh_write();
@@ -475,7 +477,15 @@ impl Restorer<'_> {
                     events
                 }
                 Change::Replayed { events } => events,
-                Change::Attempted { .. } | Change::Retried { .. } => continue,
+                // Applied, so written to sled with this fact. Not there now means deleted
+                // since (retention, a purge): it must not come back as fresh, to be delivered
+                // again and listed as pending.
+                Change::Attempted { delivery, .. } | Change::Retried { delivery, .. } => {
+                    if fresh.remove(*delivery).is_some() {
+                        self.restored = self.restored.saturating_sub(1);
+                    }
+                    continue;
+                }
             };
             for ev in events {
                 let shared = fresh_event(ev);
@@ -1175,6 +1185,11 @@ impl SledStore {
                 history_before_ms
             }
         };
+        // A fresh delivery is not in sled, so no pass saw it: the next goes back to the oldest,
+        // which may be finished by then (it would be passed over for good otherwise).
+        if let Some(oldest) = self.fresh_read().oldest() {
+            sweep.deliveries_from = sweep.deliveries_from.min(oldest.0);
+        }
         sweep.swept_ms = sweep.swept_ms.max(reached);
         self.db.apply_batch(std::mem::take(&mut batch))?;
         // Events made before this time are all deleted or hold their bodies themselves once

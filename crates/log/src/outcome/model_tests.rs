@@ -1,7 +1,8 @@
 //! A model-based test of the store as the engine drives it: random runs of fan-out, attempt
-//! outcomes, manual retries, checkpoints and restarts against a plain in-memory model, checked
-//! after every step (each delivery's status, attempts and deadline; the deliveries waiting for
-//! an attempt; every endpoint's stats and its listing, page by page). Each run caps the fresh
+//! outcomes, manual retries, checkpoints, compaction (retention) and restarts against a plain
+//! in-memory model, checked after every step (each delivery's status, attempts and deadline;
+//! the deliveries waiting for an attempt; every endpoint's stats and its listing, page by page;
+//! the event of every delivery left, readable). Each run caps the fresh
 //! (memory-only) deliveries differently, so both their paths are taken: written out with their
 //! first outcome, and written out as they stand.
 
@@ -32,6 +33,10 @@ enum Op {
         pick: usize,
     },
     Checkpoint,
+    /// A retention pass deleting finished history made more than `age` ms ago.
+    Compact {
+        age: u64,
+    },
     Restart,
 }
 
@@ -53,6 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (any::<usize>(), outcome).prop_map(|(pick, outcome)| Op::Attempt { pick, outcome }),
         2 => any::<usize>().prop_map(|pick| Op::Retry { pick }),
         1 => Just(Op::Checkpoint),
+        1 => (0u64..200).prop_map(|age| Op::Compact { age }),
         1 => Just(Op::Restart),
     ]
 }
@@ -61,6 +67,7 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Clone, PartialEq)]
 struct Expected {
     endpoint: EndpointId,
+    event: String,
     status: DeliveryStatus,
     attempts: u32,
     next: Option<u64>,
@@ -72,6 +79,8 @@ struct Harness {
     log: Option<OutcomeLog>,
     endpoints: [EndpointId; 3],
     model: BTreeMap<DeliveryId, Expected>,
+    /// Deliveries retention deleted: gone from every read, still counted in their stats.
+    gone: BTreeMap<DeliveryId, Expected>,
     clock: u64,
     events: u64,
     /// Most fresh deliveries the store keeps.
@@ -88,6 +97,7 @@ impl Harness {
             log: Some(log),
             endpoints: [(); 3].map(|_| EndpointId::generate()),
             model: BTreeMap::new(),
+            gone: BTreeMap::new(),
             // Ids carry their creation time, and fresh deliveries older than the linger are
             // written out: start at the wall clock so only the cap decides.
             clock: hookd_types::time::now_ms(),
@@ -160,6 +170,7 @@ impl Harness {
                         id,
                         Expected {
                             endpoint,
+                            event: event.id.clone(),
                             status: DeliveryStatus::Pending,
                             attempts: 0,
                             next: Some(now),
@@ -218,6 +229,30 @@ impl Harness {
             Op::Checkpoint => {
                 self.log().checkpoint(&self.store).unwrap();
             }
+            Op::Compact { age } => {
+                // Called here rather than by the indexer, which is idle: every record so far
+                // is applied, and nothing else writes delivery state meanwhile.
+                let cutoff = now.saturating_sub(age);
+                let done = self.store.retain(cutoff, 0, usize::MAX).unwrap();
+                let due: Vec<DeliveryId> = self
+                    .model
+                    .iter()
+                    .filter(|(id, e)| {
+                        ((id.0 >> 80) as u64) < cutoff
+                            && e.next.is_none()
+                            && matches!(
+                                e.status,
+                                DeliveryStatus::Delivered | DeliveryStatus::DeadLettered
+                            )
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                assert_eq!(done.deliveries, due.len(), "finished deliveries deleted");
+                for id in due {
+                    let e = self.model.remove(&id).unwrap();
+                    self.gone.insert(id, e);
+                }
+            }
             Op::Restart => {
                 self.log.take().unwrap().close().unwrap();
                 let dir = std::mem::take(&mut self.dir);
@@ -249,6 +284,12 @@ impl Harness {
                 "delivery {id}"
             );
             assert_eq!(self.store.attempts(*id).unwrap().len() as u32, e.attempts);
+            let event = self.store.get_event(&e.event).unwrap();
+            assert!(event.is_some(), "event {} of delivery {id} kept", e.event);
+        }
+        for id in self.gone.keys() {
+            assert_eq!(self.store.get_delivery(*id).unwrap(), None, "{id} deleted");
+            assert!(self.store.attempts(*id).unwrap().is_empty());
         }
         let mut want: Vec<(u64, DeliveryId, u32)> = self
             .model
@@ -292,9 +333,11 @@ impl Harness {
             assert_eq!(got, want, "listing of {ep}, newest first");
         }
         for ep in self.endpoints {
+            // Stats count what happened, including what retention deleted since.
             let count = |s: DeliveryStatus| {
                 self.model
                     .values()
+                    .chain(self.gone.values())
                     .filter(|e| e.endpoint == ep && e.status == s)
                     .count() as u64
             };

@@ -108,6 +108,11 @@ impl Fresh {
         self.by_id.get(&id)
     }
 
+    /// The oldest fresh delivery (ids grow with their creation time).
+    pub fn oldest(&self) -> Option<DeliveryId> {
+        self.by_id.keys().next().copied()
+    }
+
     pub fn insert(&mut self, id: DeliveryId, entry: Entry) {
         let (endpoint, seq) = (entry.endpoint, entry.seq);
         if let Some(old) = self.by_id.insert(id, entry) {
