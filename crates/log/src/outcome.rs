@@ -504,11 +504,7 @@ impl Indexer {
                 if done != Default::default() {
                     tracing::debug!(?done, "retention: deleted what is past its time");
                 }
-                let full = Retention::BUDGET;
-                done.deliveries == full
-                    || done.events == full
-                    || done.events_inlined == full
-                    || done.idempotency_keys == full
+                done.behind(Retention::BUDGET)
             }
             Err(e) => {
                 tracing::error!(error = %e, "retention");

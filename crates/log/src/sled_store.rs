@@ -1280,10 +1280,7 @@ impl SledStore {
             self.expire_replay_answers(&mut batch, idempotency_before_ms, left)?;
         self.db.apply_batch(batch)?;
         // Caught up: the next pass looks again at the events this one kept.
-        sweep.events_over = [out.deliveries, out.events, out.events_inlined]
-            .iter()
-            .chain([&out.idempotency_keys])
-            .all(|&n| n < budget);
+        sweep.events_over = !out.behind(budget);
         drop(sweep);
         out.log_segments = self.trim_event_log(log_kept_from)?;
         Ok(out)
@@ -1364,6 +1361,19 @@ pub struct Retained {
     pub events_inlined: usize,
     /// Event-log segments dropped.
     pub log_segments: usize,
+}
+
+impl Retained {
+    /// Whether the pass stopped at its `budget` for some kind: more is due.
+    pub fn behind(&self, budget: usize) -> bool {
+        [
+            self.deliveries,
+            self.events,
+            self.events_inlined,
+            self.idempotency_keys,
+        ]
+        .contains(&budget)
+    }
 }
 
 /// What is left of an event's deliveries, for retention.

@@ -812,12 +812,16 @@ fn a_first_attempt_lives_in_its_record_and_older_records_keep_their_attempt_keys
     assert!(s.attempts(d0.id).unwrap().is_empty());
 }
 
+/// A delivery id made at `ms` (ids carry their creation time on top).
+fn made_at(ms: u64) -> DeliveryId {
+    DeliveryId(((ms as u128) << 80) | 1)
+}
+
 #[test]
 fn retention_passes_go_on_where_the_last_stopped_and_come_back_for_what_waited() {
     let dir = TempStore::new();
     let s = dir.open();
     let ep = EndpointId::generate();
-    let at = |ms: u64| DeliveryId(((ms as u128) << 80) | 1);
     let mut made = Vec::new();
     for (i, ms) in [1_000u64, 2_000, 3_000, 4_000, 5_000]
         .into_iter()
@@ -826,7 +830,7 @@ fn retention_passes_go_on_where_the_last_stopped_and_come_back_for_what_waited()
         let mut e = entry(&format!("e{i}"), Some(&format!("k{i}")));
         e.event.created_at_ms = ms;
         let mut d = delivery(&format!("e{i}"), ep, ms);
-        d.id = at(ms);
+        d.id = made_at(ms);
         fan_out(&s, i as u64 + 1, &vec![e], std::slice::from_ref(&d));
         made.push(d);
     }
@@ -834,7 +838,7 @@ fn retention_passes_go_on_where_the_last_stopped_and_come_back_for_what_waited()
     let fail = crate::testing::answered_attempt(1, 6_000, 503);
     let facts: Vec<_> = made
         .iter()
-        .map(|d| match d.id == at(2_000) {
+        .map(|d| match d.id == made_at(2_000) {
             true => attempted(d.id, &fail, DeliveryStatus::Retrying, Some(99_000)),
             false => attempted(d.id, &ok, DeliveryStatus::Delivered, None),
         })
@@ -852,21 +856,26 @@ fn retention_passes_go_on_where_the_last_stopped_and_come_back_for_what_waited()
     assert_eq!(s.retain(10_000, 10_000, 1).unwrap().deliveries, 0);
     assert!(made
         .iter()
-        .all(|d| (d.id == at(2_000)) == s.get_delivery(d.id).unwrap().is_some()));
+        .all(|d| (d.id == made_at(2_000)) == s.get_delivery(d.id).unwrap().is_some()));
 
     // The one that waited finishes: the next sweep starts where it was, and finds it.
     let ok2 = crate::testing::answered_attempt(2, 99_000, 200);
     s.apply(
-        &[attempted(at(2_000), &ok2, DeliveryStatus::Delivered, None)],
+        &[attempted(
+            made_at(2_000),
+            &ok2,
+            DeliveryStatus::Delivered,
+            None,
+        )],
         2,
         2,
     )
     .unwrap();
     assert_eq!(s.retain(10_000, 10_000, 1).unwrap().deliveries, 1);
-    assert_eq!(s.get_delivery(at(2_000)).unwrap(), None);
+    assert_eq!(s.get_delivery(made_at(2_000)).unwrap(), None);
     // Newer ones are found as the cutoff moves on.
     let mut d = delivery("late", ep, 20_000);
-    d.id = at(20_000);
+    d.id = made_at(20_000);
     fan_out(&s, 9, &vec![entry("late", None)], std::slice::from_ref(&d));
     s.apply(
         &[attempted(d.id, &ok, DeliveryStatus::Delivered, None)],
@@ -882,7 +891,6 @@ fn events_passes_go_on_where_the_last_stopped_and_look_again_once_caught_up() {
     let dir = TempStore::new();
     let s = dir.open();
     let ep = EndpointId::generate();
-    let at = |ms: u64| DeliveryId(((ms as u128) << 80) | 1);
     let ok = crate::testing::answered_attempt(1, 9_000, 200);
     let fail = crate::testing::answered_attempt(1, 9_000, 503);
     // An event made at `ms`, fanned out at `fanned_ms` (its delivery's id time).
@@ -890,7 +898,7 @@ fn events_passes_go_on_where_the_last_stopped_and_look_again_once_caught_up() {
         let mut e = entry(name, None);
         e.event.created_at_ms = ms;
         let mut d = delivery(name, ep, fanned_ms);
-        d.id = at(fanned_ms);
+        d.id = made_at(fanned_ms);
         fan_out(&s, seq, &vec![e], std::slice::from_ref(&d));
         let fact = match done {
             true => attempted(d.id, &ok, DeliveryStatus::Delivered, None),
