@@ -8,7 +8,6 @@ use anyhow::Result;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use hyper::Method;
-use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::client::{self, Errors, HttpClient, Outcome, Target};
@@ -55,27 +54,36 @@ pub struct IngestResult {
     pub first_error: Option<String>,
 }
 
-/// Event `seq` of the job. `sent_us` (now) lets the receiver time its delivery.
-pub fn event_json(job: &IngestJob, seq: u64) -> Value {
+/// Event `seq` of the job, written as JSON onto `out`. `sent_us` (now) lets the receiver time
+/// its delivery. Written from a template, not through `serde_json::Value`: the generator shares
+/// the machine with hookd, and building a map per event cost it half a core at 70k events/s.
+pub fn write_event(out: &mut Vec<u8>, job: &IngestJob, seq: u64) {
+    use std::io::Write;
     let ty = &job.types[(seq % job.types.len() as u64) as usize];
-    let mut event = json!({
-        "type": ty,
-        "tenant": job.tenant,
-        "data": {
-            "seq": seq,
-            "sent_us": unix_us(),
-            "instance_id": format!("i-{seq:012x}"),
-            "region": "eu-central-1",
-            "node": "node-17",
-            "message": "instance passed its health checks",
-        },
-    });
-    // `,"detail":""` is 12 bytes.
-    let len = event.to_string().len() + 12;
+    let start = out.len();
+    out.extend_from_slice(b"{\"type\":");
+    json_str(out, ty);
+    out.extend_from_slice(b",\"tenant\":");
+    json_str(out, &job.tenant);
+    let _ = write!(
+        out,
+        ",\"data\":{{\"seq\":{seq},\"sent_us\":{},\"instance_id\":\"i-{seq:012x}\",\
+         \"region\":\"eu-central-1\",\"node\":\"node-17\",\
+         \"message\":\"instance passed its health checks\"",
+        unix_us()
+    );
+    // `,"detail":""}}` is 14 bytes.
+    let len = out.len() - start + 14;
     if job.event_bytes > len {
-        event["data"]["detail"] = Value::from("x".repeat(job.event_bytes - len));
+        out.extend_from_slice(b",\"detail\":\"");
+        out.resize(out.len() + job.event_bytes - len, b'x');
+        out.push(b'"');
     }
-    event
+    out.extend_from_slice(b"}}");
+}
+
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("a string serializes");
 }
 
 /// The request posting events `lo..hi`: one `POST /v1/events` or a batch.
@@ -84,14 +92,22 @@ pub fn batch_request(
     lo: u64,
     hi: u64,
 ) -> hyper::Request<http_body_util::Full<Bytes>> {
-    let (path, body) = if job.batch > 1 {
-        let items: Vec<Value> = (lo..hi).map(|s| event_json(job, s)).collect();
-        ("/v1/events/batch", serde_json::to_vec(&items))
+    let mut body = Vec::with_capacity((hi - lo) as usize * (job.event_bytes.max(200) + 2) + 2);
+    let path = if job.batch > 1 {
+        body.push(b'[');
+        for s in lo..hi {
+            if s > lo {
+                body.push(b',');
+            }
+            write_event(&mut body, job, s);
+        }
+        body.push(b']');
+        "/v1/events/batch"
     } else {
-        ("/v1/events", serde_json::to_vec(&event_json(job, lo)))
+        write_event(&mut body, job, lo);
+        "/v1/events"
     };
-    let body = Bytes::from(body.expect("json"));
-    client::request(Method::POST, &job.target.base, path, Some(&job.key), body)
+    client::request(Method::POST, &job.target.base, path, Some(&job.key), Bytes::from(body))
 }
 
 impl IngestWatch {
@@ -262,4 +278,40 @@ pub async fn ingest_mode(
     };
     out!("{line}");
     Ok((complete, line, timeline))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(event_bytes: usize) -> IngestJob {
+        IngestJob {
+            target: client::parse_target("http://127.0.0.1:1").expect("target"),
+            key: "k".into(),
+            tenant: "acme \"gpu\"".into(),
+            types: vec!["instance.ready".into(), "job.failed".into()],
+            events: 10,
+            batch: 10,
+            concurrency: 1,
+            watch: IngestWatch::None,
+            event_bytes,
+        }
+    }
+
+    #[test]
+    fn an_event_is_json_of_about_the_size_asked_for() {
+        for size in [0, 300, 1024, 4096] {
+            let mut out = Vec::new();
+            write_event(&mut out, &job(size), 7);
+            let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+            assert_eq!(v["type"], "job.failed");
+            assert_eq!(v["tenant"], "acme \"gpu\"");
+            assert_eq!(v["data"]["seq"], 7);
+            assert_eq!(v["data"]["instance_id"], "i-000000000007");
+            assert!(v["data"]["sent_us"].as_u64().expect("sent_us") > 0);
+            if size > 300 {
+                assert_eq!(out.len(), size, "padded to {size}");
+            }
+        }
+    }
 }
