@@ -107,7 +107,13 @@ pub fn batch_request(
         write_event(&mut body, job, lo);
         "/v1/events"
     };
-    client::request(Method::POST, &job.target.base, path, Some(&job.key), Bytes::from(body))
+    client::request(
+        Method::POST,
+        &job.target.base,
+        path,
+        Some(&job.key),
+        Bytes::from(body),
+    )
 }
 
 impl IngestWatch {

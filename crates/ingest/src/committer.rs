@@ -16,7 +16,7 @@ use std::thread;
 use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::{oneshot, Notify};
 
-use hookd_log::{LogError, LogRecord, Seq, Store};
+use hookd_log::{LogEntry, LogError, LogRecord, Seq, Store};
 use hookd_types::metrics::{inc, METRICS};
 use hookd_types::Event;
 
@@ -68,29 +68,27 @@ struct Pending {
 }
 
 impl Pending {
-    fn add(&mut self, seq: Seq, c: &Candidate) {
-        let ev = Arc::new(c.entry.event.clone());
-        let hash = c.entry.request_hash;
-        let key = c
-            .entry
+    fn add(&mut self, seq: Seq, entry: &LogEntry) {
+        let ev = Arc::new(entry.event.clone());
+        let hash = entry.request_hash;
+        let key = entry
             .idempotency_key
             .as_ref()
             .map(|k| (ev.tenant.clone(), k.clone()));
-        self.by_id.insert(ev.id.clone(), (seq, ev.clone(), hash));
         if let Some(k) = &key {
             self.by_key.insert(k.clone(), (seq, ev.clone(), hash));
         }
         if seq != NOT_DURABLE {
             self.order.push_back((seq, ev.id.clone(), key));
         }
+        self.by_id.insert(ev.id.clone(), (seq, ev, hash));
     }
 
     /// Drops a not-yet-durable entry (its group is being re-keyed or failed).
-    fn forget(&mut self, c: &Candidate) {
-        self.by_id.remove(&c.entry.event.id);
-        if let Some(k) = &c.entry.idempotency_key {
-            self.by_key
-                .remove(&(c.entry.event.tenant.clone(), k.clone()));
+    fn forget(&mut self, entry: &LogEntry) {
+        self.by_id.remove(&entry.event.id);
+        if let Some(k) = &entry.idempotency_key {
+            self.by_key.remove(&(entry.event.tenant.clone(), k.clone()));
         }
     }
 
@@ -111,6 +109,12 @@ impl Pending {
             self.order.pop_front();
         }
     }
+}
+
+/// Could a later submission of the same group name `c` before it is written? Only by an id the
+/// producer chose or by an Idempotency-Key: a generated id is a fresh ULID nobody knows yet.
+fn findable_early(c: &Candidate) -> bool {
+    c.client_id || c.entry.idempotency_key.is_some()
 }
 
 /// Handle to the committer thread. Cheap to clone.
@@ -146,11 +150,7 @@ impl Committer {
             from = last + 1;
             for (seq, rec) in &records {
                 for entry in rec {
-                    let c = Candidate {
-                        entry: entry.clone(),
-                        client_id: true,
-                    };
-                    pending.add(*seq, &c);
+                    pending.add(*seq, entry);
                 }
             }
         }
@@ -253,8 +253,9 @@ impl Worker {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.prune(self.store.fanout_cursor());
         let mut record: LogRecord = Vec::new();
+        // Which entries of `record` later submissions of this group can see before the append.
+        let mut seen = Vec::new();
         let mut answers = Vec::with_capacity(group.len());
-        let mut added: Vec<Candidate> = Vec::new();
         for sub in group {
             let mut resolved = Pending::default();
             let result = sub
@@ -263,19 +264,24 @@ impl Worker {
                 .map(|c| {
                     self.resolve(c, &pending, &resolved).inspect(|o| {
                         if let Outcome::Accepted(_) = o {
-                            // Later items of the same submission see earlier ones.
-                            resolved.add(NOT_DURABLE, c);
+                            if findable_early(c) {
+                                // Later items of the same submission see earlier ones.
+                                resolved.add(NOT_DURABLE, &c.entry);
+                            }
                         }
                     })
                 })
                 .collect::<Result<Vec<_>, _>>();
             if let Ok(outcomes) = &result {
-                for (c, o) in sub.items.iter().zip(outcomes) {
+                for (c, o) in sub.items.into_iter().zip(outcomes) {
                     if let Outcome::Accepted(_) = o {
-                        record.push(c.entry.clone());
-                        // Visible to the next submissions of this group at once.
-                        pending.add(NOT_DURABLE, c);
-                        added.push(c.clone());
+                        let early = findable_early(&c);
+                        if early {
+                            // Visible to the next submissions of this group at once.
+                            pending.add(NOT_DURABLE, &c.entry);
+                        }
+                        seen.push(early);
+                        record.push(c.entry);
                     }
                 }
             }
@@ -291,10 +297,12 @@ impl Worker {
         };
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         // Re-key what was added with its real position, or forget it if the write failed.
-        for c in &added {
-            pending.forget(c);
+        for (entry, early) in record.iter().zip(seen) {
+            if early {
+                pending.forget(entry);
+            }
             if let Ok(Some(seq)) = appended {
-                pending.add(seq, c);
+                pending.add(seq, entry);
             }
         }
         drop(pending);

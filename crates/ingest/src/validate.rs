@@ -55,10 +55,11 @@ pub fn candidate(
         .event_type
         .ok_or_else(|| FieldError::required("type"))?;
     check_event_type("type", &event_type, known_types)?;
-    let data = match input.data {
-        Some(raw) if raw.get().trim_start().starts_with('{') => raw.get().to_owned(),
+    // Copied once, straight into its shared form.
+    let data: std::sync::Arc<str> = match input.data {
+        Some(raw) if raw.get().trim_start().starts_with('{') => raw.get().into(),
         Some(_) => return Err(FieldError::new("data", "must be a JSON object")),
-        None => "{}".to_owned(),
+        None => "{}".into(),
     };
     let tenant = tenant_or_default(input.tenant)?;
     let client_id = input.id.is_some();
@@ -69,7 +70,12 @@ pub fn candidate(
         }
         None => new_event_id(),
     };
-    let request_hash = request_hash(&tenant, &event_type, &data, client_id.then_some(&*id));
+    // Only a repeated Idempotency-Key compares request hashes (a repeated id compares tenants):
+    // without a key there is nothing to hash.
+    let request_hash = match idempotency_key {
+        Some(_) => request_hash(&tenant, &event_type, &data, client_id.then_some(&*id)),
+        None => 0,
+    };
     Ok(Candidate {
         entry: LogEntry {
             event: Event {
@@ -77,7 +83,7 @@ pub fn candidate(
                 tenant,
                 event_type,
                 created_at_ms: now_ms(),
-                data: data.into(),
+                data,
             },
             idempotency_key: idempotency_key.map(str::to_owned),
             request_hash,
@@ -144,11 +150,17 @@ mod tests {
 
     #[test]
     fn same_request_same_hash() {
-        let a = parse(r#"{"type":"job.completed","id":"x","data":{"a":1}}"#).unwrap();
-        let b = parse(r#"{"type":"job.completed","id":"x","data":{"a":1}}"#).unwrap();
-        let c = parse(r#"{"type":"job.completed","id":"x","data":{"a":2}}"#).unwrap();
+        let keyed = |body: &str| {
+            let input: EventIn = serde_json::from_str(body).unwrap();
+            candidate(input, &known_types(), Some("k-1")).unwrap()
+        };
+        let a = keyed(r#"{"type":"job.completed","id":"x","data":{"a":1}}"#);
+        let b = keyed(r#"{"type":"job.completed","id":"x","data":{"a":1}}"#);
+        let c = keyed(r#"{"type":"job.completed","id":"x","data":{"a":2}}"#);
+        let d = keyed(r#"{"type":"job.completed","id":"y","data":{"a":1}}"#);
         assert_eq!(a.entry.request_hash, b.entry.request_hash);
         assert_ne!(a.entry.request_hash, c.entry.request_hash);
+        assert_ne!(a.entry.request_hash, d.entry.request_hash);
         assert!(check_idempotency_key("abc-123").is_ok());
         assert!(check_idempotency_key("a b").is_err());
     }

@@ -183,9 +183,9 @@ fn prune_pops_only_what_fan_out_indexed() {
             key,
         )
     };
-    p.add(0, &c("a", Some("ka")));
-    p.add(1, &c("b", None));
-    p.add(NOT_DURABLE, &c("c", None));
+    p.add(0, &c("a", Some("ka")).entry);
+    p.add(1, &c("b", None).entry);
+    p.add(NOT_DURABLE, &c("c", None).entry);
     p.prune(1);
     assert!(!p.by_id.contains_key("a") && p.by_key.is_empty());
     assert!(p.by_id.contains_key("b"));
