@@ -1328,17 +1328,20 @@ impl SledStore {
     /// stand ([`SledStore::seed_deliveries`]) and moves the durable fan-out cursor past it. For
     /// offline tools and tests only.
     pub fn seed_fanout(&self, seq: Seq, record: &LogRecord, deliveries: &[Delivery]) -> Result<()> {
+        let mut by_event: HashMap<&str, Vec<(DeliveryId, EndpointId)>> = HashMap::new();
+        for d in deliveries {
+            by_event
+                .entry(d.event_id.as_str())
+                .or_default()
+                .push((d.id, d.endpoint_id));
+        }
         let fanned: Vec<FannedEvent> = record
             .iter()
             .map(|e| FannedEvent {
                 event_id: e.event.id.clone(),
                 tenant: e.event.tenant.clone(),
                 event_type: e.event.event_type.clone(),
-                deliveries: deliveries
-                    .iter()
-                    .filter(|d| d.event_id == e.event.id)
-                    .map(|d| (d.id, d.endpoint_id))
-                    .collect(),
+                deliveries: by_event.remove(e.event.id.as_str()).unwrap_or_default(),
             })
             .collect();
         self.index_events(seq, record, &fanned)?;
