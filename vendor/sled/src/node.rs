@@ -602,7 +602,9 @@ impl Node {
         } else if self.data.is_index() {
             256
         } else {
-            16
+            // hookd: 16 in sled 0.34.7. sled keeps state in memory for every page, so a store
+            // of small leaves costs memory in proportion to its keys (vendor/README.md).
+            32
         };
 
         let size_checks = self.data.len() > threshold;
