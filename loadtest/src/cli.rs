@@ -258,6 +258,10 @@ pub struct MisbehaveArgs {
         default_value = "ok,slow,hang,fail,reset,close,retry-after,silent"
     )]
     pub kinds: Vec<Kind>,
+    /// Rounds of (alone, kind) phases for every kind; each kind's figures are the median of
+    /// its rounds, since one phase of a second or two moves by a fifth on this machine alone.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
     /// Misbehaving endpoints next to the healthy one in each phase.
     #[arg(long, default_value_t = 80)]
     pub bad_endpoints: u64,
@@ -368,6 +372,9 @@ pub fn check_misbehave(a: &MisbehaveArgs) -> Result<()> {
     check_batch(a.batch)?;
     if a.events > 100_000 || a.bad_endpoints == 0 || a.bad_endpoints > 500 || a.kinds.is_empty() {
         bail!("--events must be in 1..=100000, --bad-endpoints in 1..=500, --kinds not empty");
+    }
+    if !(1..=20).contains(&a.rounds) {
+        bail!("--rounds must be in 1..=20");
     }
     if a.bad_events == 0 || a.bad_events > 100_000 {
         bail!("--bad-events must be in 1..=100000");

@@ -1,6 +1,7 @@
 //! CPU time and memory from `/proc` (no libc): utime + stime of a process or of some of our own
 //! threads, a process's resident set size.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -81,6 +82,42 @@ pub fn threads_secs(prefix: &str) -> Result<f64> {
         }
     }
     Ok(ticks as f64 / TICKS_PER_SEC)
+}
+
+/// CPU seconds of process `pid`'s living threads, summed by thread name with any trailing
+/// digits and dashes dropped (`hookd-deliver-3` counts as `hookd-deliver`).
+pub fn threads_of(pid: u32) -> Result<BTreeMap<String, f64>> {
+    let mut by_name = BTreeMap::new();
+    let dir = format!("/proc/{pid}/task");
+    for entry in fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let dir = entry?.path();
+        // A thread may exit between read_dir and here: skip it.
+        let (Ok(comm), Ok(ticks)) = (
+            fs::read_to_string(dir.join("comm")),
+            stat_ticks(&dir.join("stat")),
+        ) else {
+            continue;
+        };
+        let name = comm
+            .trim_end()
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+        *by_name.entry(name.to_owned()).or_insert(0.0) += ticks as f64 / TICKS_PER_SEC;
+    }
+    Ok(by_name)
+}
+
+/// What each thread name of [`threads_of`] took between `before` and `after`, largest first.
+pub fn threads_delta(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> Vec<(String, f64)> {
+    let mut d: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    d.sort_by(|a, b| b.1.total_cmp(&a.1));
+    d
 }
 
 /// Resident set size of process `pid` (`VmRSS` in `/proc/PID/status`), none if it is gone.

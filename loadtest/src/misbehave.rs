@@ -143,6 +143,8 @@ struct Phase {
     /// hookd's CPU time while the phase was timed (its pid known): the healthy endpoint's work,
     /// plus whatever the misbehaving ones cost meanwhile. Steal-proof where the rate is not.
     hookd_cpu_s: Option<f64>,
+    /// hookd's CPU time in the same window by thread name, largest first.
+    threads: Vec<(String, f64)>,
 }
 
 impl Phase {
@@ -170,7 +172,10 @@ pub async fn misbehave_mode(
 ) -> Result<(bool, String, Timeline)> {
     let client = client::new_client(8);
     // The healthy endpoint's deliveries over the whole invocation, phase after phase.
-    let run_meter = Arc::new(Meter::new(args.events * (2 + 2 * args.kinds.len() as u64)));
+    let phases_per_round = 2 * args.kinds.len() as u64;
+    let run_meter = Arc::new(Meter::new(
+        args.events * (2 + phases_per_round * u64::from(args.rounds)),
+    ));
     let sampler = Sampler::start(
         run_meter.clone(),
         None,
@@ -179,13 +184,15 @@ pub async fn misbehave_mode(
     let mut phases = Vec::new();
     let mut result = Ok(());
     // A warm-up (not reported: the first phase pays for cold connections and caches), then
-    // for each kind the healthy endpoint alone and next to that kind: this machine's speed
-    // drifts within minutes, so each kind is compared with the alone phase just before it.
-    let steps = std::iter::once((None, WARM_UP)).chain(
-        args.kinds
-            .iter()
-            .flat_map(|k| [(None, ALONE), (Some(*k), k.name())]),
-    );
+    // rounds of, for each kind, the healthy endpoint alone and next to that kind: this
+    // machine's speed drifts within minutes, so each kind is compared with the alone phase
+    // just before it, and a kind's figure is the median of its rounds.
+    let round = args
+        .kinds
+        .iter()
+        .flat_map(|k| [(None, ALONE), (Some(*k), k.name())]);
+    let steps =
+        std::iter::once((None, WARM_UP)).chain((0..args.rounds).flat_map(|_| round.clone()));
     for (kind, name) in steps {
         match phase(
             &client,
@@ -218,7 +225,12 @@ pub async fn misbehave_mode(
     let timeline = sampler.stop().await;
     result?;
     let alone = phases.first().cloned();
-    let complete = phases.len() == 2 * args.kinds.len() && phases.iter().all(Phase::complete);
+    let complete = phases.len() as u64 == phases_per_round * u64::from(args.rounds)
+        && phases.iter().all(Phase::complete);
+    let summary = summarize(&args.kinds, &phases);
+    for k in &summary {
+        print_summary(k);
+    }
     let line = jline! {
         "mode": "misbehave",
         "bad_endpoints": args.bad_endpoints,
@@ -231,6 +243,7 @@ pub async fn misbehave_mode(
             .filter(|(_, p)| p.name != ALONE)
             .map(|(i, p)| phase_json(p, &phases[..i]))
             .collect::<Vec<_>>(),
+        "summary": summary.iter().map(Summary::json).collect::<Vec<_>>(),
         "complete": complete,
     };
     out!("{line}");
@@ -312,7 +325,8 @@ async fn phase(
         }
     }
     let cpu = || pid.and_then(|p| crate::cpu::process_secs(p).ok());
-    let (start, cpu_before) = (Instant::now(), cpu());
+    let threads = || pid.and_then(|p| crate::cpu::threads_of(p).ok());
+    let (start, cpu_before, threads_before) = (Instant::now(), cpu(), threads());
     let deadline = (start + args.phase_timeout).min(ctx.limits.work);
     let job = Arc::new(IngestJob {
         target: target.clone(),
@@ -334,6 +348,10 @@ async fn phase(
     }
     let seconds = start.elapsed().as_secs_f64();
     let hookd_cpu_s = cpu().zip(cpu_before).map(|(after, before)| after - before);
+    let threads = threads()
+        .zip(threads_before)
+        .map(|(after, before)| crate::cpu::threads_delta(&before, &after))
+        .unwrap_or_default();
     let latency = meter.whole_run();
     let bad_requests = bad.as_ref().map_or(0, Bad::requests);
     endpoints::delete(client, target, key, &ids, ctx.limits.cleanup_deadline()).await;
@@ -349,6 +367,7 @@ async fn phase(
         max_us: latency.max(),
         bad_requests,
         hookd_cpu_s,
+        threads,
     })
 }
 
@@ -499,6 +518,17 @@ fn print_phase(p: &Phase, before: &[Phase]) {
             format!("; hookd CPU {c:.1} us per healthy delivery{vs}")
         })
         .unwrap_or_default();
+    let threads: Vec<String> = p
+        .threads
+        .iter()
+        .take(5)
+        .map(|(name, s)| format!("{name} {s:.2}"))
+        .collect();
+    let threads = if threads.is_empty() {
+        String::new()
+    } else {
+        format!(" (s: {})", threads.join(", "))
+    };
     let vs = |r: Option<&Phase>, what: &str| {
         r.map(|a| {
             format!(
@@ -510,7 +540,7 @@ fn print_phase(p: &Phase, before: &[Phase]) {
         .unwrap_or_default()
     };
     out!(
-        "misbehave: {}: healthy endpoint got {} of {} in {:.2} s = {:.0} deliveries/s, delivery p50 {} p99 {} max {}{}{}{}; misbehaving endpoints got {} requests",
+        "misbehave: {}: healthy endpoint got {} of {} in {:.2} s = {:.0} deliveries/s, delivery p50 {} p99 {} max {}{}{}{}; misbehaving endpoints got {} requests{}",
         p.name,
         p.delivered,
         p.events,
@@ -522,7 +552,102 @@ fn print_phase(p: &Phase, before: &[Phase]) {
         vs(alone, "alone"),
         vs(control, "ok"),
         cpu,
-        p.bad_requests
+        p.bad_requests,
+        threads
+    );
+}
+
+/// One kind over its rounds: the medians (and ranges) of its phases' figures, each phase against
+/// the alone phase just before it.
+#[derive(Debug, Clone, PartialEq)]
+struct Summary {
+    kind: &'static str,
+    rounds: usize,
+    /// Rate against alone's: median, lowest, highest.
+    rate_vs_alone: [f64; 3],
+    /// p99 delivery latency in microseconds: median, highest.
+    p99_us: [u64; 2],
+    /// hookd CPU per healthy delivery against alone's, median (when hookd's pid is known).
+    cpu_vs_alone: Option<f64>,
+}
+
+impl Summary {
+    fn json(&self) -> Value {
+        json!({
+            "kind": self.kind,
+            "rounds": self.rounds,
+            "rate_vs_alone_median": r3(self.rate_vs_alone[0]),
+            "rate_vs_alone_min": r3(self.rate_vs_alone[1]),
+            "rate_vs_alone_max": r3(self.rate_vs_alone[2]),
+            "p99_us_median": self.p99_us[0],
+            "p99_us_max": self.p99_us[1],
+            "cpu_vs_alone_median": self.cpu_vs_alone.map(r3),
+        })
+    }
+}
+
+/// The median of `v` (the mean of the middle two when even); `v` is sorted in place.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn summarize(kinds: &[Kind], phases: &[Phase]) -> Vec<Summary> {
+    kinds
+        .iter()
+        .filter_map(|k| {
+            let (mut rates, mut p99s, mut cpus) = (Vec::new(), Vec::new(), Vec::new());
+            for (i, p) in phases
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.name == k.name())
+            {
+                let Some(alone) = references(p, &phases[..i]).0 else {
+                    continue;
+                };
+                rates.push(ratio(p.rate(), alone.rate()));
+                p99s.push(p.p99_us as f64);
+                if let (Some(c), Some(a)) = (p.cpu_us(), alone.cpu_us()) {
+                    cpus.push(ratio(c, a));
+                }
+            }
+            if rates.is_empty() {
+                return None;
+            }
+            let rounds = rates.len();
+            let med = median(&mut rates);
+            let (lo, hi) = (rates[0], rates[rounds - 1]);
+            let p99 = median(&mut p99s);
+            Some(Summary {
+                kind: k.name(),
+                rounds,
+                rate_vs_alone: [med, lo, hi],
+                p99_us: [p99 as u64, p99s[rounds - 1] as u64],
+                cpu_vs_alone: (!cpus.is_empty()).then(|| median(&mut cpus)),
+            })
+        })
+        .collect()
+}
+
+fn print_summary(s: &Summary) {
+    let cpu = s
+        .cpu_vs_alone
+        .map(|c| format!(", hookd CPU per healthy delivery {c:.2}x alone's"))
+        .unwrap_or_default();
+    out!(
+        "misbehave: {} over {} rounds: median {:.2}x alone's rate ({:.2}-{:.2}x), p99 median {} max {}{}",
+        s.kind,
+        s.rounds,
+        s.rate_vs_alone[0],
+        s.rate_vs_alone[1],
+        s.rate_vs_alone[2],
+        ms(s.p99_us[0]),
+        ms(s.p99_us[1]),
+        cpu
     );
 }
 
@@ -545,6 +670,7 @@ fn phase_json(p: &Phase, before: &[Phase]) -> Value {
         "p99_vs_ok": p99_vs(control),
         "bad_requests": p.bad_requests,
         "hookd_cpu_us_per_delivery": p.cpu_us().map(r1),
+        "hookd_threads_s": p.threads.iter().map(|(n, s)| json!([n, r3(*s)])).collect::<Vec<_>>(),
         "cpu_vs_alone": alone.and_then(Phase::cpu_us).zip(p.cpu_us()).map(|(a, c)| r3(ratio(c, a))),
         "complete": p.complete(),
     })
@@ -565,6 +691,7 @@ mod tests {
             max_us: p99_us,
             bad_requests: 0,
             hookd_cpu_s: Some(seconds / 10.0),
+            threads: Vec::new(),
         }
     }
 
@@ -590,6 +717,26 @@ mod tests {
         assert!(ok["rate_vs_ok"].is_null() && ok["rate_vs_alone"] == json!(0.5));
         let alone = phase_json(&before[2], &before[..2]);
         assert!(alone["rate_vs_alone"].is_null() && alone["complete"] == json!(true));
+    }
+
+    #[test]
+    fn a_kind_is_the_median_of_its_rounds_each_against_the_alone_before_it() {
+        let phases = [
+            phase("alone", 1.0, 10),
+            phase("hang", 2.0, 30), // 0.5x
+            phase("alone", 2.0, 10),
+            phase("hang", 2.0, 10), // 1.0x
+            phase("alone", 1.0, 10),
+            phase("hang", 1.25, 20), // 0.8x
+        ];
+        let s = summarize(&[Kind::Hang, Kind::Fail], &phases);
+        assert_eq!(s.len(), 1, "a kind with no phase has no summary");
+        assert_eq!(s[0].kind, "hang");
+        assert_eq!(s[0].rounds, 3);
+        assert_eq!(s[0].rate_vs_alone, [0.8, 0.5, 1.0]);
+        assert_eq!(s[0].p99_us, [20, 30]);
+        assert_eq!(s[0].cpu_vs_alone, Some(1.25));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
     }
 
     #[test]
