@@ -140,6 +140,8 @@ struct Phase {
     p99_us: u64,
     max_us: u64,
     bad_requests: u64,
+    /// Of those, the ones made while the healthy endpoint's events were timed.
+    bad_in_phase: u64,
     /// hookd's CPU time while the phase was timed (its pid known): the healthy endpoint's work,
     /// plus whatever the misbehaving ones cost meanwhile. Steal-proof where the rate is not.
     hookd_cpu_s: Option<f64>,
@@ -327,6 +329,7 @@ async fn phase(
     let cpu = || pid.and_then(|p| crate::cpu::process_secs(p).ok());
     let threads = || pid.and_then(|p| crate::cpu::threads_of(p).ok());
     let (start, cpu_before, threads_before) = (Instant::now(), cpu(), threads());
+    let bad_before = bad.as_ref().map_or(0, Bad::requests);
     let deadline = (start + args.phase_timeout).min(ctx.limits.work);
     let job = Arc::new(IngestJob {
         target: target.clone(),
@@ -354,6 +357,7 @@ async fn phase(
         .unwrap_or_default();
     let latency = meter.whole_run();
     let bad_requests = bad.as_ref().map_or(0, Bad::requests);
+    let bad_in_phase = bad_requests - bad_before;
     endpoints::delete(client, target, key, &ids, ctx.limits.cleanup_deadline()).await;
     // Dropped only now: hookd's requests to them end, and their retries find the endpoint gone.
     drop((bad, healthy));
@@ -366,6 +370,7 @@ async fn phase(
         p99_us: latency.value_at_quantile(0.99),
         max_us: latency.max(),
         bad_requests,
+        bad_in_phase,
         hookd_cpu_s,
         threads,
     })
@@ -540,7 +545,7 @@ fn print_phase(p: &Phase, before: &[Phase]) {
         .unwrap_or_default()
     };
     out!(
-        "misbehave: {}: healthy endpoint got {} of {} in {:.2} s = {:.0} deliveries/s, delivery p50 {} p99 {} max {}{}{}{}; misbehaving endpoints got {} requests{}",
+        "misbehave: {}: healthy endpoint got {} of {} in {:.2} s = {:.0} deliveries/s, delivery p50 {} p99 {} max {}{}{}{}; misbehaving endpoints got {} requests ({} while timed){}",
         p.name,
         p.delivered,
         p.events,
@@ -553,6 +558,7 @@ fn print_phase(p: &Phase, before: &[Phase]) {
         vs(control, "ok"),
         cpu,
         p.bad_requests,
+        p.bad_in_phase,
         threads
     );
 }
@@ -669,6 +675,7 @@ fn phase_json(p: &Phase, before: &[Phase]) -> Value {
         "rate_vs_ok": rate_vs(control),
         "p99_vs_ok": p99_vs(control),
         "bad_requests": p.bad_requests,
+        "bad_requests_timed": p.bad_in_phase,
         "hookd_cpu_us_per_delivery": p.cpu_us().map(r1),
         "hookd_threads_s": p.threads.iter().map(|(n, s)| json!([n, r3(*s)])).collect::<Vec<_>>(),
         "cpu_vs_alone": alone.and_then(Phase::cpu_us).zip(p.cpu_us()).map(|(a, c)| r3(ratio(c, a))),
@@ -690,6 +697,7 @@ mod tests {
             p99_us,
             max_us: p99_us,
             bad_requests: 0,
+            bad_in_phase: 0,
             hookd_cpu_s: Some(seconds / 10.0),
             threads: Vec::new(),
         }
