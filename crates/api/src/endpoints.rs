@@ -302,6 +302,12 @@ pub struct HealthView {
     /// success more than twice as slow, and 50 ms over it, shrinks `concurrency` by a
     /// quarter); null before its first answer since the start.
     pub usual_latency_ms: Option<u64>,
+    /// The share of its recent attempts that failed, 0 to 1 (each attempt moves it an eighth
+    /// of the way).
+    pub failure_share: f64,
+    /// A failure share of a quarter or more, or a breaker not closed: while healthy endpoints
+    /// have deliveries waiting, it starts one attempt for every eight of theirs.
+    pub failing: bool,
     /// Due deliveries waiting behind an open breaker.
     pub waiting: usize,
     /// Due deliveries waiting for a free slot, a token of the endpoint's rate limit, or their
@@ -445,6 +451,8 @@ async fn read(
             concurrency: h.concurrency,
             consecutive_failures: h.consecutive_failures,
             usual_latency_ms: h.usual_latency_ms,
+            failure_share: (h.failure_share * 1000.0).round() / 1000.0,
+            failing: h.failing,
             waiting: h.parked,
             queued: h.queued,
         };

@@ -78,11 +78,20 @@ async fn a_failing_endpoint_waits_behind_its_breaker_and_resumes() {
     assert_eq!(open["health"]["consecutive_failures"], 3, "{open}");
     assert_eq!(open["health"]["waiting"], 7, "{open}");
     assert_eq!(open["health"]["concurrency"], 0, "{open}");
+    // Three failures in a row: a third of the way to "all failed", and failing.
+    let share = open["health"]["failure_share"].as_f64().unwrap();
+    assert!((0.3..0.35).contains(&share), "{open}");
+    assert_eq!(open["health"]["failing"], true, "{open}");
     assert_eq!(rx.requests_to("/down").len(), 3);
 
     rx.script("/down", Reply::Status(204));
     let done = wait_json(api, &path, |v| v["stats"]["delivered"] == 7).await;
     assert_eq!(done["health"]["breaker"], "closed", "{done}");
+    assert_eq!(done["health"]["failing"], false, "{done}");
+    assert!(
+        done["health"]["failure_share"].as_f64().unwrap() < 0.25,
+        "{done}"
+    );
     assert_eq!(done["stats"]["retrying"], 3, "{done}");
     assert_eq!(rx.requests_to("/down").len(), 10);
     let list = api

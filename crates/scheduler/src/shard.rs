@@ -238,7 +238,7 @@ impl std::fmt::Debug for SchedulerHandle {
 }
 
 /// An endpoint's health as its shard sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EndpointHealth {
     pub breaker: Breaker,
     /// Attempts it may have in flight now: its adaptive limit (0 while the breaker is open, 1
@@ -248,6 +248,12 @@ pub struct EndpointHealth {
     /// Its usual answer time (ms), against which rising latency is judged; none before an
     /// answer.
     pub usual_latency_ms: Option<u64>,
+    /// The share of its recent attempts that failed (each attempt moves it an eighth of the
+    /// way to 0 or 1).
+    pub failure_share: f64,
+    /// Failing (a failure share of a quarter or more, or a breaker not closed): it yields to
+    /// healthy endpoints with deliveries waiting.
+    pub failing: bool,
     /// Due deliveries waiting behind an open breaker.
     pub parked: usize,
     /// Due deliveries waiting in the shard for a slot, a token (rate limit) or their turn
@@ -373,6 +379,7 @@ impl Scheduler {
         clock: Clock,
     ) -> Loader<D> {
         let n = cfg.shards.max(1);
+        let yields = Arc::new(share::Yield::default());
         let mut senders = Vec::with_capacity(n);
         let mut shards = Vec::with_capacity(n);
         for index in 0..n {
@@ -394,6 +401,8 @@ impl Scheduler {
                 refill: BTreeSet::new(),
                 fifo: HashMap::new(),
                 held_back: 0,
+                yields: yields.clone(),
+                held_by_yield: false,
                 breaker: cfg.breaker.clone(),
                 in_flight: 0,
                 tasks: 0,
@@ -602,6 +611,11 @@ struct Shard<D> {
     fifo: HashMap<EndpointId, BTreeSet<DeliveryId>>,
     /// Endpoints in `endpoints` that are [`EndpointState::held_back`].
     held_back: usize,
+    /// Shared by all shards: until when failing endpoints yield, and the healthy attempts
+    /// started, in parts of a failing endpoint's turn ([`share`]).
+    yields: Arc<share::Yield>,
+    /// The last [`Shard::pump`] held a failing endpoint back: wake when the pressure ends.
+    held_by_yield: bool,
     breaker: BreakerConfig,
     /// Attempts holding a slot.
     in_flight: usize,
@@ -663,7 +677,14 @@ impl<D: Dispatch> Shard<D> {
                 .map(|at| at.max(self.wheel.elapsed() + 1));
             let probe = self.reopen.first().map(|(at, _)| *at);
             let refill = self.refill.first().map(|(at, _)| *at);
-            let wake = match (stopping, wheel.into_iter().chain(probe).chain(refill).min()) {
+            let unyield = self.held_by_yield.then(|| self.pressure_until());
+            let next = wheel
+                .into_iter()
+                .chain(probe)
+                .chain(refill)
+                .chain(unyield)
+                .min();
+            let wake = match (stopping, next) {
                 (false, Some(at)) => Some(self.clock.instant_at(at)),
                 _ => None,
             };
@@ -748,6 +769,8 @@ impl<D: Dispatch> Shard<D> {
                     concurrency: h.cap(),
                     consecutive_failures: h.failures,
                     usual_latency_ms: h.usual_ms,
+                    failure_share: f64::from(h.failure_score) / f64::from(health::SCORE_ONE),
+                    failing: h.failing(),
                     parked: self.parked.get(&endpoint).map_or(0, VecDeque::len),
                     queued: self.endpoints.get(&endpoint).map_or(0, |st| st.queue.len()),
                 });
@@ -760,6 +783,14 @@ impl<D: Dispatch> Shard<D> {
                 self.in_flight -= 1;
                 self.observe(endpoint, signal, latency);
                 let cap = self.cap(endpoint);
+                let now = self.clock.elapsed_ms();
+                let waiting = self
+                    .endpoints
+                    .get(&endpoint)
+                    .is_some_and(|st| !st.queue.is_empty());
+                if waiting && self.presses(endpoint) {
+                    self.pressure(now);
+                }
                 if let Some(st) = self.endpoints.get_mut(&endpoint) {
                     st.in_flight -= 1;
                     if !st.queue.is_empty() && !st.runnable && st.in_flight < cap {
@@ -826,24 +857,29 @@ impl<D: Dispatch> Shard<D> {
     /// it has gone round every runnable endpoint without starting anything.
     fn pump(&mut self) {
         self.rejoin_after_growth();
+        self.held_by_yield = false;
         let mut idle_turns = 0;
         while self.in_flight < self.max_in_flight && idle_turns <= self.runnable.len() {
             let Some(ep) = self.runnable.pop_front() else {
                 return;
             };
             let cap = self.cap(ep);
+            let (failing, presses) = (self.failing(ep), self.presses(ep));
+            let now = self.clock.elapsed_ms();
             let (in_flight, budget) = (self.in_flight, self.max_in_flight);
             let Some(st) = self.endpoints.get_mut(&ep) else {
                 continue;
             };
             if st.in_flight >= cap {
                 st.runnable = false;
+                if presses && !st.queue.is_empty() {
+                    self.pressure(now);
+                }
                 self.forget_if_idle(ep);
                 continue;
             }
             // Out of tokens, or a FIFO endpoint whose head is not due: it leaves the
             // round-robin until its next token comes, or its line moves.
-            let now = self.clock.elapsed_ms();
             let wait = self.token_wait(ep, now);
             if let Some(at) = wait {
                 self.refill.insert((at, ep));
@@ -870,6 +906,16 @@ impl<D: Dispatch> Shard<D> {
                 idle_turns += 1;
                 continue;
             }
+            // A failing endpoint yields to healthy ones with deliveries waiting: it stays in the
+            // round-robin and tries again on a later turn.
+            if failing && !self.failing_may_start(now) {
+                self.runnable.push_back(ep);
+                idle_turns += 1;
+                continue;
+            }
+            let Some(st) = self.endpoints.get_mut(&ep) else {
+                continue;
+            };
             let Some(job) = st.queue.pop_front() else {
                 st.runnable = false;
                 self.forget_if_idle(ep);
@@ -887,6 +933,16 @@ impl<D: Dispatch> Shard<D> {
                 continue;
             }
             idle_turns = 0;
+            if !failing {
+                let waiting = !st.queue.is_empty();
+                self.healthy_started();
+                if waiting && presses {
+                    self.pressure(now);
+                }
+            }
+            let Some(st) = self.endpoints.get_mut(&ep) else {
+                continue;
+            };
             if let Some(bucket) = self.limits.get_mut(&ep) {
                 bucket.take(now);
             }

@@ -13,6 +13,10 @@
 //!   `interval`. Then it probes: one attempt at a time. A success closes it (the limit starts
 //!   again from 1 and grows); a failure opens it again for twice as long, up to `max_interval`.
 //!   Other answers (3xx, 4xx, 429) show the endpoint up: they reset the count.
+//! - **Failure share**: a running share of recent attempts that failed (each attempt moves it
+//!   an eighth of the way towards 0 or 1). An endpoint at a quarter or more, or whose breaker
+//!   is not closed, is *failing*: while healthy endpoints of its shard have deliveries waiting,
+//!   it yields to them ([`super::share`]).
 //! - **Asked to wait**: a 429 or 503 with `Retry-After` opens the breaker for the time asked
 //!   (clamped by the sender to [1 s, 1 h]) without counting a failure: the endpoint's other
 //!   deliveries wait too, then a probe goes first.
@@ -31,6 +35,11 @@ use super::{Dispatch, Shard};
 /// A slower answer counts as rising latency only when it is this much over the usual too, so
 /// the jitter of fast answers (1 ms, then 3 ms) shrinks nothing.
 pub const RISE_FLOOR_MS: u64 = 50;
+
+/// The failure share in fixed point: [`SCORE_ONE`] is every recent attempt failed.
+pub const SCORE_ONE: u16 = 1024;
+/// From this failure share on (a quarter), an endpoint is failing.
+pub const FAILING_SCORE: u16 = SCORE_ONE / 4;
 
 /// The open interval a breaker resumes with after failing for `failing_for_ms` (see
 /// [`Shard::resume`]).
@@ -114,6 +123,8 @@ pub struct Health {
     pub breaker: Breaker,
     /// The endpoint's usual answer time (ms), once it has answered.
     pub usual_ms: Option<u64>,
+    /// The share of its recent attempts that failed, out of [`SCORE_ONE`].
+    pub failure_score: u16,
     /// The last answer came markedly slower than usual: the next [`Health::observe`] acts on it.
     slower: bool,
 }
@@ -125,8 +136,14 @@ impl Health {
             limit: per_endpoint,
             breaker: Breaker::Closed,
             usual_ms: None,
+            failure_score: 0,
             slower: false,
         }
+    }
+
+    /// Fails often enough (or its breaker is not closed) to yield to healthy endpoints.
+    pub fn failing(&self) -> bool {
+        self.failure_score >= FAILING_SCORE || self.breaker != Breaker::Closed
     }
 
     /// Nothing learnt: the shard need not remember it. (An endpoint that has answered is
@@ -136,6 +153,7 @@ impl Health {
             && self.limit >= per_endpoint
             && self.breaker == Breaker::Closed
             && self.usual_ms.is_none()
+            && self.failure_score == 0
     }
 
     /// Takes in how long an answered attempt took, before its signal ([`Health::observe`]).
@@ -195,6 +213,7 @@ impl Health {
             }
         }
         if !signal.is_failure() {
+            self.failure_score -= self.failure_score.div_ceil(8);
             self.failures = 0;
             if let Breaker::Probing { .. } = self.breaker {
                 self.breaker = Breaker::Closed;
@@ -204,6 +223,7 @@ impl Health {
             return Change::None;
         }
         self.failures = self.failures.saturating_add(1);
+        self.failure_score += (SCORE_ONE - self.failure_score).div_ceil(8);
         let interval_ms = match self.breaker {
             // Attempts started before it opened end while it is open: no news.
             Breaker::Open { .. } => return Change::None,
@@ -396,13 +416,55 @@ mod tests {
         // A 5xx says the endpoint is up: no halving.
         h.observe(Signal::ServerError, 0, 16, &big);
         assert_eq!(h.limit, 1);
+        assert!(h.failing());
         for want in 2..=16 {
             h.observe(Signal::Delivered, 0, 16, &big);
             assert_eq!(h.limit, want);
         }
         h.observe(Signal::Delivered, 0, 16, &big);
         assert_eq!(h.limit, 16);
+        // Its failures fade: no longer failing, and forgotten once they are gone.
+        assert!(!h.failing() && h.failure_score > 0);
+        for _ in 0..40 {
+            h.observe(Signal::Delivered, 0, 16, &big);
+        }
+        assert_eq!(h.failure_score, 0);
         assert!(h.is_plain(16));
+    }
+
+    #[test]
+    fn the_failure_share_follows_recent_attempts() {
+        let mut h = Health::new(16);
+        let never = BreakerConfig {
+            failures: u32::MAX,
+            ..cfg()
+        };
+        // One 500 now and then is not failing; three in a row are.
+        h.observe(Signal::ServerError, 0, 16, &never);
+        assert!(!h.failing());
+        h.observe(Signal::ServerError, 0, 16, &never);
+        h.observe(Signal::ServerError, 0, 16, &never);
+        assert!(h.failing());
+        // Half failing, alternating, stays failing; one in ten does not.
+        for _ in 0..50 {
+            h.observe(Signal::Delivered, 0, 16, &never);
+            h.observe(Signal::ServerError, 0, 16, &never);
+            assert!(h.failing(), "{}", h.failure_score);
+        }
+        for i in 0..100 {
+            let s = if i % 10 == 0 {
+                Signal::ServerError
+            } else {
+                Signal::Delivered
+            };
+            h.observe(s, 0, 16, &never);
+        }
+        assert!(!h.failing(), "{}", h.failure_score);
+        // Asked to wait is not a failure, but a breaker that is not closed is failing.
+        let mut w = Health::new(16);
+        w.observe(Signal::AskedToWait(Duration::from_secs(1)), 0, 16, &never);
+        assert_eq!(w.failure_score, 0);
+        assert!(w.failing());
     }
 
     #[test]

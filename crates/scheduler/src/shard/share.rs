@@ -11,10 +11,48 @@
 //! they hold until their attempts end, but even then (the worst order: each takes all it may
 //! before the next one has work) the reserve gives a first slot to as many newcomers as it has
 //! slots. Receivers that hold every request until the timeout cannot starve a healthy endpoint.
+//!
+//! Two refinements keep misbehaving receivers from slowing a healthy one down, not only from
+//! starving it:
+//! - **Fast endpoints borrow free slots**: an endpoint that answers fast (its usual answer time
+//!   is at most [`FAST_MS`]) and is not failing may go past its share, up to its own limit,
+//!   while the slots held in all stay below the three quarters. Its attempts end within
+//!   milliseconds, so what it borrows comes back before anyone misses it; slow and hanging
+//!   receivers never borrow. Without it, 80 hanging endpoints held a healthy one to a share of
+//!   9 slots, and its rate to what 9 connections carry.
+//! - **Failing endpoints yield**: while a healthy endpoint has due deliveries waiting (seen in
+//!   the last [`PRESSURE_MS`], in any shard: the shards share the cores; only endpoints that
+//!   answer fast and wait by no choice of their own count, [`Shard::presses`]), an endpoint that is
+//!   failing ([`Health::failing`]) starts one attempt for every [`YIELD`] attempts healthy
+//!   endpoints start (in all shards: the shards share that count, [`Yield`]). The two cores
+//!   are the scarce thing then, and an attempt that fails costs as much as one that delivers,
+//!   plus its retry. Once no healthy endpoint has anything waiting, failing ones go at their
+//!   own pace again.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use hookd_types::EndpointId;
 
+use super::health::Health;
 use super::{Dispatch, Shard};
+
+/// An endpoint whose usual answer takes at most this long may borrow free slots.
+pub(crate) const FAST_MS: u64 = 100;
+/// While healthy endpoints have deliveries waiting, failing ones start one attempt for every
+/// this many of theirs.
+pub(crate) const YIELD: u32 = 8;
+/// How long a healthy endpoint's waiting deliveries make failing ones yield after they were
+/// last seen.
+pub(crate) const PRESSURE_MS: u64 = 50;
+
+/// What the shards share so that failing endpoints yield to healthy ones in any shard: until
+/// when (wheel time) they yield, and the healthy starts counted for them, in parts of a turn.
+/// Every shard reads and writes it; a lost race costs one attempt's place in line.
+#[derive(Debug, Default)]
+pub(crate) struct Yield {
+    pressure_until: AtomicU64,
+    credit: AtomicU32,
+}
 
 /// The part of the budget kept for endpoints holding no slot.
 pub(crate) fn reserve(budget: usize) -> usize {
@@ -46,19 +84,81 @@ impl<D: Dispatch> Shard<D> {
         share(self.max_in_flight, competing, self.per_endpoint)
     }
 
-    /// The slots `endpoint` may hold now: its share, within its health's cap (1 if FIFO).
+    /// The slots `endpoint` may hold now: its share, within its health's cap (1 if FIFO); a
+    /// fast endpoint may borrow up to its cap while free slots last.
     pub(super) fn cap(&self, endpoint: EndpointId) -> usize {
-        let share = self.share();
-        let cap = self
-            .health
-            .get(&endpoint)
-            .map_or(share, |h| h.cap().min(share));
+        let health = self.health.get(&endpoint);
+        let own = health.map_or(self.per_endpoint, Health::cap);
         // FIFO: one in flight at a time.
-        if self.fifo.contains_key(&endpoint) {
-            cap.min(1)
+        let own = if self.fifo.contains_key(&endpoint) {
+            own.min(1)
         } else {
-            cap
+            own
+        };
+        let share = self.share();
+        let fast = health.is_some_and(|h| !h.failing() && h.usual_ms.is_some_and(|u| u <= FAST_MS));
+        if own > share && fast && self.in_flight + reserve(self.max_in_flight) < self.max_in_flight
+        {
+            own
+        } else {
+            own.min(share)
         }
+    }
+
+    /// Whether `endpoint` is failing: it yields to healthy endpoints with deliveries waiting.
+    pub(super) fn failing(&self, endpoint: EndpointId) -> bool {
+        self.health.get(&endpoint).is_some_and(Health::failing)
+    }
+
+    /// Whether `endpoint`'s waiting deliveries make failing endpoints yield: it is healthy and
+    /// what holds it back may be the CPU: it has answered, fast, and is neither FIFO nor
+    /// rate-limited (those wait by their own choice).
+    pub(super) fn presses(&self, endpoint: EndpointId) -> bool {
+        self.health
+            .get(&endpoint)
+            .is_some_and(|h| !h.failing() && h.usual_ms.is_some_and(|u| u <= FAST_MS))
+            && !self.fifo.contains_key(&endpoint)
+            && !self.limits.contains_key(&endpoint)
+    }
+
+    /// Until when (wheel time) failing endpoints yield.
+    pub(super) fn pressure_until(&self) -> u64 {
+        self.yields.pressure_until.load(Ordering::Relaxed)
+    }
+
+    /// A healthy endpoint has due deliveries waiting at wheel time `now`.
+    pub(super) fn pressure(&self, now: u64) {
+        self.yields
+            .pressure_until
+            .fetch_max(now + PRESSURE_MS, Ordering::Relaxed);
+    }
+
+    /// Whether a failing endpoint may start an attempt now; if so, it is counted.
+    pub(super) fn failing_may_start(&mut self, now: u64) -> bool {
+        if now >= self.pressure_until() {
+            return true;
+        }
+        let taken = self
+            .yields
+            .credit
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                c.checked_sub(YIELD)
+            });
+        if taken.is_err() {
+            self.held_by_yield = true;
+        }
+        taken.is_ok()
+    }
+
+    /// A healthy endpoint started an attempt: failing ones earn a part of a turn (at most
+    /// four turns are kept).
+    pub(super) fn healthy_started(&self) {
+        let _ = self
+            .yields
+            .credit
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some((c + 1).min(4 * YIELD))
+            });
     }
 
     /// After the share grew (fewer endpoints have work), endpoints that were held at the old
@@ -88,6 +188,7 @@ mod tests {
         // More endpoints than slots: one each.
         assert_eq!(share(8, 100, 16), 1);
         assert_eq!(share(512, 41, 16), 9);
+        assert_eq!(reserve(512), 128);
         assert_eq!(share(0, 0, 0), 1);
         assert_eq!(reserve(1), 1);
     }

@@ -31,6 +31,8 @@ struct Fake {
     after_release: Duration,
     fail_first: usize,
     retry_after: u64,
+    /// Attempts that report a signal report their hold as the answer time too.
+    timed: bool,
 }
 
 impl Fake {
@@ -47,6 +49,7 @@ impl Fake {
             after_release: Duration::ZERO,
             fail_first: 0,
             retry_after: 20,
+            timed: false,
         }
     }
 
@@ -90,7 +93,8 @@ impl Dispatch for Fake {
             let m = m.entry(job.endpoint).or_default();
             *m = (*m).max(*n);
         }
-        tokio::time::sleep(*self.holds.get(&job.endpoint).unwrap_or(&self.hold)).await;
+        let hold = *self.holds.get(&job.endpoint).unwrap_or(&self.hold);
+        tokio::time::sleep(hold).await;
         *self
             .in_flight
             .lock()
@@ -100,7 +104,7 @@ impl Dispatch for Fake {
         self.tails.fetch_add(1, Ordering::SeqCst);
         let signal = self.signals.lock().unwrap().get(&job.endpoint).copied();
         match signal {
-            Some(signal) => slot.report(signal, None),
+            Some(signal) => slot.report(signal, self.timed.then_some(hold)),
             None => slot.release(),
         }
         // Durability work after the endpoint is done does not hold the slot.
@@ -536,6 +540,151 @@ async fn a_failing_endpoint_is_probed_and_its_queue_waits() {
         ("closed", 4, 0)
     );
     assert!(s.shutdown(Duration::from_secs(1)).await);
+}
+
+/// Four endpoints that hang hold four slots each; a healthy endpoint answering in 1 ms has 300
+/// deliveries. Its share beside them is 9 of the 48 shared slots, but it answers fast and the
+/// budget has room: it borrows up to its own limit, 16, while the hanging ones keep theirs.
+#[tokio::test(start_paused = true)]
+async fn a_fast_endpoint_borrows_free_slots_beside_hanging_ones() {
+    let hanging: Vec<EndpointId> = (0..4).map(|_| EndpointId::generate()).collect();
+    let healthy = EndpointId::generate();
+    let fake = Arc::new(Fake {
+        hold: Duration::from_millis(1),
+        holds: hanging
+            .iter()
+            .map(|ep| (*ep, Duration::from_secs(3600)))
+            .collect(),
+        signals: Mutex::new([(healthy, Signal::Delivered)].into()),
+        timed: true,
+        ..Fake::new()
+    });
+    let s = start_one_shard(&fake, 16, 64);
+    for ep in &hanging {
+        for _ in 0..4 {
+            s.handle().schedule(job(*ep, 0));
+        }
+    }
+    for _ in 0..300 {
+        s.handle().schedule(job(healthy, 0));
+    }
+    wait_calls(&fake, 316).await;
+    assert_eq!(super::share::share(64, 5, 16), 9);
+    assert_eq!(
+        fake.max_seen(healthy),
+        16,
+        "it did not borrow past its share"
+    );
+    for ep in &hanging {
+        assert_eq!(fake.max_seen(*ep), 4);
+    }
+    let h = s.handle().health(healthy).await.unwrap();
+    assert_eq!((h.usual_latency_ms, h.failing), (Some(1), false));
+    assert!(!s.shutdown(Duration::from_millis(10)).await);
+}
+
+/// One shard of 64 slots, 4 per endpoint, whose breakers never open.
+fn start_never_open(fake: &Arc<Fake>) -> Scheduler {
+    let config = SchedulerConfig {
+        shards: 1,
+        per_endpoint_concurrency: 4,
+        max_in_flight: 64,
+        breaker: BreakerConfig {
+            failures: u32::MAX,
+            ..BreakerConfig::default()
+        },
+    };
+    Scheduler::prepare_at(&config, fake.clone(), fake.clock).start()
+}
+
+/// An endpoint answering 500 to everything (its breaker set never to open) is failing. While a
+/// healthy endpoint of its shard has deliveries waiting, it starts one attempt for every
+/// [`share::YIELD`] of the healthy one's (plus the few turns kept); once the healthy one's
+/// queue is empty, it goes at its own pace again.
+#[tokio::test(start_paused = true)]
+async fn a_failing_endpoint_yields_while_a_healthy_one_has_deliveries_waiting() {
+    let (failing, healthy) = (EndpointId::generate(), EndpointId::generate());
+    let fake = Arc::new(Fake {
+        hold: Duration::from_millis(10),
+        signals: Mutex::new([(failing, Signal::ServerError), (healthy, Signal::Delivered)].into()),
+        timed: true,
+        ..Fake::new()
+    });
+    let s = start_never_open(&fake);
+    for _ in 0..8 {
+        s.handle().schedule(job(failing, 0));
+    }
+    wait_calls(&fake, 8).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let h = s.handle().health(failing).await.unwrap();
+    assert!(h.failing && h.failure_share >= 0.25, "{h:?}");
+    for _ in 0..200 {
+        s.handle().schedule(job(healthy, 0));
+    }
+    for _ in 0..100 {
+        s.handle().schedule(job(failing, 0));
+    }
+    // The healthy one: 4 at a time, 10 ms each, 500 ms for its 200.
+    for _ in 0..3000 {
+        if fake.calls_to(healthy) == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(fake.calls_to(healthy), 200);
+    let meanwhile = fake.calls_to(failing) - 8;
+    assert!(
+        (200 / share::YIELD as usize..=200 / share::YIELD as usize + 8).contains(&meanwhile),
+        "the failing endpoint started {meanwhile} while the healthy one had work waiting"
+    );
+    // Then its own pace: 4 at a time, 10 ms each.
+    let left = 100 - meanwhile;
+    let t = Instant::now();
+    wait_calls(&fake, 308).await;
+    let took = Instant::now() - t;
+    assert!(
+        took <= Duration::from_millis(10 * (left as u64 / 4 + 1) + share::PRESSURE_MS + 20),
+        "{left} took {took:?}"
+    );
+    assert!(s.shutdown(Duration::from_secs(1)).await);
+}
+
+/// A healthy endpoint that answers in a second has deliveries waiting too, but what holds it
+/// back is its own answer time, not the CPU: a failing endpoint does not yield to it.
+#[tokio::test(start_paused = true)]
+async fn a_failing_endpoint_does_not_yield_to_a_slow_one() {
+    let (failing, slow) = (EndpointId::generate(), EndpointId::generate());
+    let fake = Arc::new(Fake {
+        hold: Duration::from_millis(10),
+        holds: [(slow, Duration::from_secs(1))].into(),
+        signals: Mutex::new([(failing, Signal::ServerError), (slow, Signal::Delivered)].into()),
+        timed: true,
+        ..Fake::new()
+    });
+    let s = start_never_open(&fake);
+    for _ in 0..8 {
+        s.handle().schedule(job(failing, 0));
+    }
+    for _ in 0..100 {
+        s.handle().schedule(job(slow, 0));
+    }
+    wait_calls(&fake, 12).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(s.handle().health(failing).await.unwrap().failing);
+    let t = Instant::now();
+    let before = fake.calls_to(failing);
+    for _ in 0..40 {
+        s.handle().schedule(job(failing, 0));
+    }
+    while fake.calls_to(failing) < before + 40 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        Instant::now() - t <= Duration::from_millis(120),
+        "{:?}",
+        Instant::now() - t
+    );
+    assert!(!s.shutdown(Duration::from_millis(10)).await);
 }
 
 fn controls(rate: Option<(u32, u32)>, fifo: bool) -> DeliveryControls {
