@@ -120,6 +120,15 @@ pub fn threads_delta(
     d
 }
 
+/// CPU seconds the hypervisor took from this machine's CPUs since boot (`steal` in the `cpu`
+/// line of `/proc/stat`): a phase that lost much of it ran slower for reasons not its own.
+pub fn steal_secs() -> Option<f64> {
+    let text = fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let steal: u64 = line.split_whitespace().nth(8)?.parse().ok()?;
+    Some(steal as f64 / TICKS_PER_SEC)
+}
+
 /// Resident set size of process `pid` (`VmRSS` in `/proc/PID/status`), none if it is gone.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -145,6 +145,8 @@ struct Phase {
     /// hookd's CPU time while the phase was timed (its pid known): the healthy endpoint's work,
     /// plus whatever the misbehaving ones cost meanwhile. Steal-proof where the rate is not.
     hookd_cpu_s: Option<f64>,
+    /// CPU seconds the hypervisor took from the machine in the same window (none if unknown).
+    steal_s: Option<f64>,
     /// hookd's CPU time in the same window by thread name, largest first.
     threads: Vec<(String, f64)>,
 }
@@ -330,6 +332,7 @@ async fn phase(
     let threads = || pid.and_then(|p| crate::cpu::threads_of(p).ok());
     let (start, cpu_before, threads_before) = (Instant::now(), cpu(), threads());
     let bad_before = bad.as_ref().map_or(0, Bad::requests);
+    let steal_before = crate::cpu::steal_secs();
     let deadline = (start + args.phase_timeout).min(ctx.limits.work);
     let job = Arc::new(IngestJob {
         target: target.clone(),
@@ -351,6 +354,9 @@ async fn phase(
     }
     let seconds = start.elapsed().as_secs_f64();
     let hookd_cpu_s = cpu().zip(cpu_before).map(|(after, before)| after - before);
+    let steal_s = crate::cpu::steal_secs()
+        .zip(steal_before)
+        .map(|(after, before)| after - before);
     let threads = threads()
         .zip(threads_before)
         .map(|(after, before)| crate::cpu::threads_delta(&before, &after))
@@ -372,6 +378,7 @@ async fn phase(
         bad_requests,
         bad_in_phase,
         hookd_cpu_s,
+        steal_s,
         threads,
     })
 }
@@ -529,10 +536,14 @@ fn print_phase(p: &Phase, before: &[Phase]) {
         .take(5)
         .map(|(name, s)| format!("{name} {s:.2}"))
         .collect();
+    let steal = p
+        .steal_s
+        .map(|s| format!("; steal {s:.2} s"))
+        .unwrap_or_default();
     let threads = if threads.is_empty() {
         String::new()
     } else {
-        format!(" (s: {})", threads.join(", "))
+        format!(" (s: {}{steal})", threads.join(", "))
     };
     let vs = |r: Option<&Phase>, what: &str| {
         r.map(|a| {
@@ -676,6 +687,7 @@ fn phase_json(p: &Phase, before: &[Phase]) -> Value {
         "p99_vs_ok": p99_vs(control),
         "bad_requests": p.bad_requests,
         "bad_requests_timed": p.bad_in_phase,
+        "steal_s": p.steal_s.map(r3),
         "hookd_cpu_us_per_delivery": p.cpu_us().map(r1),
         "hookd_threads_s": p.threads.iter().map(|(n, s)| json!([n, r3(*s)])).collect::<Vec<_>>(),
         "cpu_vs_alone": alone.and_then(Phase::cpu_us).zip(p.cpu_us()).map(|(a, c)| r3(ratio(c, a))),
@@ -698,6 +710,7 @@ mod tests {
             max_us: p99_us,
             bad_requests: 0,
             bad_in_phase: 0,
+            steal_s: None,
             hookd_cpu_s: Some(seconds / 10.0),
             threads: Vec::new(),
         }
