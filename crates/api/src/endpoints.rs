@@ -306,7 +306,7 @@ pub struct HealthView {
     /// of the way).
     pub failure_share: f64,
     /// A failure share of a quarter or more, or a breaker not closed: while healthy endpoints
-    /// have deliveries waiting, it starts one attempt for every eight of theirs.
+    /// are delivering, failing ones start one attempt for every sixteen of theirs.
     pub failing: bool,
     /// Due deliveries waiting behind an open breaker.
     pub waiting: usize,
@@ -539,7 +539,9 @@ async fn update(
     ))
 }
 
-/// Delete an endpoint; its pending deliveries end as `endpoint_deleted`.
+/// Delete an endpoint; its deliveries are deleted with it, in the background. Those due are
+/// dropped at once, with no attempt; a retry that comes due before its delivery is deleted ends
+/// as `endpoint_deleted`.
 #[utoipa::path(
     delete,
     path = "/v1/endpoints/{id}",
@@ -558,8 +560,9 @@ async fn remove(
     if !blocking(move || Ok(registry.remove(ep_id)?)).await? {
         return Err(ApiError::not_found("endpoint"));
     }
-    // Its shard forgets its limit and its line; its deliveries end through the sender.
-    state.scheduler.set_controls(ep_id, Default::default());
+    // Its shard drops its due jobs and forgets its health, limit and line; the store's purge
+    // deletes its deliveries.
+    state.scheduler.forget(ep_id);
     tracing::info!(endpoint = %ep.id, "endpoint deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use hookd_log::ScheduleEntry;
+use hookd_types::metrics::{dec, METRICS};
 use hookd_types::time::now_ms;
 use hookd_types::{DeliveryControls, DeliveryId, EndpointId, Event, Signal};
 
@@ -191,6 +192,8 @@ enum Cmd {
         delivery: DeliveryId,
         endpoint: EndpointId,
     },
+    /// The endpoint is deleted: drop its due jobs (see [`SchedulerHandle::forget`]).
+    Forget(EndpointId),
     /// The endpoint's delivery controls (rate limit, FIFO) from now on.
     Controls {
         endpoint: EndpointId,
@@ -332,6 +335,16 @@ impl SchedulerHandle {
             .send(Cmd::Controls { endpoint, controls });
     }
 
+    /// The endpoint is deleted: its shard drops the jobs it holds for it, due or waiting behind
+    /// its breaker, without an attempt (its deliveries are deleted with it, see the store's
+    /// purge), and forgets its health and controls. Attempts in flight end as they do; a job
+    /// still waiting for its deadline is refused by the sender when it comes due. Before this,
+    /// each of a deleted endpoint's jobs went through the sender's refusal and recorded an
+    /// outcome that the purge then deleted: 80,000 of them kept two cores busy for seconds.
+    pub fn forget(&self, endpoint: EndpointId) {
+        let _ = self.shard(endpoint).send(Cmd::Forget(endpoint));
+    }
+
     fn shard(&self, endpoint: EndpointId) -> &mpsc::UnboundedSender<Cmd> {
         &self.shards[shard_of(endpoint, self.shards.len())]
     }
@@ -403,6 +416,7 @@ impl Scheduler {
                 held_back: 0,
                 yields: yields.clone(),
                 held_by_yield: false,
+                floor_at: 0,
                 breaker: cfg.breaker.clone(),
                 in_flight: 0,
                 tasks: 0,
@@ -616,6 +630,9 @@ struct Shard<D> {
     yields: Arc<share::Yield>,
     /// The last [`Shard::pump`] held a failing endpoint back: wake when the pressure ends.
     held_by_yield: bool,
+    /// While they yield, this shard's failing endpoints may start one attempt from this wheel
+    /// time on ([`share::FLOOR_MS`]).
+    floor_at: u64,
     breaker: BreakerConfig,
     /// Attempts holding a slot.
     in_flight: usize,
@@ -677,7 +694,7 @@ impl<D: Dispatch> Shard<D> {
                 .map(|at| at.max(self.wheel.elapsed() + 1));
             let probe = self.reopen.first().map(|(at, _)| *at);
             let refill = self.refill.first().map(|(at, _)| *at);
-            let unyield = self.held_by_yield.then(|| self.pressure_until());
+            let unyield = self.held_by_yield.then(|| self.unyield_at());
             let next = wheel
                 .into_iter()
                 .chain(probe)
@@ -747,6 +764,7 @@ impl<D: Dispatch> Shard<D> {
                 }
             }
             Cmd::Controls { endpoint, controls } => self.set_controls(endpoint, controls),
+            Cmd::Forget(endpoint) => self.forget(endpoint),
             Cmd::Finished {
                 delivery,
                 endpoint,
@@ -827,6 +845,28 @@ impl<D: Dispatch> Shard<D> {
     fn set_controls(&mut self, endpoint: EndpointId, controls: DeliveryControls) {
         self.set_rate_limit(endpoint, controls.rate_limit);
         self.set_fifo(endpoint, controls.fifo);
+    }
+
+    /// A deleted endpoint: its due and parked jobs go, uncounted from the pending deliveries.
+    fn forget(&mut self, endpoint: EndpointId) {
+        let queued = self
+            .endpoints
+            .get_mut(&endpoint)
+            .map(|st| std::mem::take(&mut st.queue))
+            .unwrap_or_default();
+        let parked = self.parked.remove(&endpoint).unwrap_or_default();
+        let mut dropped = 0;
+        for job in queued.into_iter().chain(parked) {
+            if self.live.get(&job.delivery) == Some(&job.due_ms) {
+                self.live.remove(&job.delivery);
+                dropped += 1;
+            }
+        }
+        self.set_controls(endpoint, DeliveryControls::default());
+        self.health.remove(&endpoint);
+        self.forget_if_idle(endpoint);
+        dec(&METRICS.deliveries_pending, dropped);
+        tracing::debug!(endpoint = %endpoint, dropped, "deleted endpoint's due jobs dropped");
     }
 
     /// Puts an endpoint with due jobs back in the round-robin (`pump` says whether it may
@@ -934,9 +974,8 @@ impl<D: Dispatch> Shard<D> {
             }
             idle_turns = 0;
             if !failing {
-                let waiting = !st.queue.is_empty();
                 self.healthy_started();
-                if waiting && presses {
+                if presses {
                     self.pressure(now);
                 }
             }

@@ -20,14 +20,17 @@
 //!   milliseconds, so what it borrows comes back before anyone misses it; slow and hanging
 //!   receivers never borrow. Without it, 80 hanging endpoints held a healthy one to a share of
 //!   9 slots, and its rate to what 9 connections carry.
-//! - **Failing endpoints yield**: while a healthy endpoint has due deliveries waiting (seen in
-//!   the last [`PRESSURE_MS`], in any shard: the shards share the cores; only endpoints that
-//!   answer fast and wait by no choice of their own count, [`Shard::presses`]), an endpoint that is
-//!   failing ([`Health::failing`]) starts one attempt for every [`YIELD`] attempts healthy
-//!   endpoints start (in all shards: the shards share that count, [`Yield`]). The two cores
-//!   are the scarce thing then, and an attempt that fails costs as much as one that delivers,
-//!   plus its retry. Once no healthy endpoint has anything waiting, failing ones go at their
-//!   own pace again.
+//! - **Failing endpoints yield**: while healthy endpoints are delivering (one started an
+//!   attempt, or had due deliveries waiting, in the last [`PRESSURE_MS`], in any shard: the
+//!   shards share the cores; only endpoints that answer fast and are neither FIFO nor
+//!   rate-limited count, [`Shard::presses`]), an endpoint that is failing ([`Health::failing`])
+//!   starts one attempt for every [`YIELD`] attempts healthy endpoints start (in all shards:
+//!   they share that count, [`Yield`]), and failing endpoints of a shard at least one every
+//!   [`FLOOR_MS`] whatever the healthy ones do. The cores are what is scarce then: healthy
+//!   deliveries share them with ingest, fan-out and the indexer, and an attempt that fails
+//!   costs as much as one that delivers, plus its retry (in the misbehave load run, the phases
+//!   with 5,000-7,000 requests to endpoints failing half of them took twice the time of those
+//!   with a few hundred). Once healthy endpoints are quiet, failing ones go at their own pace.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -38,11 +41,12 @@ use super::{Dispatch, Shard};
 
 /// An endpoint whose usual answer takes at most this long may borrow free slots.
 pub(crate) const FAST_MS: u64 = 100;
-/// While healthy endpoints have deliveries waiting, failing ones start one attempt for every
-/// this many of theirs.
-pub(crate) const YIELD: u32 = 8;
-/// How long a healthy endpoint's waiting deliveries make failing ones yield after they were
-/// last seen.
+/// While healthy endpoints are delivering, failing ones start one attempt for every this many
+/// of theirs.
+pub(crate) const YIELD: u32 = 16;
+/// ... and the failing endpoints of a shard at least one every this many ms.
+pub(crate) const FLOOR_MS: u64 = 5;
+/// How long a healthy endpoint's start (or waiting deliveries) makes failing ones yield.
 pub(crate) const PRESSURE_MS: u64 = 50;
 
 /// What the shards share so that failing endpoints yield to healthy ones in any shard: until
@@ -144,10 +148,20 @@ impl<D: Dispatch> Shard<D> {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
                 c.checked_sub(YIELD)
             });
-        if taken.is_err() {
-            self.held_by_yield = true;
+        if taken.is_ok() {
+            return true;
         }
-        taken.is_ok()
+        if now >= self.floor_at {
+            self.floor_at = now + FLOOR_MS;
+            return true;
+        }
+        self.held_by_yield = true;
+        false
+    }
+
+    /// When a failing endpoint held back by yielding may try again (wheel time).
+    pub(super) fn unyield_at(&self) -> u64 {
+        self.pressure_until().min(self.floor_at)
     }
 
     /// A healthy endpoint started an attempt: failing ones earn a part of a turn (at most

@@ -583,6 +583,43 @@ async fn a_fast_endpoint_borrows_free_slots_beside_hanging_ones() {
     assert!(!s.shutdown(Duration::from_millis(10)).await);
 }
 
+/// A deleted endpoint's due jobs go without an attempt: those waiting for a slot behind its
+/// hour-long attempts, and those parked behind an open breaker (no probe comes either). The
+/// attempts in flight end as they do.
+#[tokio::test(start_paused = true)]
+async fn a_forgotten_endpoint_s_due_jobs_go_without_an_attempt() {
+    let (busy, broken) = (EndpointId::generate(), EndpointId::generate());
+    let fake = Arc::new(Fake {
+        hold: Duration::from_millis(10),
+        holds: [(busy, Duration::from_secs(3600))].into(),
+        signals: Mutex::new([(broken, Signal::Unreachable)].into()),
+        ..Fake::new()
+    });
+    let s = start_one_shard(&fake, 4, 64);
+    for _ in 0..20 {
+        s.handle().schedule(job(busy, 0));
+        s.handle().schedule(job(broken, 0));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (b, k) = (
+        s.handle().health(busy).await.unwrap(),
+        s.handle().health(broken).await.unwrap(),
+    );
+    assert_eq!((b.queued, fake.calls_to(busy)), (16, 4));
+    assert_eq!((k.breaker.name(), k.parked), ("open", 15), "{k:?}");
+    s.handle().forget(busy);
+    s.handle().forget(broken);
+    let (b, k) = (
+        s.handle().health(busy).await.unwrap(),
+        s.handle().health(broken).await.unwrap(),
+    );
+    assert_eq!((b.queued, k.parked, k.breaker.name()), (0, 0, "closed"));
+    // Past the breaker's interval and well past nothing: no attempt to either.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!((fake.calls_to(busy), fake.calls_to(broken)), (4, 5));
+    assert!(!s.shutdown(Duration::from_millis(10)).await);
+}
+
 /// One shard of 64 slots, 4 per endpoint, whose breakers never open.
 fn start_never_open(fake: &Arc<Fake>) -> Scheduler {
     let config = SchedulerConfig {
@@ -598,14 +635,14 @@ fn start_never_open(fake: &Arc<Fake>) -> Scheduler {
 }
 
 /// An endpoint answering 500 to everything (its breaker set never to open) is failing. While a
-/// healthy endpoint of its shard has deliveries waiting, it starts one attempt for every
-/// [`share::YIELD`] of the healthy one's (plus the few turns kept); once the healthy one's
-/// queue is empty, it goes at its own pace again.
+/// healthy endpoint of its shard is delivering, it starts one attempt for every
+/// [`share::YIELD`] of the healthy one's, and one every [`share::FLOOR_MS`] (plus the few turns
+/// kept); once the healthy one is done, it goes at its own pace again.
 #[tokio::test(start_paused = true)]
-async fn a_failing_endpoint_yields_while_a_healthy_one_has_deliveries_waiting() {
+async fn a_failing_endpoint_yields_while_a_healthy_one_is_delivering() {
     let (failing, healthy) = (EndpointId::generate(), EndpointId::generate());
     let fake = Arc::new(Fake {
-        hold: Duration::from_millis(10),
+        hold: Duration::from_millis(2),
         signals: Mutex::new([(failing, Signal::ServerError), (healthy, Signal::Delivered)].into()),
         timed: true,
         ..Fake::new()
@@ -618,32 +655,39 @@ async fn a_failing_endpoint_yields_while_a_healthy_one_has_deliveries_waiting() 
     tokio::time::sleep(Duration::from_millis(100)).await;
     let h = s.handle().health(failing).await.unwrap();
     assert!(h.failing && h.failure_share >= 0.25, "{h:?}");
-    for _ in 0..200 {
+    for _ in 0..800 {
         s.handle().schedule(job(healthy, 0));
     }
-    for _ in 0..100 {
+    for _ in 0..400 {
         s.handle().schedule(job(failing, 0));
     }
-    // The healthy one: 4 at a time, 10 ms each, 500 ms for its 200.
+    // The healthy one: 4 at a time, 2 ms each, 400 ms for its 800. Alone, the failing one
+    // would take 200 ms for its 400.
+    let t = Instant::now();
     for _ in 0..3000 {
-        if fake.calls_to(healthy) == 200 {
+        if fake.calls_to(healthy) == 800 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    assert_eq!(fake.calls_to(healthy), 200);
+    assert_eq!(fake.calls_to(healthy), 800);
+    let took = (Instant::now() - t).as_millis() as usize;
     let meanwhile = fake.calls_to(failing) - 8;
-    assert!(
-        (200 / share::YIELD as usize..=200 / share::YIELD as usize + 8).contains(&meanwhile),
-        "the failing endpoint started {meanwhile} while the healthy one had work waiting"
+    let (least, most) = (
+        800 / share::YIELD as usize,
+        800 / share::YIELD as usize + took / share::FLOOR_MS as usize + 8,
     );
-    // Then its own pace: 4 at a time, 10 ms each.
-    let left = 100 - meanwhile;
+    assert!(
+        (least..=most).contains(&meanwhile),
+        "the failing endpoint started {meanwhile} in {took} ms while the healthy one delivered, not {least}..={most}"
+    );
+    // Then its own pace: 4 at a time, 2 ms each.
+    let left = 400 - meanwhile;
     let t = Instant::now();
-    wait_calls(&fake, 308).await;
+    wait_calls(&fake, 1208).await;
     let took = Instant::now() - t;
     assert!(
-        took <= Duration::from_millis(10 * (left as u64 / 4 + 1) + share::PRESSURE_MS + 20),
+        took <= Duration::from_millis(2 * (left as u64 / 4 + 1) + share::PRESSURE_MS + 20),
         "{left} took {took:?}"
     );
     assert!(s.shutdown(Duration::from_secs(1)).await);
