@@ -9,7 +9,8 @@
 //! outcome is applied to a delivery while it is being deleted.
 //!
 //! Work for the endpoint may still be on its way when it is deleted: a fan-out that matched it
-//! just before, an attempt in flight, jobs in its shard (each refused: the endpoint is gone).
+//! just before, an attempt in flight, a retry still waiting in its shard's wheel (refused when
+//! due: the endpoint is gone; the jobs already due are dropped at the deletion).
 //! Their outcomes find no delivery and are skipped ([`SledStore::apply`]); deliveries a late
 //! fan-out makes are fresh ones, dropped by the next pass. A tombstone is kept for [`GRACE_MS`]
 //! after the deletion, far longer than a delivery may stay fresh ([`super::LINGER_MS`]) or an
