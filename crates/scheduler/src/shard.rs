@@ -255,7 +255,7 @@ pub struct EndpointHealth {
     /// way to 0 or 1).
     pub failure_share: f64,
     /// Failing (a failure share of a quarter or more, or a breaker not closed): it yields to
-    /// healthy endpoints with deliveries waiting.
+    /// healthy endpoints that are delivering.
     pub failing: bool,
     /// Due deliveries waiting behind an open breaker.
     pub parked: usize,
@@ -392,7 +392,7 @@ impl Scheduler {
         clock: Clock,
     ) -> Loader<D> {
         let n = cfg.shards.max(1);
-        let yields = Arc::new(share::Yield::default());
+        let yields = Arc::new(share::Shared::default());
         let mut senders = Vec::with_capacity(n);
         let mut shards = Vec::with_capacity(n);
         for index in 0..n {
@@ -414,9 +414,7 @@ impl Scheduler {
                 refill: BTreeSet::new(),
                 fifo: HashMap::new(),
                 held_back: 0,
-                yields: yields.clone(),
-                held_by_yield: false,
-                floor_at: 0,
+                yields: share::Yield::new(yields.clone()),
                 breaker: cfg.breaker.clone(),
                 in_flight: 0,
                 tasks: 0,
@@ -625,14 +623,8 @@ struct Shard<D> {
     fifo: HashMap<EndpointId, BTreeSet<DeliveryId>>,
     /// Endpoints in `endpoints` that are [`EndpointState::held_back`].
     held_back: usize,
-    /// Shared by all shards: until when failing endpoints yield, and the healthy attempts
-    /// started, in parts of a failing endpoint's turn ([`share`]).
-    yields: Arc<share::Yield>,
-    /// The last [`Shard::pump`] held a failing endpoint back: wake when the pressure ends.
-    held_by_yield: bool,
-    /// While they yield, this shard's failing endpoints may start one attempt from this wheel
-    /// time on ([`share::FLOOR_MS`]).
-    floor_at: u64,
+    /// When failing endpoints yield ([`share`]): shared by all shards, with this shard's floor.
+    yields: share::Yield,
     breaker: BreakerConfig,
     /// Attempts holding a slot.
     in_flight: usize,
@@ -694,7 +686,7 @@ impl<D: Dispatch> Shard<D> {
                 .map(|at| at.max(self.wheel.elapsed() + 1));
             let probe = self.reopen.first().map(|(at, _)| *at);
             let refill = self.refill.first().map(|(at, _)| *at);
-            let unyield = self.held_by_yield.then(|| self.unyield_at());
+            let unyield = self.yields.held.then(|| self.yields.wake_at());
             let next = wheel
                 .into_iter()
                 .chain(probe)
@@ -807,7 +799,7 @@ impl<D: Dispatch> Shard<D> {
                     .get(&endpoint)
                     .is_some_and(|st| !st.queue.is_empty());
                 if waiting && self.presses(endpoint) {
-                    self.pressure(now);
+                    self.yields.pressure(now);
                 }
                 if let Some(st) = self.endpoints.get_mut(&endpoint) {
                     st.in_flight -= 1;
@@ -897,7 +889,7 @@ impl<D: Dispatch> Shard<D> {
     /// it has gone round every runnable endpoint without starting anything.
     fn pump(&mut self) {
         self.rejoin_after_growth();
-        self.held_by_yield = false;
+        self.yields.held = false;
         let mut idle_turns = 0;
         while self.in_flight < self.max_in_flight && idle_turns <= self.runnable.len() {
             let Some(ep) = self.runnable.pop_front() else {
@@ -913,7 +905,7 @@ impl<D: Dispatch> Shard<D> {
             if st.in_flight >= cap {
                 st.runnable = false;
                 if presses && !st.queue.is_empty() {
-                    self.pressure(now);
+                    self.yields.pressure(now);
                 }
                 self.forget_if_idle(ep);
                 continue;
@@ -946,16 +938,13 @@ impl<D: Dispatch> Shard<D> {
                 idle_turns += 1;
                 continue;
             }
-            // A failing endpoint yields to healthy ones with deliveries waiting: it stays in the
+            // A failing endpoint yields to healthy ones that are delivering: it stays in the
             // round-robin and tries again on a later turn.
-            if failing && !self.failing_may_start(now) {
+            if failing && !self.yields.may_start(now) {
                 self.runnable.push_back(ep);
                 idle_turns += 1;
                 continue;
             }
-            let Some(st) = self.endpoints.get_mut(&ep) else {
-                continue;
-            };
             let Some(job) = st.queue.pop_front() else {
                 st.runnable = false;
                 self.forget_if_idle(ep);
@@ -974,14 +963,11 @@ impl<D: Dispatch> Shard<D> {
             }
             idle_turns = 0;
             if !failing {
-                self.healthy_started();
+                self.yields.healthy_started();
                 if presses {
-                    self.pressure(now);
+                    self.yields.pressure(now);
                 }
             }
-            let Some(st) = self.endpoints.get_mut(&ep) else {
-                continue;
-            };
             if let Some(bucket) = self.limits.get_mut(&ep) {
                 bucket.take(now);
             }

@@ -15,8 +15,8 @@
 //!   Other answers (3xx, 4xx, 429) show the endpoint up: they reset the count.
 //! - **Failure share**: a running share of recent attempts that failed (each attempt moves it
 //!   an eighth of the way towards 0 or 1). An endpoint at a quarter or more, or whose breaker
-//!   is not closed, is *failing*: while healthy endpoints of its shard have deliveries waiting,
-//!   it yields to them ([`super::share`]).
+//!   is not closed, is *failing*: while healthy endpoints are delivering, it yields to them
+//!   ([`super::share`]).
 //! - **Asked to wait**: a 429 or 503 with `Retry-After` opens the breaker for the time asked
 //!   (clamped by the sender to [1 s, 1 h]) without counting a failure: the endpoint's other
 //!   deliveries wait too, then a probe goes first.
@@ -144,6 +144,12 @@ impl Health {
     /// Fails often enough (or its breaker is not closed) to yield to healthy endpoints.
     pub fn failing(&self) -> bool {
         self.failure_score >= FAILING_SCORE || self.breaker != Breaker::Closed
+    }
+
+    /// Not failing, and its usual answer takes at most [`super::share::FAST_MS`]: it may
+    /// borrow free slots, and failing endpoints yield to it.
+    pub fn answers_fast(&self) -> bool {
+        !self.failing() && self.usual_ms.is_some_and(|u| u <= super::share::FAST_MS)
     }
 
     /// Nothing learnt: the shard need not remember it. (An endpoint that has answered is

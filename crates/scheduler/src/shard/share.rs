@@ -25,7 +25,7 @@
 //!   shards share the cores; only endpoints that answer fast and are neither FIFO nor
 //!   rate-limited count, [`Shard::presses`]), an endpoint that is failing ([`Health::failing`])
 //!   starts one attempt for every [`YIELD`] attempts healthy endpoints start (in all shards:
-//!   they share that count, [`Yield`]), and failing endpoints of a shard at least one every
+//!   they share that count, [`Shared`]), and failing endpoints of a shard at least one every
 //!   [`FLOOR_MS`] whatever the healthy ones do. The cores are what is scarce then: healthy
 //!   deliveries share them with ingest, fan-out and the indexer, and an attempt that fails
 //!   costs as much as one that delivers, plus its retry (in the misbehave load run, the phases
@@ -39,7 +39,8 @@ use hookd_types::EndpointId;
 use super::health::Health;
 use super::{Dispatch, Shard};
 
-/// An endpoint whose usual answer takes at most this long may borrow free slots.
+/// An endpoint whose usual answer takes at most this long may borrow free slots (and its
+/// attempts make failing endpoints yield).
 pub(crate) const FAST_MS: u64 = 100;
 /// While healthy endpoints are delivering, failing ones start one attempt for every this many
 /// of theirs.
@@ -53,9 +54,82 @@ pub(crate) const PRESSURE_MS: u64 = 50;
 /// when (wheel time) they yield, and the healthy starts counted for them, in parts of a turn.
 /// Every shard reads and writes it; a lost race costs one attempt's place in line.
 #[derive(Debug, Default)]
-pub(crate) struct Yield {
+pub(crate) struct Shared {
     pressure_until: AtomicU64,
     credit: AtomicU32,
+}
+
+/// One shard's side of the yield: the shared part, and its own floor.
+#[derive(Debug)]
+pub(crate) struct Yield {
+    shared: std::sync::Arc<Shared>,
+    /// While they yield, this shard's failing endpoints may start one attempt from this wheel
+    /// time on ([`FLOOR_MS`]).
+    floor_at: u64,
+    /// The last [`Shard::pump`] held a failing endpoint back: the shard wakes at
+    /// [`Yield::wake_at`].
+    pub(crate) held: bool,
+}
+
+impl Yield {
+    pub(crate) fn new(shared: std::sync::Arc<Shared>) -> Self {
+        Self {
+            shared,
+            floor_at: 0,
+            held: false,
+        }
+    }
+
+    fn pressure_until(&self) -> u64 {
+        self.shared.pressure_until.load(Ordering::Relaxed)
+    }
+
+    /// A healthy endpoint started an attempt, or has due deliveries waiting, at wheel time
+    /// `now`: failing endpoints yield for [`PRESSURE_MS`] from then.
+    pub(crate) fn pressure(&self, now: u64) {
+        self.shared
+            .pressure_until
+            .fetch_max(now + PRESSURE_MS, Ordering::Relaxed);
+    }
+
+    /// Whether a failing endpoint may start an attempt at wheel time `now`; if so, it is
+    /// counted.
+    pub(crate) fn may_start(&mut self, now: u64) -> bool {
+        if now >= self.pressure_until() {
+            return true;
+        }
+        let taken = self
+            .shared
+            .credit
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                c.checked_sub(YIELD)
+            });
+        if taken.is_ok() {
+            return true;
+        }
+        if now >= self.floor_at {
+            self.floor_at = now + FLOOR_MS;
+            return true;
+        }
+        self.held = true;
+        false
+    }
+
+    /// When a failing endpoint held back by yielding may try again (wheel time).
+    pub(crate) fn wake_at(&self) -> u64 {
+        self.pressure_until().min(self.floor_at)
+    }
+
+    /// A healthy endpoint started an attempt: failing ones earn a part of a turn (at most
+    /// four turns are kept).
+    pub(crate) fn healthy_started(&self) {
+        let _ = self
+            .shared
+            .credit
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some((c + 1).min(4 * YIELD))
+            });
+    }
 }
 
 /// The part of the budget kept for endpoints holding no slot.
@@ -100,7 +174,7 @@ impl<D: Dispatch> Shard<D> {
             own
         };
         let share = self.share();
-        let fast = health.is_some_and(|h| !h.failing() && h.usual_ms.is_some_and(|u| u <= FAST_MS));
+        let fast = health.is_some_and(Health::answers_fast);
         if own > share && fast && self.in_flight + reserve(self.max_in_flight) < self.max_in_flight
         {
             own
@@ -109,70 +183,18 @@ impl<D: Dispatch> Shard<D> {
         }
     }
 
-    /// Whether `endpoint` is failing: it yields to healthy endpoints with deliveries waiting.
+    /// Whether `endpoint` is failing: it yields to healthy endpoints that are delivering.
     pub(super) fn failing(&self, endpoint: EndpointId) -> bool {
         self.health.get(&endpoint).is_some_and(Health::failing)
     }
 
-    /// Whether `endpoint`'s waiting deliveries make failing endpoints yield: it is healthy and
-    /// what holds it back may be the CPU: it has answered, fast, and is neither FIFO nor
-    /// rate-limited (those wait by their own choice).
+    /// Whether `endpoint`'s attempts (and waiting deliveries) make failing endpoints yield: it
+    /// is healthy and what holds it back may be the CPU: it has answered, fast, and is neither
+    /// FIFO nor rate-limited (those wait by their own choice).
     pub(super) fn presses(&self, endpoint: EndpointId) -> bool {
-        self.health
-            .get(&endpoint)
-            .is_some_and(|h| !h.failing() && h.usual_ms.is_some_and(|u| u <= FAST_MS))
+        self.health.get(&endpoint).is_some_and(Health::answers_fast)
             && !self.fifo.contains_key(&endpoint)
             && !self.limits.contains_key(&endpoint)
-    }
-
-    /// Until when (wheel time) failing endpoints yield.
-    pub(super) fn pressure_until(&self) -> u64 {
-        self.yields.pressure_until.load(Ordering::Relaxed)
-    }
-
-    /// A healthy endpoint has due deliveries waiting at wheel time `now`.
-    pub(super) fn pressure(&self, now: u64) {
-        self.yields
-            .pressure_until
-            .fetch_max(now + PRESSURE_MS, Ordering::Relaxed);
-    }
-
-    /// Whether a failing endpoint may start an attempt now; if so, it is counted.
-    pub(super) fn failing_may_start(&mut self, now: u64) -> bool {
-        if now >= self.pressure_until() {
-            return true;
-        }
-        let taken = self
-            .yields
-            .credit
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-                c.checked_sub(YIELD)
-            });
-        if taken.is_ok() {
-            return true;
-        }
-        if now >= self.floor_at {
-            self.floor_at = now + FLOOR_MS;
-            return true;
-        }
-        self.held_by_yield = true;
-        false
-    }
-
-    /// When a failing endpoint held back by yielding may try again (wheel time).
-    pub(super) fn unyield_at(&self) -> u64 {
-        self.pressure_until().min(self.floor_at)
-    }
-
-    /// A healthy endpoint started an attempt: failing ones earn a part of a turn (at most
-    /// four turns are kept).
-    pub(super) fn healthy_started(&self) {
-        let _ = self
-            .yields
-            .credit
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-                Some((c + 1).min(4 * YIELD))
-            });
     }
 
     /// After the share grew (fewer endpoints have work), endpoints that were held at the old
