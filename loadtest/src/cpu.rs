@@ -66,21 +66,29 @@ pub fn self_secs() -> Result<f64> {
     Ok(stat_ticks(Path::new("/proc/self/stat"))? as f64 / TICKS_PER_SEC)
 }
 
+/// Calls `f` with the name and CPU ticks of every living thread under `task_dir` (a
+/// `/proc/PID/task` directory); a thread that exits meanwhile is skipped.
+fn each_thread(task_dir: &str, mut f: impl FnMut(&str, u64)) -> Result<()> {
+    for entry in fs::read_dir(task_dir).with_context(|| format!("reading {task_dir}"))? {
+        let dir = entry?.path();
+        if let (Ok(comm), Ok(ticks)) = (
+            fs::read_to_string(dir.join("comm")),
+            stat_ticks(&dir.join("stat")),
+        ) {
+            f(comm.trim_end(), ticks);
+        }
+    }
+    Ok(())
+}
+
 /// CPU seconds of this process's living threads whose name starts with `prefix`.
 pub fn threads_secs(prefix: &str) -> Result<f64> {
     let mut ticks = 0;
-    for entry in fs::read_dir("/proc/self/task").context("reading /proc/self/task")? {
-        let dir = entry?.path();
-        // A thread may exit between read_dir and here: skip it.
-        let Ok(comm) = fs::read_to_string(dir.join("comm")) else {
-            continue;
-        };
-        if comm.trim_end().starts_with(prefix) {
-            if let Ok(t) = stat_ticks(&dir.join("stat")) {
-                ticks += t;
-            }
+    each_thread("/proc/self/task", |name, t| {
+        if name.starts_with(prefix) {
+            ticks += t;
         }
-    }
+    })?;
     Ok(ticks as f64 / TICKS_PER_SEC)
 }
 
@@ -88,21 +96,10 @@ pub fn threads_secs(prefix: &str) -> Result<f64> {
 /// digits and dashes dropped (`hookd-deliver-3` counts as `hookd-deliver`).
 pub fn threads_of(pid: u32) -> Result<BTreeMap<String, f64>> {
     let mut by_name = BTreeMap::new();
-    let dir = format!("/proc/{pid}/task");
-    for entry in fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
-        let dir = entry?.path();
-        // A thread may exit between read_dir and here: skip it.
-        let (Ok(comm), Ok(ticks)) = (
-            fs::read_to_string(dir.join("comm")),
-            stat_ticks(&dir.join("stat")),
-        ) else {
-            continue;
-        };
-        let name = comm
-            .trim_end()
-            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+    each_thread(&format!("/proc/{pid}/task"), |name, ticks| {
+        let name = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
         *by_name.entry(name.to_owned()).or_insert(0.0) += ticks as f64 / TICKS_PER_SEC;
-    }
+    })?;
     Ok(by_name)
 }
 
@@ -202,13 +199,27 @@ mod tests {
     #[test]
     fn counts_threads_by_name() {
         assert_eq!(threads_secs("no-such-thread-name").unwrap(), 0.0);
+        let before = threads_of(std::process::id()).unwrap();
         let burner = std::thread::Builder::new()
-            .name("cputest-burner".into())
+            .name("cputest-burn-2".into())
             .spawn(|| {
-                burn_until(|| threads_secs("cputest-burner").unwrap() > 0.0);
-                threads_secs("cputest-burner").unwrap()
+                burn_until(|| threads_secs("cputest-burn").unwrap() > 0.0);
+                // The same thread by pid, its trailing "-2" dropped from the name.
+                let by_name = threads_of(std::process::id()).unwrap();
+                (threads_secs("cputest-burn").unwrap(), by_name)
             })
             .unwrap();
-        assert!(burner.join().unwrap() > 0.0);
+        let (secs, by_name) = burner.join().unwrap();
+        assert!(secs > 0.0);
+        assert!(by_name["cputest-burn"] >= secs, "{by_name:?}");
+        let delta = threads_delta(&before, &by_name);
+        assert!(
+            delta.iter().any(|(n, s)| n == "cputest-burn" && *s > 0.0),
+            "{delta:?}"
+        );
+        assert!(
+            delta.windows(2).all(|w| w[0].1 >= w[1].1),
+            "largest first: {delta:?}"
+        );
     }
 }
