@@ -43,7 +43,7 @@
 //! - sled recovers a prefix of its writes, so a fan-out or outcome lost in a crash leaves the
 //!   event-log record or the deadline in place, and the work is redone.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -114,6 +114,11 @@ pub struct SledStore {
     /// The oldest event time indexed since the last retention pass (`u64::MAX`: none): an
     /// event fanned out late may sort before where the events passes go on from.
     indexed_from_ms: AtomicU64,
+    /// Fan-outs indexed (their events' records list their deliveries) whose outcome record the
+    /// indexer has not applied yet, by event-log seq, with their lowest delivery id: until it
+    /// is applied a delivery is neither fresh nor in sled, and retention must not take it for
+    /// one deleted (see [`SledStore::deliveries_left`]).
+    fanning: Mutex<BTreeMap<Seq, DeliveryId>>,
 }
 
 /// Where retention's next pass starts, so that a pass does not walk again over what earlier
@@ -567,6 +572,7 @@ impl SledStore {
             located: Mutex::new(HashMap::new()),
             sweep: Mutex::new(Sweep::default()),
             indexed_from_ms: AtomicU64::new(u64::MAX),
+            fanning: Mutex::new(BTreeMap::new()),
         };
         let cursor = match store.meta_u64_opt(EVENTS_CURSOR)? {
             Some(c) => c,
@@ -721,6 +727,10 @@ impl SledStore {
         self.fresh_write().set_limits(linger_ms, max);
     }
 
+    fn fanning_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Seq, DeliveryId>> {
+        self.fanning.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn fresh_read(&self) -> std::sync::RwLockReadGuard<'_, Fresh> {
         self.fresh.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -758,7 +768,12 @@ impl SledStore {
                 continue;
             }
             match self.read_log(*seq, 1)?.pop() {
-                Some((at, record)) if at == *seq => self.index_events(*seq, &record, events)?,
+                Some((at, record)) if at == *seq => {
+                    self.index_events(*seq, &record, events)?;
+                    // The open that called this applies or restores the record itself,
+                    // before retention can run.
+                    self.fanning_lock().remove(seq);
+                }
                 _ => {
                     return Err(LogError::Corrupt {
                         key: format!("event log {seq}"),
@@ -994,6 +1009,9 @@ impl SledStore {
         drop(fresh);
         if let Some(c) = cursor {
             self.cursor.fetch_max(c, Ordering::SeqCst);
+            // Fan-outs below it are applied: their deliveries are fresh or in sled now.
+            let mut fanning = self.fanning_lock();
+            *fanning = fanning.split_off(&c);
         }
         Ok(())
     }
@@ -1288,11 +1306,18 @@ impl SledStore {
 
     /// What is left of an event's deliveries. A logged body needs to know whether the ones
     /// left are finished (their deletion is due) or not (the event outlives its segment).
+    ///
+    /// A delivery in neither sled nor the fresh set was deleted (retention, a purge), unless a
+    /// fan-out the indexer has not applied yet made it: a pass that took it for deleted removed
+    /// the event before its first retry, which then found no event to send.
     fn deliveries_left(&self, stored: &StoredEvent) -> Result<Left> {
         let fresh = self.fresh_read();
+        // Fan-out's ids grow, and each fan-out's are above the one before (unless the clock
+        // steps back: the lowest of all of them counts).
+        let coming = self.fanning_lock().values().min().copied();
         let mut left = Left::None;
         for d in &stored.deliveries {
-            if fresh.get(*d).is_some() {
+            if fresh.get(*d).is_some() || coming.is_some_and(|c| *d >= c) {
                 return Ok(Left::Unfinished);
             }
             match stored.body {
@@ -1346,6 +1371,8 @@ impl SledStore {
             .collect();
         self.index_events(seq, record, &fanned)?;
         self.seed_deliveries(deliveries)?;
+        // Written as they stand: no outcome record will bring them.
+        self.fanning_lock().remove(&seq);
         let cursor = self.meta_u64(EVENTS_CURSOR)?.max(seq + 1);
         self.db
             .insert(meta_key(EVENTS_CURSOR), &cursor.to_be_bytes()[..])?;
@@ -1493,6 +1520,16 @@ impl EventLog for SledStore {
     }
 
     fn index_events(&self, seq: Seq, record: &LogRecord, fanned: &[FannedEvent]) -> Result<()> {
+        // Before the events' records list the deliveries: retention, reading one, must know
+        // they are on their way.
+        let lowest = fanned
+            .iter()
+            .flat_map(|f| &f.deliveries)
+            .map(|(id, _)| *id)
+            .min();
+        if let Some(lowest) = lowest {
+            self.fanning_lock().insert(seq, lowest);
+        }
         let mut batch = sled::Batch::default();
         // Fan-out makes all of an event's deliveries at once: their ids live in the event's
         // record, one write per event instead of an index key per delivery.
@@ -1545,7 +1582,10 @@ impl EventLog for SledStore {
                 batch.insert(idem, enc(&rec)?);
             }
         }
-        self.db.apply_batch(batch)?;
+        if let Err(e) = self.db.apply_batch(batch) {
+            self.fanning_lock().remove(&seq);
+            return Err(e.into());
+        }
         // After the keys are in: a pass that took the mark before saw them.
         if let Some(oldest) = record.iter().map(|e| e.event.created_at_ms).min() {
             self.indexed_from_ms.fetch_min(oldest, Ordering::SeqCst);

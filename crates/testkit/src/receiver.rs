@@ -181,6 +181,14 @@ impl Receiver {
         lock(&self.shared.requests).clone()
     }
 
+    /// The requests after the first `start` (recorded requests are only ever appended): a
+    /// caller polling a long run reads each one once.
+    pub fn requests_from(&self, start: usize) -> Vec<Recorded> {
+        let reqs = lock(&self.shared.requests);
+        reqs.get(start..)
+            .map_or_else(Vec::new, <[Recorded]>::to_vec)
+    }
+
     pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
         lock(&self.shared.requests)
             .iter()

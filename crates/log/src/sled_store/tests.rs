@@ -948,3 +948,42 @@ fn events_passes_go_on_where_the_last_stopped_and_look_again_once_caught_up() {
     assert!(!event("e2"), "looked at again once caught up");
     assert_eq!(s.db.scan_prefix(Kind::EventTime.prefix()).count(), 0);
 }
+
+#[test]
+fn an_event_fanned_out_late_outlives_retention_until_its_deliveries_are_applied() {
+    use crate::outcome::{Change, FannedEvent};
+    let dir = TempStore::new();
+    let s = dir.open();
+    let ep = EndpointId::generate();
+    // An event made long ago (fan-out lagged, or redid it after a restart) is indexed now;
+    // the indexer has not applied fan-out's record yet when retention runs.
+    let mut e = entry("late", None);
+    e.event.created_at_ms = 1_000;
+    let rec = vec![e];
+    let seq = s.append(&rec).unwrap();
+    let d = DeliveryId::generate();
+    let fanned = FannedEvent {
+        event_id: "late".into(),
+        tenant: "t".into(),
+        event_type: "job.completed".into(),
+        deliveries: vec![(d, ep)],
+    };
+    s.index_events(seq, &rec, std::slice::from_ref(&fanned))
+        .unwrap();
+    for _ in 0..3 {
+        s.retain(now_ms(), 0, 100).unwrap();
+    }
+    assert!(
+        s.stored_event("late").unwrap().is_some(),
+        "deleted while its delivery was on its way to the indexer"
+    );
+    // Applied: the delivery is fresh, and the event stays while it is.
+    let made = Change::FannedOut {
+        seq,
+        events: vec![fanned],
+    };
+    s.apply(&[made], 1, 1).unwrap();
+    s.retain(now_ms(), 0, 100).unwrap();
+    assert!(s.stored_event("late").unwrap().is_some());
+    assert!(s.get_delivery(d).unwrap().is_some());
+}
