@@ -406,6 +406,7 @@ impl Scheduler {
                 reserved: HashMap::new(),
                 endpoints: HashMap::new(),
                 runnable: VecDeque::new(),
+                yielding: VecDeque::new(),
                 share_seen: 0,
                 health: HashMap::new(),
                 parked: HashMap::new(),
@@ -588,6 +589,10 @@ struct EndpointState {
     /// Holds no slot and waits for a token or its FIFO turn: it does not compete for the
     /// budget, so it does not count among those sharing it (until `pump` looks at it again).
     held_back: bool,
+    /// Failing and held back by the yield: in [`Shard::yielding`], not in the round-robin.
+    yielding: bool,
+    /// Let out of [`Shard::yielding`] for one start, which the yield has counted already.
+    granted: bool,
 }
 
 struct Shard<D> {
@@ -605,6 +610,10 @@ struct Shard<D> {
     endpoints: HashMap<EndpointId, EndpointState>,
     /// Endpoints with due jobs and below their share, in round-robin order.
     runnable: VecDeque<EndpointId>,
+    /// Failing endpoints with due jobs, held back while healthy ones deliver ([`share`]), in
+    /// the order they were held. Kept out of the round-robin: eighty of them there were gone
+    /// over on every turn of every `pump`, which cost more than their attempts.
+    yielding: VecDeque<EndpointId>,
     /// The share of the last [`Shard::pump`]: when it grows, endpoints held at the old one are
     /// made runnable again.
     share_seen: usize,
@@ -861,6 +870,28 @@ impl<D: Dispatch> Shard<D> {
         tracing::debug!(endpoint = %endpoint, dropped, "deleted endpoint's due jobs dropped");
     }
 
+    /// Lets failing endpoints held back by the yield back into the round-robin, oldest first,
+    /// one start each, as far as the yield allows at wheel time `now` (all of them once healthy
+    /// endpoints are quiet).
+    fn unyield(&mut self, now: u64) {
+        while let Some(&ep) = self.yielding.front() {
+            // Deleted, or emptied and dropped since: nothing to let out.
+            let held = self.endpoints.get(&ep).is_some_and(|st| st.yielding);
+            if held && !self.yields.may_start(now) {
+                return;
+            }
+            self.yielding.pop_front();
+            if let Some(st) = self.endpoints.get_mut(&ep).filter(|_| held) {
+                st.yielding = false;
+                st.granted = true;
+                if !st.runnable {
+                    st.runnable = true;
+                    self.runnable.push_front(ep);
+                }
+            }
+        }
+    }
+
     /// Puts an endpoint with due jobs back in the round-robin (`pump` says whether it may
     /// start anything).
     fn wake(&mut self, endpoint: EndpointId) {
@@ -890,6 +921,7 @@ impl<D: Dispatch> Shard<D> {
     fn pump(&mut self) {
         self.rejoin_after_growth();
         self.yields.held = false;
+        self.unyield(self.clock.elapsed_ms());
         let mut idle_turns = 0;
         while self.in_flight < self.max_in_flight && idle_turns <= self.runnable.len() {
             let Some(ep) = self.runnable.pop_front() else {
@@ -938,11 +970,15 @@ impl<D: Dispatch> Shard<D> {
                 idle_turns += 1;
                 continue;
             }
-            // A failing endpoint yields to healthy ones that are delivering: it stays in the
-            // round-robin and tries again on a later turn.
-            if failing && !self.yields.may_start(now) {
-                self.runnable.push_back(ep);
-                idle_turns += 1;
+            // A failing endpoint yields to healthy ones that are delivering: it leaves the
+            // round-robin until the yield lets it start one (`unyield`).
+            if failing && !st.granted && self.yields.active(now) {
+                st.runnable = false;
+                if !std::mem::take(&mut st.yielding) {
+                    self.yielding.push_back(ep);
+                }
+                st.yielding = true;
+                self.yields.held = true;
                 continue;
             }
             let Some(job) = st.queue.pop_front() else {
@@ -962,6 +998,7 @@ impl<D: Dispatch> Shard<D> {
                 continue;
             }
             idle_turns = 0;
+            st.granted = false;
             if !failing {
                 self.yields.healthy_started();
                 if presses {

@@ -44,9 +44,9 @@ use super::{Dispatch, Shard};
 pub(crate) const FAST_MS: u64 = 100;
 /// While healthy endpoints are delivering, failing ones start one attempt for every this many
 /// of theirs.
-pub(crate) const YIELD: u32 = 16;
+pub(crate) const YIELD: u32 = 32;
 /// ... and the failing endpoints of a shard at least one every this many ms.
-pub(crate) const FLOOR_MS: u64 = 5;
+pub(crate) const FLOOR_MS: u64 = 20;
 /// How long a healthy endpoint's start (or waiting deliveries) makes failing ones yield.
 pub(crate) const PRESSURE_MS: u64 = 50;
 
@@ -90,6 +90,11 @@ impl Yield {
         self.shared
             .pressure_until
             .fetch_max(now + PRESSURE_MS, Ordering::Relaxed);
+    }
+
+    /// Whether failing endpoints yield at wheel time `now` (healthy ones are delivering).
+    pub(crate) fn active(&self, now: u64) -> bool {
+        now < self.pressure_until()
     }
 
     /// Whether a failing endpoint may start an attempt at wheel time `now`; if so, it is
@@ -203,7 +208,7 @@ impl<D: Dispatch> Shard<D> {
         let share = self.share();
         if share > self.share_seen {
             for (ep, st) in self.endpoints.iter_mut() {
-                if !st.runnable && !st.queue.is_empty() && st.in_flight < share {
+                if !st.runnable && !st.yielding && !st.queue.is_empty() && st.in_flight < share {
                     st.runnable = true;
                     self.runnable.push_back(*ep);
                 }
