@@ -597,17 +597,29 @@ impl Node {
     }
 
     pub(crate) fn should_split(&self) -> bool {
-        let threshold = if cfg!(any(test, feature = "lock_free_delays")) {
-            2
-        } else if self.data.is_index() {
-            256
-        } else {
-            // hookd: 16 in sled 0.34.7. sled keeps state in memory for every page, so a store
-            // of small leaves costs memory in proportion to its keys (vendor/README.md).
-            32
+        let size_checks = match &self.data {
+            _ if cfg!(any(test, feature = "lock_free_delays")) => {
+                self.data.len() > 2
+            }
+            Data::Index(index) => index.keys.len() > 256,
+            // hookd: past 16 keys in sled 0.34.7. sled keeps state in memory for every page,
+            // so a store of small leaves costs memory in proportion to its keys; every insert
+            // clones its leaf, so large ones cost CPU. A leaf splits past 32 keys once its
+            // entries pass LEAF_SPLIT_BYTES, and past 128 in any case: leaves of small keys
+            // (index and deadline keys) hold four times as many (vendor/README.md).
+            Data::Leaf(leaf) => {
+                let n = leaf.keys.len();
+                n > 128
+                    || (n > 32
+                        && leaf
+                            .keys
+                            .iter()
+                            .zip(&leaf.values)
+                            .map(|(k, v)| k.len() + v.len())
+                            .sum::<usize>()
+                            > LEAF_SPLIT_BYTES)
+            }
         };
-
-        let size_checks = self.data.len() > threshold;
         let safety_checks = self.merging_child.is_none() && !self.merging;
 
         size_checks && safety_checks
@@ -761,3 +773,7 @@ fn merge_uneven_nodes() {
 
     left.receive_merge(&right);
 }
+
+/// hookd: a leaf of more than 32 entries splits once its keys and values pass this many bytes
+/// (see `Node::should_split`).
+const LEAF_SPLIT_BYTES: usize = 4096;
