@@ -306,8 +306,11 @@ pub struct HealthView {
     /// of the way).
     pub failure_share: f64,
     /// A failure share of a quarter or more, or a breaker not closed: while healthy endpoints
-    /// are delivering, failing ones start one attempt for every sixteen of theirs.
+    /// are delivering, failing ones start one attempt for every thirty-two of theirs.
     pub failing: bool,
+    /// Failing, with due deliveries held back now while healthy endpoints deliver; they go one
+    /// at a time as the healthy ones leave room.
+    pub yielding: bool,
     /// Due deliveries waiting behind an open breaker.
     pub waiting: usize,
     /// Due deliveries waiting for a free slot, a token of the endpoint's rate limit, or their
@@ -453,6 +456,7 @@ async fn read(
             usual_latency_ms: h.usual_latency_ms,
             failure_share: (h.failure_share * 1000.0).round() / 1000.0,
             failing: h.failing,
+            yielding: h.yielding,
             waiting: h.parked,
             queued: h.queued,
         };

@@ -82,6 +82,8 @@ async fn a_failing_endpoint_waits_behind_its_breaker_and_resumes() {
     let share = open["health"]["failure_share"].as_f64().unwrap();
     assert!((0.3..0.35).contains(&share), "{open}");
     assert_eq!(open["health"]["failing"], true, "{open}");
+    // Its deliveries wait behind the breaker; no healthy endpoint is delivering to yield to.
+    assert_eq!(open["health"]["yielding"], false, "{open}");
     assert_eq!(rx.requests_to("/down").len(), 3);
 
     rx.script("/down", Reply::Status(204));

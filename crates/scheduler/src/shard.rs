@@ -257,6 +257,8 @@ pub struct EndpointHealth {
     /// Failing (a failure share of a quarter or more, or a breaker not closed): it yields to
     /// healthy endpoints that are delivering.
     pub failing: bool,
+    /// Failing, and its due jobs held back now by the yield ([`share`]).
+    pub yielding: bool,
     /// Due deliveries waiting behind an open breaker.
     pub parked: usize,
     /// Due deliveries waiting in the shard for a slot, a token (rate limit) or their turn
@@ -790,6 +792,7 @@ impl<D: Dispatch> Shard<D> {
                     usual_latency_ms: h.usual_ms,
                     failure_share: f64::from(h.failure_score) / f64::from(health::SCORE_ONE),
                     failing: h.failing(),
+                    yielding: self.endpoints.get(&endpoint).is_some_and(|st| st.yielding),
                     parked: self.parked.get(&endpoint).map_or(0, VecDeque::len),
                     queued: self.endpoints.get(&endpoint).map_or(0, |st| st.queue.len()),
                 });

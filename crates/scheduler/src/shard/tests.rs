@@ -664,13 +664,17 @@ async fn a_failing_endpoint_yields_while_a_healthy_one_is_delivering() {
     // The healthy one: 4 at a time, 2 ms each, 400 ms for its 800. Alone, the failing one
     // would take 200 ms for its 400.
     let t = Instant::now();
+    let mut seen_yielding = false;
     for _ in 0..3000 {
         if fake.calls_to(healthy) == 800 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
+        seen_yielding |= s.handle().health(failing).await.unwrap().yielding;
     }
     assert_eq!(fake.calls_to(healthy), 800);
+    assert!(seen_yielding, "held back, and never said so");
+    assert!(!s.handle().health(healthy).await.unwrap().yielding);
     let took = (Instant::now() - t).as_millis() as usize;
     let meanwhile = fake.calls_to(failing) - 8;
     let (least, most) = (
@@ -685,6 +689,7 @@ async fn a_failing_endpoint_yields_while_a_healthy_one_is_delivering() {
     let left = 400 - meanwhile;
     let t = Instant::now();
     wait_calls(&fake, 1208).await;
+    assert!(!s.handle().health(failing).await.unwrap().yielding);
     let took = Instant::now() - t;
     assert!(
         took <= Duration::from_millis(2 * (left as u64 / 4 + 1) + share::PRESSURE_MS + 20),
