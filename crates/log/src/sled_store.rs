@@ -1520,17 +1520,67 @@ impl EventLog for SledStore {
     }
 
     fn index_events(&self, seq: Seq, record: &LogRecord, fanned: &[FannedEvent]) -> Result<()> {
+        self.index_records(&[(seq, record, fanned)])
+    }
+
+    fn index_records(&self, records: &[(Seq, &LogRecord, &[FannedEvent])]) -> Result<()> {
         // Before the events' records list the deliveries: retention, reading one, must know
         // they are on their way.
-        let lowest = fanned
-            .iter()
-            .flat_map(|f| &f.deliveries)
-            .map(|(id, _)| *id)
-            .min();
-        if let Some(lowest) = lowest {
-            self.fanning_lock().insert(seq, lowest);
+        {
+            let mut fanning = self.fanning_lock();
+            for (seq, _, fanned) in records {
+                let lowest = fanned
+                    .iter()
+                    .flat_map(|f| &f.deliveries)
+                    .map(|(id, _)| *id)
+                    .min();
+                if let Some(lowest) = lowest {
+                    fanning.insert(*seq, lowest);
+                }
+            }
         }
+        // One sled batch for every record read at once: each batch rolls sled's IO buffer
+        // twice, and single events made one record (and one batch) each.
         let mut batch = sled::Batch::default();
+        let mut filled = Ok(());
+        for (seq, record, fanned) in records {
+            filled = self.index_into(&mut batch, *seq, record, fanned);
+            if filled.is_err() {
+                break;
+            }
+        }
+        if let Err(e) = filled.and_then(|()| Ok(self.db.apply_batch(batch)?)) {
+            let mut fanning = self.fanning_lock();
+            for (seq, _, _) in records {
+                fanning.remove(seq);
+            }
+            return Err(e);
+        }
+        // After the keys are in: a pass that took the mark before saw them.
+        let oldest = records
+            .iter()
+            .flat_map(|(_, record, _)| record.iter())
+            .map(|e| e.event.created_at_ms)
+            .min();
+        if let Some(oldest) = oldest {
+            self.indexed_from_ms.fetch_min(oldest, Ordering::SeqCst);
+        }
+        if let Some(last) = records.iter().map(|(seq, _, _)| *seq).max() {
+            self.cursor.fetch_max(last + 1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+impl SledStore {
+    /// Adds the index of record `seq`'s events to `batch` (see [`EventLog::index_events`]).
+    fn index_into(
+        &self,
+        batch: &mut sled::Batch,
+        seq: Seq,
+        record: &LogRecord,
+        fanned: &[FannedEvent],
+    ) -> Result<()> {
         // Fan-out makes all of an event's deliveries at once: their ids live in the event's
         // record, one write per event instead of an index key per delivery.
         let by_event: HashMap<&str, Vec<DeliveryId>> = fanned
@@ -1582,15 +1632,6 @@ impl EventLog for SledStore {
                 batch.insert(idem, enc(&rec)?);
             }
         }
-        if let Err(e) = self.db.apply_batch(batch) {
-            self.fanning_lock().remove(&seq);
-            return Err(e.into());
-        }
-        // After the keys are in: a pass that took the mark before saw them.
-        if let Some(oldest) = record.iter().map(|e| e.event.created_at_ms).min() {
-            self.indexed_from_ms.fetch_min(oldest, Ordering::SeqCst);
-        }
-        self.cursor.fetch_max(seq + 1, Ordering::SeqCst);
         Ok(())
     }
 }

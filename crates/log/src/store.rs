@@ -98,6 +98,14 @@ pub trait EventLog: Send + Sync + 'static {
     /// deliveries `fanned` made of them; move fan-out's position past `seq`. The deliveries
     /// themselves, and the durable cursor, come from the fan-out's outcome-log record.
     fn index_events(&self, seq: Seq, record: &LogRecord, fanned: &[FannedEvent]) -> Result<()>;
+    /// [`EventLog::index_events`] for several records in order, each atomically (a backend may
+    /// write them all in one batch: fan-out calls this with every record it read at once).
+    fn index_records(&self, records: &[(Seq, &LogRecord, &[FannedEvent])]) -> Result<()> {
+        for (seq, record, fanned) in records {
+            self.index_events(*seq, record, fanned)?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads of history: events, deliveries and attempts, as the read model derived them from the

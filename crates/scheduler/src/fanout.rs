@@ -93,9 +93,7 @@ impl Fanout {
             if records.is_empty() {
                 return Ok(());
             }
-            for (seq, record) in records {
-                self.fan_out(seq, &record).await?;
-            }
+            self.fan_out(&records).await?;
         }
     }
 
@@ -107,45 +105,55 @@ impl Fanout {
         }
     }
 
-    async fn fan_out(&mut self, seq: Seq, record: &LogRecord) -> hookd_log::error::Result<()> {
-        let mut fanned = Vec::with_capacity(record.len());
+    /// Fans out `records` (read together): one index write and one outcome-log record for all
+    /// of them, one `FannedOut` fact per event-log record in it. Single events make a record
+    /// each, and a sled batch and an outcome append apiece cost more than their events.
+    async fn fan_out(&mut self, records: &[(Seq, LogRecord)]) -> hookd_log::error::Result<()> {
+        let mut decided = Vec::with_capacity(records.len());
         let mut jobs = Vec::new();
         let mut endpoints = Vec::new();
-        for entry in record {
-            let ev = &entry.event;
-            // One copy per event, shared by its deliveries' first attempts.
-            let event = Arc::new(ev.clone());
-            endpoints.clear();
-            self.registry
-                .matching(&ev.tenant, &ev.event_type, &mut endpoints);
-            let mut deliveries = Vec::with_capacity(endpoints.len());
-            for ep in &endpoints {
-                let id = self.next_id();
-                deliveries.push((id, ep.id));
-                jobs.push(Job {
-                    delivery: id,
-                    endpoint: ep.id,
-                    // Creation time is the id's own time: list order and `created_at` agree.
-                    due_ms: (id.0 >> 80) as u64,
-                    attempts: 0,
-                    event: Some(event.clone()),
+        for (seq, record) in records {
+            let mut fanned = Vec::with_capacity(record.len());
+            for entry in record {
+                let ev = &entry.event;
+                // One copy per event, shared by its deliveries' first attempts.
+                let event = Arc::new(ev.clone());
+                endpoints.clear();
+                self.registry
+                    .matching(&ev.tenant, &ev.event_type, &mut endpoints);
+                let mut deliveries = Vec::with_capacity(endpoints.len());
+                for ep in &endpoints {
+                    let id = self.next_id();
+                    deliveries.push((id, ep.id));
+                    jobs.push(Job {
+                        delivery: id,
+                        endpoint: ep.id,
+                        // Creation time is the id's own time: list order and `created_at` agree.
+                        due_ms: (id.0 >> 80) as u64,
+                        attempts: 0,
+                        event: Some(event.clone()),
+                    });
+                }
+                fanned.push(FannedEvent {
+                    event_id: ev.id.clone(),
+                    tenant: ev.tenant.clone(),
+                    event_type: ev.event_type.clone(),
+                    deliveries,
                 });
             }
-            fanned.push(FannedEvent {
-                event_id: ev.id.clone(),
-                tenant: ev.tenant.clone(),
-                event_type: ev.event_type.clone(),
-                deliveries,
-            });
+            decided.push((*seq, record, fanned));
         }
-        self.store.index_events(seq, record, &fanned)?;
-        let recorded = self
-            .outcomes
-            .record(&[Change::FannedOut {
-                seq,
-                events: fanned,
-            }])
-            .await?;
+        let index: Vec<(Seq, &LogRecord, &[FannedEvent])> = decided
+            .iter()
+            .map(|(seq, record, fanned)| (*seq, *record, fanned.as_slice()))
+            .collect();
+        self.store.index_records(&index)?;
+        let events: u64 = records.iter().map(|(_, r)| r.len() as u64).sum();
+        let changes: Vec<Change> = decided
+            .into_iter()
+            .map(|(seq, _, events)| Change::FannedOut { seq, events })
+            .collect();
+        let recorded = self.outcomes.record(&changes).await?;
         let made = jobs.len();
         inc(&METRICS.deliveries_created_total, made as u64);
         inc(&METRICS.deliveries_pending, made as u64);
@@ -155,13 +163,18 @@ impl Fanout {
         // Counted once the read model shows the deliveries (they are handed to the shards
         // already): tests use it as the barrier before reading them, or before asserting that
         // nothing was delivered. Fan-out goes on meanwhile.
-        let (mut applied, events) = (self.outcomes.watch_applied(), record.len() as u64);
+        let mut applied = self.outcomes.watch_applied();
         tokio::spawn(async move {
             if applied.wait_for(|&a| a >= recorded).await.is_ok() {
                 inc(&METRICS.events_fanned_out_total, events);
             }
         });
-        tracing::debug!(seq, events = record.len(), deliveries = made, "fanned out");
+        tracing::debug!(
+            records = records.len(),
+            events,
+            deliveries = made,
+            "fanned out"
+        );
         Ok(())
     }
 }

@@ -987,3 +987,50 @@ fn an_event_fanned_out_late_outlives_retention_until_its_deliveries_are_applied(
     assert!(s.stored_event("late").unwrap().is_some());
     assert!(s.get_delivery(d).unwrap().is_some());
 }
+
+#[test]
+fn records_indexed_together_are_each_indexed_and_on_their_way_until_applied() {
+    use crate::outcome::{Change, FannedEvent};
+    let dir = TempStore::new();
+    let s = dir.open();
+    let ep = EndpointId::generate();
+    let mut decided = Vec::new();
+    for name in ["a", "b"] {
+        let mut e = entry(name, None);
+        e.event.created_at_ms = 1_000;
+        let rec = vec![e];
+        let seq = s.append(&rec).unwrap();
+        let fanned = vec![FannedEvent {
+            event_id: name.into(),
+            tenant: "t".into(),
+            event_type: "job.completed".into(),
+            deliveries: vec![(DeliveryId::generate(), ep)],
+        }];
+        decided.push((seq, rec, fanned));
+    }
+    let index: Vec<(Seq, &LogRecord, &[FannedEvent])> = decided
+        .iter()
+        .map(|(seq, rec, fanned)| (*seq, rec, fanned.as_slice()))
+        .collect();
+    s.index_records(&index).unwrap();
+    assert_eq!(s.fanout_cursor(), decided[1].0 + 1);
+    s.retain(now_ms(), 0, 100).unwrap();
+    for name in ["a", "b"] {
+        assert!(s.stored_event(name).unwrap().is_some(), "{name} deleted");
+    }
+    // Both decisions in one outcome record, as fan-out appends them.
+    let changes: Vec<Change> = decided
+        .iter()
+        .map(|(seq, _, fanned)| Change::FannedOut {
+            seq: *seq,
+            events: fanned.clone(),
+        })
+        .collect();
+    s.apply(&changes, 1, 1).unwrap();
+    assert!(s.fanning_lock().is_empty());
+    for (_, _, fanned) in &decided {
+        let d = fanned[0].deliveries[0].0;
+        assert!(s.get_delivery(d).unwrap().is_some());
+    }
+    assert_eq!(s.meta_u64(EVENTS_CURSOR).unwrap(), decided[1].0 + 1);
+}
