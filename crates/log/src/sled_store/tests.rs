@@ -25,6 +25,19 @@ fn entry(id: &str, key: Option<&str>) -> LogEntry {
     }
 }
 
+/// Fan-out's decision for event `id` as [`entry`] makes it: these deliveries.
+fn fanned_event(
+    id: &str,
+    deliveries: Vec<(DeliveryId, EndpointId)>,
+) -> crate::outcome::FannedEvent {
+    crate::outcome::FannedEvent {
+        event_id: id.into(),
+        tenant: "t".into(),
+        event_type: "job.completed".into(),
+        deliveries,
+    }
+}
+
 fn delivery(event: &str, ep: EndpointId, due: u64) -> Delivery {
     crate::testing::pending_delivery(event, ep, due)
 }
@@ -463,19 +476,14 @@ fn retention_deletes_finished_history_and_keeps_what_still_waits() {
 
 #[test]
 fn lingering_fresh_deliveries_are_written_out_in_bounded_batches() {
-    use crate::outcome::{Change, FannedEvent};
+    use crate::outcome::Change;
     let dir = TempStore::new();
     let s = dir.open();
     // No linger: every fresh delivery is due out as soon as its millisecond has passed.
     s.set_fresh_limits(0, usize::MAX);
     let ep = EndpointId::generate();
     let ids: Vec<DeliveryId> = (0..5_000).map(|_| DeliveryId::generate()).collect();
-    let events = vec![FannedEvent {
-        event_id: "e1".into(),
-        tenant: "t".into(),
-        event_type: "job.completed".into(),
-        deliveries: ids.iter().map(|id| (*id, ep)).collect(),
-    }];
+    let events = vec![fanned_event("e1", ids.iter().map(|id| (*id, ep)).collect())];
     s.apply(&[Change::FannedOut { seq: 1, events }], 1, 1)
         .unwrap();
     let readable = |s: &SledStore| {
@@ -513,7 +521,6 @@ fn lingering_fresh_deliveries_are_written_out_in_bounded_batches() {
 
 #[test]
 fn a_deleted_endpoints_deliveries_are_purged_and_others_kept() {
-    use crate::outcome::FannedEvent;
     let dir = TempStore::new();
     let s = dir.open();
     let (gone, kept) = (EndpointId::generate(), EndpointId::generate());
@@ -541,12 +548,7 @@ fn a_deleted_endpoints_deliveries_are_purged_and_others_kept() {
     // One more of each endpoint, fresh (memory only).
     let fanned = |ids: &[(DeliveryId, EndpointId)]| Change::FannedOut {
         seq: 1,
-        events: vec![FannedEvent {
-            event_id: "e1".into(),
-            tenant: "t".into(),
-            event_type: "job.completed".into(),
-            deliveries: ids.to_vec(),
-        }],
+        events: vec![fanned_event("e1", ids.to_vec())],
     };
     let (fresh_gone, fresh_kept) = (DeliveryId::generate(), DeliveryId::generate());
     s.apply(&[fanned(&[(fresh_gone, gone), (fresh_kept, kept)])], 2, 2)
@@ -696,16 +698,11 @@ fn keyed_replay_answers_expire_and_go_with_their_endpoint() {
 
 #[test]
 fn a_fan_out_redone_after_a_crash_keeps_a_replay_made_in_between() {
-    use crate::outcome::{Change, FannedEvent};
+    use crate::outcome::Change;
     let dir = TempStore::new();
     let (ep, replay_ep) = (EndpointId::generate(), EndpointId::generate());
     let rec = vec![entry("e1", None)];
-    let fanned = |d: DeliveryId, endpoint: EndpointId| FannedEvent {
-        event_id: "e1".into(),
-        tenant: "t".into(),
-        event_type: "job.completed".into(),
-        deliveries: vec![(d, endpoint)],
-    };
+    let fanned = |d: DeliveryId, endpoint: EndpointId| fanned_event("e1", vec![(d, endpoint)]);
     let (lost, replayed) = (DeliveryId::generate(), DeliveryId::generate());
     let seq = {
         let s = dir.open();
@@ -951,7 +948,7 @@ fn events_passes_go_on_where_the_last_stopped_and_look_again_once_caught_up() {
 
 #[test]
 fn an_event_fanned_out_late_outlives_retention_until_its_deliveries_are_applied() {
-    use crate::outcome::{Change, FannedEvent};
+    use crate::outcome::Change;
     let dir = TempStore::new();
     let s = dir.open();
     let ep = EndpointId::generate();
@@ -962,12 +959,7 @@ fn an_event_fanned_out_late_outlives_retention_until_its_deliveries_are_applied(
     let rec = vec![e];
     let seq = s.append(&rec).unwrap();
     let d = DeliveryId::generate();
-    let fanned = FannedEvent {
-        event_id: "late".into(),
-        tenant: "t".into(),
-        event_type: "job.completed".into(),
-        deliveries: vec![(d, ep)],
-    };
+    let fanned = fanned_event("late", vec![(d, ep)]);
     s.index_events(seq, &rec, std::slice::from_ref(&fanned))
         .unwrap();
     for _ in 0..3 {
@@ -990,7 +982,7 @@ fn an_event_fanned_out_late_outlives_retention_until_its_deliveries_are_applied(
 
 #[test]
 fn records_indexed_together_are_each_indexed_and_on_their_way_until_applied() {
-    use crate::outcome::{Change, FannedEvent};
+    use crate::outcome::Change;
     let dir = TempStore::new();
     let s = dir.open();
     let ep = EndpointId::generate();
@@ -1000,12 +992,7 @@ fn records_indexed_together_are_each_indexed_and_on_their_way_until_applied() {
         e.event.created_at_ms = 1_000;
         let rec = vec![e];
         let seq = s.append(&rec).unwrap();
-        let fanned = vec![FannedEvent {
-            event_id: name.into(),
-            tenant: "t".into(),
-            event_type: "job.completed".into(),
-            deliveries: vec![(DeliveryId::generate(), ep)],
-        }];
+        let fanned = vec![fanned_event(name, vec![(DeliveryId::generate(), ep)])];
         decided.push((seq, rec, fanned));
     }
     let index: Vec<(Seq, &LogRecord, &[FannedEvent])> = decided
