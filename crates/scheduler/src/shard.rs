@@ -977,10 +977,10 @@ impl<D: Dispatch> Shard<D> {
             // round-robin until the yield lets it start one (`unyield`).
             if failing && !st.granted && self.yields.active(now) {
                 st.runnable = false;
-                if !std::mem::take(&mut st.yielding) {
+                if !st.yielding {
+                    st.yielding = true;
                     self.yielding.push_back(ep);
                 }
-                st.yielding = true;
                 self.yields.held = true;
                 continue;
             }
