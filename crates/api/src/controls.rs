@@ -13,8 +13,7 @@
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
-use hookd_http::{blocking, ApiError};
-use hookd_log::ScheduleEntry;
+use hookd_http::ApiError;
 use hookd_scheduler::Job;
 use hookd_types::{DeliveryControls, Endpoint, RateLimit};
 
@@ -102,17 +101,8 @@ pub(crate) async fn publish(state: &ApiState, before: DeliveryControls, ep: &End
         tracing::error!(error = %e, endpoint = %ep.id, "reading a FIFO endpoint's deadlines");
         return;
     }
-    let (store, id) = (state.store.clone(), ep.id);
-    let read = blocking(move || {
-        let mut waiting = Vec::new();
-        store.for_each_deadline_between(0, u64::MAX, &mut |e: ScheduleEntry| {
-            if e.endpoint == id {
-                waiting.push(e);
-            }
-        })?;
-        Ok(waiting)
-    })
-    .await;
+    let id = ep.id;
+    let read = state.reads.deadlines_between(0, u64::MAX, Some(id)).await;
     match read {
         Ok(waiting) => {
             for e in waiting {

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 
 use hookd_http::error::{ErrorBody, ErrorCode};
 use hookd_http::views::{AttemptView, DeliveryView, Page, RequestView};
-use hookd_http::{blocking, Access, ApiError, Principal, RouteAccess};
+use hookd_http::{Access, ApiError, Principal, RouteAccess};
 use hookd_log::{Change, DeliveryQuery};
 use hookd_scheduler::{Job, Reservation};
 use hookd_sender::wire;
@@ -171,8 +171,7 @@ async fn list(
     endpoints::parse_id(&id)?;
     let query = parse_query(&q)?;
     let ep = endpoints::load(&state, &caller, &id)?.id;
-    let store = state.store.clone();
-    let page = blocking(move || Ok(store.endpoint_deliveries(ep, &query)?)).await?;
+    let page = state.reads.endpoint_deliveries(ep, query).await?;
     Ok(Json(Page {
         data: page.items.iter().map(DeliveryView::from).collect(),
         next_cursor: page.next_cursor.map(|c| c.to_string()),
@@ -187,8 +186,9 @@ async fn load(
     id: &str,
 ) -> Result<hookd_types::Delivery, ApiError> {
     let id: DeliveryId = id.parse().map_err(|_| ApiError::not_found("delivery"))?;
-    let store = state.store.clone();
-    let d = blocking(move || Ok(store.get_delivery(id)?))
+    let d = state
+        .reads
+        .get_delivery(id)
         .await?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
     caller.owns(&d.tenant, "delivery")?;
@@ -210,24 +210,22 @@ async fn read(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let d = load(&state, &caller, &id).await?;
-    let (store, event_id) = (state.store.clone(), d.event_id.clone());
-    let (d, attempts, event) = blocking(move || {
-        // The delivery and its attempts are two reads, and the indexer may apply an outcome
-        // between them: read again until they agree (they change in one batch).
-        let mut d = d;
-        let mut attempts = store.attempts(d.id)?;
-        for _ in 0..8 {
-            if attempts.len() == d.attempts as usize {
-                break;
-            }
-            d = store
-                .get_delivery(d.id)?
-                .ok_or_else(|| ApiError::not_found("delivery"))?;
-            attempts = store.attempts(d.id)?;
+    // The delivery and its attempts are two reads, and the indexer may apply an outcome
+    // between them: read again until they agree (they change in one batch).
+    let reads = &state.reads;
+    let mut d = d;
+    let mut attempts = reads.attempts(d.id).await?;
+    for _ in 0..8 {
+        if attempts.len() == d.attempts as usize {
+            break;
         }
-        Ok((d, attempts, store.get_event(&event_id)?))
-    })
-    .await?;
+        d = reads
+            .get_delivery(d.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("delivery"))?;
+        attempts = reads.attempts(d.id).await?;
+    }
+    let event = reads.get_event(d.event_id.clone()).await?;
     let endpoint = state.registry.get(d.endpoint_id);
     let mut v = serde_json::to_value(DeliveryView::from(&d)).unwrap_or_default();
     v["attempts"] = attempts

@@ -444,8 +444,8 @@ async fn read(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let ep = load(&state, &caller, &id)?;
-    let (store, ep_id) = (state.store.clone(), ep.id);
-    let stats = blocking(move || Ok(store.endpoint_stats(ep_id)?)).await?;
+    let ep_id = ep.id;
+    let stats = state.reads.endpoint_stats(ep_id).await?;
     let mut v = serde_json::to_value(EndpointView::from(&*ep)).unwrap_or_default();
     v["stats"] = serde_json::to_value(StatsView::from(stats)).unwrap_or_default();
     if let Some(h) = state.scheduler.health(ep_id).await {

@@ -39,13 +39,17 @@ use std::sync::Arc;
 use axum::Router;
 
 use hookd_http::RouteAccess;
-use hookd_log::{EndpointRegistry, KeyRegistry, Store};
+use hookd_log::{AsyncStore, EndpointRegistry, KeyRegistry, Store};
 use hookd_scheduler::SchedulerHandle;
 use hookd_sender::policy::TargetPolicy;
 use hookd_sender::Sender;
 
 #[derive(Clone)]
 pub struct ApiState {
+    /// The store's reads, as futures (a sled read runs on the blocking pool).
+    pub reads: Arc<dyn AsyncStore>,
+    /// The store itself, for the few compound calls made on the blocking pool at once
+    /// (a replay's scan of a time range).
     pub store: Arc<dyn Store>,
     pub registry: Arc<EndpointRegistry>,
     pub keys: Arc<KeyRegistry>,

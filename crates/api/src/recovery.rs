@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use hookd_http::error::ErrorBody;
-use hookd_http::{blocking, Access, ApiError, JsonBody, Principal, RouteAccess};
+use hookd_http::{Access, ApiError, JsonBody, Principal, RouteAccess};
 use hookd_log::DeliveryQuery;
 use hookd_types::time::now_ms;
 use hookd_types::{DeliveryStatus, Endpoint, Scope};
@@ -102,30 +102,29 @@ async fn recover(
     let ep = endpoints::load(&state, &caller, &id)?;
     let since = since_ms(input.since, now_ms())?;
     require_enabled(&ep, "recovering its deliveries")?;
-    let (store, ep_id) = (state.store.clone(), ep.id);
-    let found = blocking(move || {
-        let mut query = DeliveryQuery {
-            statuses: vec![DeliveryStatus::Retrying, DeliveryStatus::DeadLettered],
-            from_ms: Some(since),
-            limit: 500,
-            ..DeliveryQuery::default()
-        };
-        let mut found = Vec::new();
-        loop {
-            let page = store.endpoint_deliveries(ep_id, &query)?;
-            found.extend(page.items);
-            if found.len() > MAX_RECOVER {
-                return Err(ApiError::validation(format!(
-                    "more than {MAX_RECOVER} failed deliveries since `since`: choose a later one"
-                )));
-            }
-            match page.next_cursor {
-                Some(c) => query.cursor = Some(c),
-                None => return Ok(found),
-            }
+    let mut query = DeliveryQuery {
+        statuses: vec![DeliveryStatus::Retrying, DeliveryStatus::DeadLettered],
+        from_ms: Some(since),
+        limit: 500,
+        ..DeliveryQuery::default()
+    };
+    let mut found = Vec::new();
+    loop {
+        let page = state
+            .reads
+            .endpoint_deliveries(ep.id, query.clone())
+            .await?;
+        found.extend(page.items);
+        if found.len() > MAX_RECOVER {
+            return Err(ApiError::validation(format!(
+                "more than {MAX_RECOVER} failed deliveries since `since`: choose a later one"
+            )));
         }
-    })
-    .await?;
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => break,
+        }
+    }
     let done = requeue(&state, found).await?;
     tracing::info!(endpoint = %ep.id, scheduled = done.scheduled.len(), busy = done.busy,
         "recovery");

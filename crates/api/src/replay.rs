@@ -135,8 +135,7 @@ async fn keyed(
 ) -> Result<serde_json::Value, ApiError> {
     // One keyed replay at a time: two requests with the same key cannot both miss the record.
     let _one = KEYED.lock().await;
-    let (store, id, idem) = (state.store.clone(), ep.id, key.to_owned());
-    if let Some(stored) = blocking(move || Ok(store.replay_answer(id, &idem)?)).await? {
+    if let Some(stored) = state.reads.replay_answer(ep.id, key.to_owned()).await? {
         let stored: Keyed = serde_json::from_slice(&stored)
             .map_err(|e| internal(format!("a stored replay answer: {e}")))?;
         if stored.request != request {
@@ -152,8 +151,10 @@ async fn keyed(
         answer: answer.clone(),
     })
     .map_err(|e| internal(format!("encoding a replay answer: {e}")))?;
-    let (store, id, idem) = (state.store.clone(), ep.id, key.to_owned());
-    blocking(move || Ok(store.put_replay_answer(id, &idem, &value)?)).await?;
+    state
+        .reads
+        .put_replay_answer(ep.id, key.to_owned(), value)
+        .await?;
     Ok(answer)
 }
 

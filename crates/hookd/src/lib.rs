@@ -42,7 +42,8 @@ use hookd_http::{Draining, Gate};
 use hookd_ingest::validate::Candidate;
 use hookd_ingest::{Committer, CommitterConfig, IngestConfig, IngestState};
 use hookd_log::{
-    EndpointRegistry, KeyRegistry, LogError, OutcomeLog, Retention, SledConfig, SledStore, Store,
+    AsyncStore, EndpointRegistry, KeyRegistry, LogError, OnBlockingPool, OutcomeLog, Retention,
+    SledConfig, SledStore, Store,
 };
 use hookd_scheduler::{Dispatch, Fanout, Job, Scheduler, SchedulerConfig, Slot};
 use hookd_sender::disable::{Announce, ENDPOINT_DISABLED};
@@ -162,6 +163,8 @@ pub async fn run(
         .with_context(|| format!("opening the outcome log in {}", cfg.data_dir.display()))?,
     );
     let store: Arc<dyn Store> = sled.clone();
+    // What async code (the API, the sender, the pager) reads the store through.
+    let reads: Arc<dyn AsyncStore> = Arc::new(OnBlockingPool(store.clone()));
     let key = keys::admin_key(&cfg, &*store)?;
     let api_keys = Arc::new(KeyRegistry::load(sled.clone())?);
     let registry = Arc::new(EndpointRegistry::load(store.clone())?);
@@ -181,7 +184,7 @@ pub async fn run(
     let sender = Arc::new(
         Sender::new(
             client,
-            store.clone(),
+            reads.clone(),
             registry.clone(),
             cfg.retry.clone(),
             outcomes.clone(),
@@ -271,7 +274,7 @@ pub async fn run(
         let _data_plane = data_plane.enter();
         let scheduler = loader.start();
         let pager = hookd_scheduler::pager::spawn(
-            store.clone(),
+            reads.clone(),
             outcomes.clone(),
             scheduler.handle(),
             clock,
@@ -321,10 +324,11 @@ pub async fn run(
             event_types: cfg.event_types.clone(),
         },
         committer.clone(),
-        store.clone(),
+        reads.clone(),
     ))
     .layer(from_fn_with_state(draining.clone(), refuse_when_draining));
     let api = hookd_api::router(ApiState {
+        reads: reads.clone(),
         store: store.clone(),
         registry,
         keys: api_keys.clone(),

@@ -16,7 +16,7 @@ use hookd_http::json::{check_depth, parse_json, read_body, JsonLimits};
 use hookd_http::ratelimit::RateLimiter;
 use hookd_http::views::{DeliveryView, EventView};
 use hookd_http::{Access, ApiError, ErrorCode, Principal, RouteAccess};
-use hookd_log::Store;
+use hookd_log::AsyncStore;
 use hookd_types::{Event, Scope};
 
 use crate::committer::{CommitError, Committer, Outcome};
@@ -37,7 +37,7 @@ pub struct IngestState {
 
 struct Inner {
     committer: Committer,
-    store: Arc<dyn Store>,
+    reads: Arc<dyn AsyncStore>,
     types: HashSet<String>,
     sorted_types: Vec<String>,
     limiter: RateLimiter,
@@ -45,14 +45,14 @@ struct Inner {
 }
 
 impl IngestState {
-    pub fn new(cfg: IngestConfig, committer: Committer, store: Arc<dyn Store>) -> Self {
+    pub fn new(cfg: IngestConfig, committer: Committer, reads: Arc<dyn AsyncStore>) -> Self {
         let mut sorted_types = cfg.event_types.clone();
         sorted_types.sort();
         sorted_types.dedup();
         Self {
             inner: Arc::new(Inner {
                 committer,
-                store,
+                reads,
                 types: cfg.event_types.into_iter().collect(),
                 sorted_types,
                 limiter: RateLimiter::new(cfg.rate_limit),
@@ -282,8 +282,7 @@ async fn get_event(
         .await?
         .ok_or_else(|| ApiError::not_found("event"))?;
     caller.owns(&ev.tenant, "event")?;
-    let store = s.inner.store.clone();
-    let deliveries = hookd_http::blocking(move || Ok(store.event_deliveries(&id)?)).await?;
+    let deliveries = s.inner.reads.event_deliveries(id).await?;
     let mut view = EventView::from(&ev);
     view.deliveries = Some(deliveries.iter().map(DeliveryView::from).collect());
     Ok(Json(view).into_response())

@@ -33,6 +33,10 @@ pub enum LogError {
     Journal(#[from] hookd_journal::JournalError),
     #[error("the outcome indexer has stopped")]
     IndexerStopped,
+    /// A store call run on the blocking pool ([`crate::OnBlockingPool`]) panicked or was
+    /// cancelled.
+    #[error("a store call on the blocking pool failed: {0}")]
+    BlockingCall(#[source] tokio::task::JoinError),
     #[error("storage: {0}")]
     Io(#[from] std::io::Error),
     #[error(

@@ -4,6 +4,8 @@
 //! narrower [`KeyStore`].
 //!
 //! - [`store`]: the [`Store`] trait, its record types and the durability each call promises.
+//! - [`reads`]: the same store for async code ([`AsyncStore`]: every call a future), and
+//!   [`OnBlockingPool`], which lifts a synchronous backend into it.
 //! - [`sled_store`]: the sled implementation, its key layout and recovery rules.
 //! - [`sealed`]: the master key and AES-256-GCM sealing of endpoint secrets at rest.
 //! - [`registry`]: the in-memory read model of endpoints, written through to the store.
@@ -21,6 +23,7 @@
 pub mod error;
 pub mod keys;
 pub mod outcome;
+pub mod reads;
 pub mod registry;
 pub mod sealed;
 pub mod sled_store;
@@ -31,6 +34,9 @@ pub mod testing;
 pub use error::LogError;
 pub use keys::{KeyRegistry, KeyStore};
 pub use outcome::{Change, OutcomeLog, Retention};
+pub use reads::{
+    AsyncDeadlineReads, AsyncEndpointStore, AsyncHistoryReads, AsyncStore, OnBlockingPool,
+};
 pub use registry::EndpointRegistry;
 pub use sealed::MasterKey;
 pub use sled_store::{rekey, SledConfig, SledStore};

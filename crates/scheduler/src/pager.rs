@@ -17,13 +17,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use hookd_log::{Outcomes, ScheduleEntry, Store};
+use hookd_log::{AsyncStore, Outcomes};
 
 use crate::shard::{Clock, Job, SchedulerHandle};
 
 /// Runs until `stop` turns true. `end` is the horizon the shards were loaded with.
 pub fn spawn(
-    store: Arc<dyn Store>,
+    reads: Arc<dyn AsyncStore>,
     outcomes: Arc<dyn Outcomes>,
     scheduler: SchedulerHandle,
     clock: Clock,
@@ -45,15 +45,8 @@ pub fn spawn(
                 tracing::error!(error = %e, "pager: the read model stopped; horizon stays");
                 return;
             }
-            let (store, after) = (store.clone(), end);
-            let read = tokio::task::spawn_blocking(move || {
-                let mut entries = Vec::new();
-                store
-                    .for_each_deadline_between(after, next, &mut |e: ScheduleEntry| entries.push(e))
-                    .map(|_| entries)
-            });
-            match read.await {
-                Ok(Ok(entries)) => {
+            match reads.deadlines_between(end, next, None).await {
+                Ok(entries) => {
                     if !entries.is_empty() {
                         tracing::debug!(deadlines = entries.len(), "pager: paged in");
                     }
@@ -64,7 +57,6 @@ pub fn spawn(
                 }
                 // The horizon moved in the shards already: reading again next time from the
                 // same `end` covers this window too.
-                Ok(Err(e)) => tracing::error!(error = %e, "pager: reading deadlines"),
                 Err(e) => tracing::error!(error = %e, "pager: reading deadlines"),
             }
         }

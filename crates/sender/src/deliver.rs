@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
-use hookd_log::{Change, EndpointRegistry, Outcomes, Store};
+use hookd_log::{AsyncStore, Change, EndpointRegistry, Outcomes};
 use hookd_types::metrics::{dec, inc, METRICS};
 use hookd_types::retry::RetryPolicy;
 use hookd_types::time::{now_ms, rfc3339};
@@ -76,7 +76,7 @@ pub struct TestOutcome {
 
 pub struct Sender {
     client: HttpClient,
-    store: Arc<dyn Store>,
+    reads: Arc<dyn AsyncStore>,
     registry: Arc<EndpointRegistry>,
     retry: RetryPolicy,
     outcomes: Arc<dyn Outcomes>,
@@ -121,14 +121,14 @@ type Exchange = (Result<Response, SendError>, Option<String>, Signal);
 impl Sender {
     pub fn new(
         client: HttpClient,
-        store: Arc<dyn Store>,
+        reads: Arc<dyn AsyncStore>,
         registry: Arc<EndpointRegistry>,
         retry: RetryPolicy,
         outcomes: Arc<dyn Outcomes>,
     ) -> Self {
         Self {
             client,
-            store,
+            reads,
             disabler: Disabler::new(registry.clone()),
             registry,
             retry,
@@ -341,16 +341,9 @@ impl Sender {
         self.read_event(delivery).await
     }
 
-    /// The event of a delivery, read on a blocking thread (store reads may touch the disk).
+    /// The event of a delivery, read back from the store.
     async fn read_event(&self, delivery: DeliveryId) -> hookd_log::error::Result<Option<Event>> {
-        let store = self.store.clone();
-        let read = move || match store.get_delivery(delivery)? {
-            Some(d) => store.get_event(&d.event_id),
-            None => Ok(None),
-        };
-        tokio::task::spawn_blocking(read)
-            .await
-            .unwrap_or_else(|e| Err(hookd_log::LogError::Io(std::io::Error::other(e))))
+        self.reads.delivery_event(delivery).await
     }
 
     /// Sends a synthetic `event_type` event to `endpoint` now; nothing is recorded.
