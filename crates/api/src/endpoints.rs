@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use hookd_http::error::ErrorBody;
 use hookd_http::views::{EndpointView, Page, StatsView};
-use hookd_http::{blocking, Access, ApiError, ErrorCode, JsonBody, Principal, RouteAccess};
+use hookd_http::{Access, ApiError, ErrorCode, JsonBody, Principal, RouteAccess};
 use hookd_sender::policy::UrlError;
 use hookd_types::check::{check_event_type, tenant_or_default};
 use hookd_types::endpoint::EventFilter;
@@ -380,8 +380,7 @@ async fn create(
         previous_secrets: Vec::new(),
         controls,
     };
-    let registry = state.registry.clone();
-    let ep = blocking(move || Ok(registry.insert(ep)?)).await?;
+    let ep = state.registry.insert(ep).await?;
     controls::publish(&state, Default::default(), &ep).await;
     tracing::info!(endpoint = %ep.id, tenant = %ep.tenant, "endpoint created");
     Ok(with_secret(&ep, StatusCode::CREATED))
@@ -485,58 +484,53 @@ async fn update(
     JsonBody(mut input): JsonBody<PatchIn>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = load(&state, &caller, &id)?.id;
-    let before = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
-    let (changing, was) = (state.clone(), before.clone());
-    let ep = blocking(move || {
-        let state = &changing;
-        state
-            .registry
-            .update(id, |current| -> Result<Endpoint, ApiError> {
-                let mut ep = current.clone();
-                *was.lock().unwrap_or_else(|p| p.into_inner()) = current.controls;
-                if let Some(limit) = input.rate_limit.take() {
-                    ep.controls.rate_limit = limit.map(controls::rate_limit).transpose()?;
-                }
-                if let Some(fifo) = input.fifo {
-                    ep.controls.fifo = fifo;
-                }
-                controls::check(&ep.controls, input.fifo.is_some())?;
-                let format = format_in!(input).apply(&ep.format, false)?;
-                if format.scheme != ep.format.scheme {
-                    ep.format = format;
-                    formats::check_scheme_change(&mut ep)?;
-                } else {
-                    ep.format = format;
-                }
-                if let Some(name) = input.name {
-                    check_name(&name)?;
-                    ep.name = name;
-                }
-                if let Some(types) = input.event_types {
-                    check_types(state, &types)?;
-                    ep.event_types = types;
-                }
-                if let Some(d) = input.description {
-                    ep.description = d;
-                }
-                if let Some(m) = input.metadata {
-                    ep.metadata = m;
-                }
-                check_extras(&ep.description, &ep.metadata)?;
-                if let Some(enabled) = input.enabled {
-                    ep.enabled = enabled;
-                }
-                if let Some(url) = input.url {
-                    check_url(state, &url)?;
-                    ep.url = url;
-                }
-                ep.updated_at_ms = now_ms();
-                Ok(ep)
-            })
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found("endpoint"))?;
-    let before = *before.lock().unwrap_or_else(|p| p.into_inner());
+    let mut before = Default::default();
+    let ep = state
+        .registry
+        .update(id, |current| -> Result<Endpoint, ApiError> {
+            let mut ep = current.clone();
+            before = current.controls;
+            if let Some(limit) = input.rate_limit.take() {
+                ep.controls.rate_limit = limit.map(controls::rate_limit).transpose()?;
+            }
+            if let Some(fifo) = input.fifo {
+                ep.controls.fifo = fifo;
+            }
+            controls::check(&ep.controls, input.fifo.is_some())?;
+            let format = format_in!(input).apply(&ep.format, false)?;
+            if format.scheme != ep.format.scheme {
+                ep.format = format;
+                formats::check_scheme_change(&mut ep)?;
+            } else {
+                ep.format = format;
+            }
+            if let Some(name) = input.name {
+                check_name(&name)?;
+                ep.name = name;
+            }
+            if let Some(types) = input.event_types {
+                check_types(&state, &types)?;
+                ep.event_types = types;
+            }
+            if let Some(d) = input.description {
+                ep.description = d;
+            }
+            if let Some(m) = input.metadata {
+                ep.metadata = m;
+            }
+            check_extras(&ep.description, &ep.metadata)?;
+            if let Some(enabled) = input.enabled {
+                ep.enabled = enabled;
+            }
+            if let Some(url) = input.url {
+                check_url(&state, &url)?;
+                ep.url = url;
+            }
+            ep.updated_at_ms = now_ms();
+            Ok(ep)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("endpoint"))?;
     controls::publish(&state, before, &ep).await;
     Ok(Json(
         serde_json::to_value(EndpointView::from(&*ep)).unwrap_or_default(),
@@ -560,8 +554,8 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let ep = load(&state, &caller, &id)?;
-    let (registry, ep_id) = (state.registry.clone(), ep.id);
-    if !blocking(move || Ok(registry.remove(ep_id)?)).await? {
+    let ep_id = ep.id;
+    if !state.registry.remove(ep_id).await? {
         return Err(ApiError::not_found("endpoint"));
     }
     // Its shard drops its due jobs and forgets its health, limit and line; the store's purge
@@ -617,9 +611,9 @@ async fn rotate(
     } else {
         hookd_http::json::parse_json(&body, limits)?
     };
-    let registry = state.registry.clone();
-    let ep = blocking(move || {
-        registry.update(id, |current| -> Result<Endpoint, ApiError> {
+    let ep = state
+        .registry
+        .update(id, |current| -> Result<Endpoint, ApiError> {
             let mut ep = current.clone();
             let secret = formats::secret_or_generated(&ep.format, input.secret)?;
             let now = now_ms();
@@ -627,9 +621,8 @@ async fn rotate(
             ep.updated_at_ms = now;
             Ok(ep)
         })
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found("endpoint"))?;
+        .await?
+        .ok_or_else(|| ApiError::not_found("endpoint"))?;
     tracing::info!(endpoint = %ep.id, "endpoint secret rotated");
     let until = ep.previous_secrets.iter().map(|p| p.expires_at_ms).max();
     Ok(Json(serde_json::json!({

@@ -167,7 +167,7 @@ pub async fn run(
     let reads: Arc<dyn AsyncStore> = Arc::new(OnBlockingPool(store.clone()));
     let key = keys::admin_key(&cfg, &*store)?;
     let api_keys = Arc::new(KeyRegistry::load(sled.clone())?);
-    let registry = Arc::new(EndpointRegistry::load(store.clone())?);
+    let registry = Arc::new(EndpointRegistry::new(store.endpoints()?, reads.clone()));
     let policy = TargetPolicy {
         allow_private: cfg.allow_private_targets,
         require_https: cfg.require_https,

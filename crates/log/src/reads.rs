@@ -6,13 +6,13 @@
 //! which runs each call on tokio's blocking pool; a backend that talks to a server (JetStream)
 //! implements them directly, awaiting its server without a thread of its own.
 //!
-//! Not here: writes of endpoints (the [`crate::EndpointRegistry`] is their one writer, and
-//! the API calls it on the blocking pool), the event log (ingest's committer and fan-out
-//! run on threads of their own) and the outcome log (already async: [`crate::Outcomes`]).
+//! Not here: the event log (ingest's committer and fan-out run on threads of their own) and
+//! the outcome log (already async: [`crate::Outcomes`]). Endpoint writes are here, but only
+//! the [`crate::EndpointRegistry`] makes them: it is their one writer.
 
 use std::sync::Arc;
 
-use hookd_types::{Attempt, Delivery, DeliveryId, EndpointId, Event};
+use hookd_types::{Attempt, Delivery, DeliveryId, Endpoint, EndpointId, Event};
 
 use crate::error::{LogError, Result};
 use crate::store::{BoxFuture, DeliveryPage, DeliveryQuery, EndpointStats, ScheduleEntry, Store};
@@ -44,8 +44,12 @@ pub trait AsyncDeadlineReads: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Vec<ScheduleEntry>>>;
 }
 
-/// The parts of [`crate::EndpointStore`] async code calls directly.
+/// [`crate::EndpointStore`] for async code (less its metadata, read and written on start).
 pub trait AsyncEndpointStore: Send + Sync + 'static {
+    /// Stores the whole endpoint, its controls included; durable on return.
+    fn put_endpoint(&self, endpoint: Arc<Endpoint>) -> BoxFuture<'_, Result<()>>;
+    /// Deletes the endpoint and its controls, and marks its deliveries for deletion.
+    fn delete_endpoint(&self, id: EndpointId) -> BoxFuture<'_, Result<()>>;
     fn endpoint_stats(&self, id: EndpointId) -> BoxFuture<'_, Result<EndpointStats>>;
     fn replay_answer(
         &self,
@@ -146,6 +150,14 @@ impl AsyncDeadlineReads for OnBlockingPool {
 }
 
 impl AsyncEndpointStore for OnBlockingPool {
+    fn put_endpoint(&self, endpoint: Arc<Endpoint>) -> BoxFuture<'_, Result<()>> {
+        self.run(move |s| s.put_endpoint(&endpoint))
+    }
+
+    fn delete_endpoint(&self, id: EndpointId) -> BoxFuture<'_, Result<()>> {
+        self.run(move |s| s.delete_endpoint(id))
+    }
+
     fn endpoint_stats(&self, id: EndpointId) -> BoxFuture<'_, Result<EndpointStats>> {
         self.run(move |s| s.endpoint_stats(id))
     }

@@ -1,14 +1,15 @@
 //! The in-memory read model of endpoints. Fan-out asks it which endpoints take an event, the
 //! sender asks it where and with which secret to send; neither touches storage for that. Writes go
-//! to the store first (durably) and then here, so a restart rebuilds the same view.
+//! to the store first (durably) and then here, so a restart rebuilds the same view. Writes are
+//! async (the store's [`AsyncEndpointStore`]); reads never wait.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use hookd_types::{Endpoint, EndpointId};
 
 use crate::error::Result;
-use crate::store::Store;
+use crate::reads::AsyncEndpointStore;
 
 #[derive(Default)]
 struct View {
@@ -17,12 +18,12 @@ struct View {
 }
 
 pub struct EndpointRegistry {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AsyncEndpointStore>,
     view: RwLock<View>,
     /// Held by every write from reading the current endpoint to publishing the new one, so
     /// writes of one endpoint apply one after another: a change can neither overwrite another
     /// it never saw nor bring back an endpoint deleted meanwhile.
-    writer: Mutex<()>,
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for EndpointRegistry {
@@ -32,16 +33,18 @@ impl std::fmt::Debug for EndpointRegistry {
 }
 
 impl EndpointRegistry {
-    pub fn load(store: Arc<dyn Store>) -> Result<Self> {
+    /// The registry of `endpoints` (every endpoint stored, read once on start); its writes go
+    /// to `store`.
+    pub fn new(endpoints: Vec<Endpoint>, store: Arc<dyn AsyncEndpointStore>) -> Self {
         let mut view = View::default();
-        for ep in store.endpoints()? {
+        for ep in endpoints {
             view.insert(Arc::new(ep));
         }
-        Ok(Self {
+        Self {
             store,
             view: RwLock::new(view),
-            writer: Mutex::new(()),
-        })
+            writer: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn get(&self, id: EndpointId) -> Option<Arc<Endpoint>> {
@@ -81,49 +84,45 @@ impl EndpointRegistry {
     }
 
     /// Stores a new `endpoint` durably, then publishes it.
-    pub fn insert(&self, endpoint: Endpoint) -> Result<Arc<Endpoint>> {
-        let _writing = self.lock_writer();
-        self.publish(endpoint)
+    pub async fn insert(&self, endpoint: Endpoint) -> Result<Arc<Endpoint>> {
+        let _writing = self.writer.lock().await;
+        self.publish(endpoint).await
     }
 
     /// Changes endpoint `id` by `change`, which sees the current endpoint (not one read before
     /// another write), then stores and publishes the result. `None` when there is no such
-    /// endpoint (any more). Blocks on the store: call it from a blocking context.
-    pub fn update<E: From<crate::LogError>>(
+    /// endpoint (any more).
+    pub async fn update<E: From<crate::LogError>>(
         &self,
         id: EndpointId,
         change: impl FnOnce(&Endpoint) -> std::result::Result<Endpoint, E>,
     ) -> std::result::Result<Option<Arc<Endpoint>>, E> {
-        let _writing = self.lock_writer();
+        let _writing = self.writer.lock().await;
         let Some(current) = self.get(id) else {
             return Ok(None);
         };
         let next = change(&current)?;
-        Ok(Some(self.publish(next)?))
+        Ok(Some(self.publish(next).await?))
     }
 
     /// Deletes endpoint `id`; says whether there was one.
-    pub fn remove(&self, id: EndpointId) -> Result<bool> {
-        let _writing = self.lock_writer();
+    pub async fn remove(&self, id: EndpointId) -> Result<bool> {
+        let _writing = self.writer.lock().await;
         if self.get(id).is_none() {
             return Ok(false);
         }
-        self.store.delete_endpoint(id)?;
+        self.store.delete_endpoint(id).await?;
         self.write().remove(id);
         Ok(true)
     }
 
-    fn publish(&self, endpoint: Endpoint) -> Result<Arc<Endpoint>> {
-        self.store.put_endpoint(&endpoint)?;
+    async fn publish(&self, endpoint: Endpoint) -> Result<Arc<Endpoint>> {
         let ep = Arc::new(endpoint);
+        self.store.put_endpoint(ep.clone()).await?;
         let mut view = self.write();
         view.remove(ep.id);
         view.insert(ep.clone());
         Ok(ep)
-    }
-
-    fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, View> {
@@ -155,3 +154,6 @@ impl View {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -73,6 +73,19 @@ pub fn pending_delivery(event: &str, endpoint: EndpointId, due: u64) -> Delivery
     }
 }
 
+/// An endpoint of tenant `acme` named `name`, taking every event type, at a fixed secret.
+pub fn endpoint(name: &str) -> Endpoint {
+    Endpoint::new(
+        EndpointId::generate(),
+        "acme",
+        name,
+        "https://example.com/hook",
+        vec!["*".into()],
+        "whsec_Q3VycmVudFNlY3JldEJ5dGVzMDEyMzQ1Njc4OQ==",
+        1,
+    )
+}
+
 /// An attempt answered by `status_code` (an error unless 2xx).
 pub fn answered_attempt(number: u32, at_ms: u64, status_code: u16) -> Attempt {
     Attempt {

@@ -106,11 +106,11 @@ impl Disabler {
     /// Disables `endpoint` (before another request is sent to it, when the caller still holds
     /// its slot) and announces it, once: an endpoint already disabled is left alone.
     pub(crate) async fn disable(&self, endpoint: EndpointId, reason: Reason) {
-        let registry = self.registry.clone();
         let now = now_ms();
-        let disable = move || {
-            let mut disabled = None;
-            let r = registry.update(endpoint, |current| -> Result<Endpoint, LogError> {
+        let mut disabled = None;
+        let changed = self
+            .registry
+            .update(endpoint, |current| -> Result<Endpoint, LogError> {
                 let mut next = current.clone();
                 if next.enabled {
                     next.enabled = false;
@@ -118,20 +118,12 @@ impl Disabler {
                     disabled = Some(next.clone());
                 }
                 Ok(next)
-            });
-            r.map(|_| disabled)
-        };
-        let disabled = match tokio::task::spawn_blocking(disable).await {
-            Ok(Ok(disabled)) => disabled,
-            Ok(Err(e)) => {
-                tracing::error!(endpoint = %endpoint, error = %e, "disabling an endpoint");
-                None
-            }
-            Err(e) => {
-                tracing::error!(endpoint = %endpoint, error = %e, "disabling an endpoint");
-                None
-            }
-        };
+            })
+            .await;
+        if let Err(e) = changed {
+            tracing::error!(endpoint = %endpoint, error = %e, "disabling an endpoint");
+            disabled = None;
+        }
         let Some(ep) = disabled else { return };
         tracing::warn!(endpoint = %endpoint, reason = ?reason, "endpoint disabled");
         if let Some(announce) = self.announce.get() {

@@ -46,17 +46,7 @@ fn limited(mut ep: Endpoint) -> Endpoint {
     ep
 }
 
-fn endpoint(name: &str) -> Endpoint {
-    Endpoint::new(
-        EndpointId::generate(),
-        "acme",
-        name,
-        "https://example.com/hook",
-        vec!["*".into()],
-        "whsec_Q3VycmVudFNlY3JldEJ5dGVzMDEyMzQ1Njc4OQ==",
-        1,
-    )
-}
+use crate::testing::endpoint;
 
 #[test]
 fn an_old_data_dir_loads_with_no_controls_and_new_controls_survive_sealing_and_rekey() {
