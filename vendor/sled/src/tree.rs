@@ -434,7 +434,12 @@ impl Tree {
                 .take(MAX_GROUP)
                 .take_while(|(k, _)| hi.is_empty() || k.as_ref() < hi.as_ref())
                 .count();
-            if n <= 1 {
+            // A replace logs the whole leaf, a link only its key and value: a few small
+            // writes into a large leaf (index keys spread over many endpoints) are linked one
+            // at a time, as sled does, so the log does not grow by a leaf per key.
+            let group_bytes: usize =
+                writes[..n].iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len())).sum();
+            if n <= 1 || (group_bytes * 8) < node_view.data.rss() as usize {
                 drop(node_view);
                 let (k, v) = &writes[0];
                 if self.insert_inner(k, v.clone(), guard)?.is_ok() {
