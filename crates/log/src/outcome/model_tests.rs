@@ -1,5 +1,6 @@
 //! A model-based test of the store as the engine drives it: random runs of fan-out, attempt
-//! outcomes, manual retries, checkpoints, compaction (retention) and restarts against a plain
+//! outcomes, manual retries, endpoint deletions (and an outcome that arrives for a delivery
+//! already purged), checkpoints, compaction (retention) and restarts against a plain
 //! in-memory model, checked after every step (each delivery's status, attempts and deadline;
 //! the deliveries waiting for an attempt; every endpoint's stats and its listing, page by page;
 //! the event of every delivery left, readable). Each run caps the fresh
@@ -32,6 +33,11 @@ enum Op {
     Retry {
         pick: usize,
     },
+    /// Deletes the `which`-th endpoint (modulo three) and purges its deliveries; a new
+    /// endpoint takes its place.
+    DeleteEndpoint {
+        which: usize,
+    },
     Checkpoint,
     /// A retention pass deleting finished history made more than `age` ms ago.
     Compact {
@@ -57,6 +63,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (1usize..=3).prop_map(|endpoints| Op::FanOut { endpoints }),
         6 => (any::<usize>(), outcome).prop_map(|(pick, outcome)| Op::Attempt { pick, outcome }),
         2 => any::<usize>().prop_map(|pick| Op::Retry { pick }),
+        1 => any::<usize>().prop_map(|which| Op::DeleteEndpoint { which }),
         1 => Just(Op::Checkpoint),
         1 => (0u64..200).prop_map(|age| Op::Compact { age }),
         1 => Just(Op::Restart),
@@ -81,6 +88,8 @@ struct Harness {
     model: BTreeMap<DeliveryId, Expected>,
     /// Deliveries retention deleted: gone from every read, still counted in their stats.
     gone: BTreeMap<DeliveryId, Expected>,
+    /// Endpoints deleted, and their deliveries: gone from every read, stats included.
+    deleted: Vec<(EndpointId, Vec<DeliveryId>)>,
     clock: u64,
     events: u64,
     /// Most fresh deliveries the store keeps.
@@ -98,6 +107,7 @@ impl Harness {
             endpoints: [(); 3].map(|_| EndpointId::generate()),
             model: BTreeMap::new(),
             gone: BTreeMap::new(),
+            deleted: Vec::new(),
             // Ids carry their creation time, and fresh deliveries older than the linger are
             // written out: start at the wall clock so only the cap decides.
             clock: hookd_types::time::now_ms(),
@@ -226,6 +236,34 @@ impl Harness {
                 .await;
                 self.model.get_mut(&id).unwrap().next = Some(now);
             }
+            Op::DeleteEndpoint { which } => {
+                let old = std::mem::replace(&mut self.endpoints[which % 3], EndpointId::generate());
+                self.store.delete_endpoint(old).unwrap();
+                // The indexer purges between its batches; it is idle here (as for compaction).
+                while self.store.purge_deleted(now).unwrap().deliveries > 0 {}
+                let ids: Vec<DeliveryId> = self
+                    .model
+                    .iter()
+                    .filter(|(_, e)| e.endpoint == old)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in &ids {
+                    self.model.remove(id);
+                }
+                self.gone.retain(|_, e| e.endpoint != old);
+                // An attempt that was in flight ends after the purge: it brings nothing back.
+                if let Some(&id) = ids.first() {
+                    self.record(Change::Attempted {
+                        delivery: id,
+                        attempt: crate::testing::answered_attempt(9, now, 200),
+                        status: DeliveryStatus::Delivered,
+                        next_attempt_ms: None,
+                        at_ms: now,
+                    })
+                    .await;
+                }
+                self.deleted.push((old, ids));
+            }
             Op::Checkpoint => {
                 self.log().checkpoint(&self.store).unwrap();
             }
@@ -287,9 +325,20 @@ impl Harness {
             let event = self.store.get_event(&e.event).unwrap();
             assert!(event.is_some(), "event {} of delivery {id} kept", e.event);
         }
-        for id in self.gone.keys() {
+        let purged = self.deleted.iter().flat_map(|(_, ids)| ids);
+        for id in self.gone.keys().chain(purged) {
             assert_eq!(self.store.get_delivery(*id).unwrap(), None, "{id} deleted");
             assert!(self.store.attempts(*id).unwrap().is_empty());
+        }
+        for (ep, _) in &self.deleted {
+            let q = DeliveryQuery {
+                limit: 10,
+                ..DeliveryQuery::default()
+            };
+            let page = self.store.endpoint_deliveries(*ep, &q).unwrap();
+            assert!(page.items.is_empty(), "deleted endpoint {ep} lists none");
+            let st = self.store.endpoint_stats(*ep).unwrap();
+            assert_eq!((st.delivered, st.failed, st.retrying), (0, 0, 0), "{ep}");
         }
         let mut want: Vec<(u64, DeliveryId, u32)> = self
             .model
