@@ -117,7 +117,8 @@ async fn wait_json(api: &Api, path: &str, pred: impl Fn(&Value) -> bool) -> Valu
     }
 }
 
-/// Timeouts halve an endpoint's concurrency (shown in its health) and successes grow it back.
+/// A new endpoint starts slow, timeouts halve its concurrency (shown in its health) and
+/// successes grow it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrency_halves_on_timeouts_and_grows_back() {
     let (_dir, rx, d) = setup(|c| {
@@ -135,17 +136,23 @@ async fn concurrency_halves_on_timeouts_and_grows_back() {
     let batch = Value::Array(vec![json!({"type": "job.failed", "data": {}}); 3]);
     api.post("/v1/events/batch", &batch).await.expect(202);
     let path = format!("/v1/endpoints/{ep}");
-    // Three timeouts: 16 -> 8 -> 4 -> 2 (three failures do not open the breaker, five would).
+    // A new endpoint starts at 2 attempts in flight (slow start). Three timeouts: 2 -> 1 -> 1
+    // -> 1 (three failures do not open the breaker, five would).
+    let fresh = api.get(&path).await.expect(200).clone();
+    assert!(
+        fresh["health"]["concurrency"].as_u64().unwrap() <= 2,
+        "{fresh}"
+    );
     let slow = wait_json(api, &path, |v| v["health"]["consecutive_failures"] == 3).await;
-    assert_eq!(slow["health"]["concurrency"], 2, "{slow}");
+    assert_eq!(slow["health"]["concurrency"], 1, "{slow}");
     assert_eq!(slow["health"]["breaker"], "closed", "{slow}");
-    // Answering again: each of the three successes adds one, to 5 (less if a retry sent before
-    // the receiver was fixed timed out once more and halved it first; never back to 2).
+    // Answering again: each of the three successes adds one, to 4 (less if a retry sent before
+    // the receiver was fixed timed out once more; never below 2).
     rx.script("/slow", Reply::Status(204));
     let healed = wait_json(api, &path, |v| v["stats"]["delivered"] == 3).await;
     assert_eq!(healed["health"]["consecutive_failures"], 0, "{healed}");
     let grown = healed["health"]["concurrency"].as_u64().unwrap();
-    assert!((3..=5).contains(&grown), "{healed}");
+    assert!((2..=4).contains(&grown), "{healed}");
 }
 
 /// An open breaker stays open across a kill -9 and restart: the endpoint's deliveries, old and

@@ -24,5 +24,5 @@ pub mod wheel;
 pub use fanout::Fanout;
 pub use shard::{
     Breaker, BreakerConfig, Clock, Dispatch, EndpointHealth, Job, Loader, Reservation, Scheduler,
-    SchedulerConfig, SchedulerHandle, Slot,
+    SchedulerConfig, SchedulerHandle, Slot, START_CONCURRENCY,
 };

@@ -178,6 +178,9 @@ impl Clock {
 pub struct SchedulerConfig {
     pub shards: usize,
     pub per_endpoint_concurrency: usize,
+    /// Attempts an endpoint the shard knows nothing of may have in flight (a slow start, at
+    /// most `per_endpoint_concurrency`); each success adds one (`shard/health.rs`).
+    pub start_concurrency: usize,
     pub max_in_flight: usize,
     pub breaker: BreakerConfig,
 }
@@ -423,6 +426,9 @@ impl Scheduler {
                 tasks: 0,
                 max_in_flight: (cfg.max_in_flight / n).max(1),
                 per_endpoint: cfg.per_endpoint_concurrency.max(1),
+                start_limit: cfg
+                    .start_concurrency
+                    .clamp(1, cfg.per_endpoint_concurrency.max(1)),
                 tx,
                 rx,
                 dispatcher: dispatcher.clone(),
@@ -643,6 +649,8 @@ struct Shard<D> {
     tasks: usize,
     max_in_flight: usize,
     per_endpoint: usize,
+    /// An unknown endpoint's concurrency limit (slow start).
+    start_limit: usize,
     tx: mpsc::UnboundedSender<Cmd>,
     rx: mpsc::UnboundedReceiver<Cmd>,
     dispatcher: Arc<D>,
@@ -784,7 +792,7 @@ impl<D: Dispatch> Shard<D> {
             }
             Cmd::Health { endpoint, reply } => {
                 let h = self.health.get(&endpoint).cloned();
-                let h = h.unwrap_or_else(|| Health::new(self.per_endpoint));
+                let h = h.unwrap_or_else(|| Health::new(self.start_limit));
                 let _ = reply.send(EndpointHealth {
                     breaker: h.breaker,
                     concurrency: h.cap(),
@@ -1051,6 +1059,8 @@ impl<D: Dispatch> Shard<D> {
 
 mod fifo;
 mod health;
+/// The daemon's [`SchedulerConfig::start_concurrency`].
+pub use health::START_LIMIT as START_CONCURRENCY;
 mod limit;
 mod share;
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! What a shard knows of an endpoint's health from its attempts' [`Signal`]s: a circuit breaker
 //! and an adaptive concurrency limit.
 //!
-//! - **Adaptive concurrency** (AIMD): the limit starts at `per_endpoint_concurrency`, halves on
-//!   a timeout or connection error (never below 1) and grows by one on each success. A success
+//! - **Adaptive concurrency** (AIMD): the limit starts at [`START_LIMIT`] (a slow start: an
+//!   endpoint never seen may be a broken one, and 80 new broken endpoints at 16 attempts each
+//!   would all be in flight before a breaker opens), grows by one on each success up to
+//!   `per_endpoint_concurrency` (so it doubles with each round of answers), and halves on a
+//!   timeout or connection error (never below 1). A success
 //!   whose answer came markedly slower than the endpoint's usual (rising latency: more than
 //!   twice its usual and [`RISE_FLOOR_MS`] over it) takes a quarter off instead. The usual is
 //!   the fastest answer seen, drifting up by a sixteenth of each slower answer's excess, so an
@@ -31,6 +34,10 @@ use std::time::Duration;
 use hookd_types::{EndpointId, Signal};
 
 use super::{Dispatch, Shard};
+
+/// The concurrency limit of an endpoint the shard knows nothing of yet (slow start); the
+/// daemon's default for [`super::SchedulerConfig::start_concurrency`].
+pub const START_LIMIT: usize = 2;
 
 /// A slower answer counts as rising latency only when it is this much over the usual too, so
 /// the jitter of fast answers (1 ms, then 3 ms) shrinks nothing.
@@ -127,13 +134,17 @@ pub struct Health {
     pub failure_score: u16,
     /// The last answer came markedly slower than usual: the next [`Health::observe`] acts on it.
     slower: bool,
+    /// The limit it started at (the shard's slow start).
+    start: usize,
 }
 
 impl Health {
-    pub fn new(per_endpoint: usize) -> Self {
+    /// An endpoint the shard knows nothing of, starting at `start` attempts in flight.
+    pub fn new(start: usize) -> Self {
         Self {
+            start: start.max(1),
             failures: 0,
-            limit: per_endpoint,
+            limit: start.max(1),
             breaker: Breaker::Closed,
             usual_ms: None,
             failure_score: 0,
@@ -152,11 +163,12 @@ impl Health {
         !self.failing() && self.usual_ms.is_some_and(|u| u <= super::share::FAST_MS)
     }
 
-    /// Nothing learnt: the shard need not remember it. (An endpoint that has answered is
+    /// Nothing learnt: the shard need not remember it (forgotten, it starts again at the
+    /// start limit). (An endpoint that has answered is
     /// remembered for its usual answer time.)
-    pub fn is_plain(&self, per_endpoint: usize) -> bool {
+    pub fn is_plain(&self) -> bool {
         self.failures == 0
-            && self.limit >= per_endpoint
+            && self.limit >= self.start
             && self.breaker == Breaker::Closed
             && self.usual_ms.is_none()
             && self.failure_score == 0
@@ -195,7 +207,7 @@ impl Health {
             // Nothing sent while probing: the endpoint was disabled or deleted. Its remaining
             // deliveries go through the sender's refusal at once, and there is nothing to keep.
             Signal::NotSent if matches!(self.breaker, Breaker::Probing { .. }) => {
-                *self = Health::new(per_endpoint);
+                *self = Health::new(self.start);
                 return Change::Closed;
             }
             Signal::NotSent => return Change::None,
@@ -269,16 +281,17 @@ impl<D: Dispatch> Shard<D> {
         {
             return;
         }
-        let (now, per_endpoint) = (self.clock.elapsed_ms(), self.per_endpoint);
+        let (now, per_endpoint, start) =
+            (self.clock.elapsed_ms(), self.per_endpoint, self.start_limit);
         let h = self
             .health
             .entry(endpoint)
-            .or_insert_with(|| Health::new(per_endpoint));
+            .or_insert_with(|| Health::new(start));
         if let Some(l) = latency {
             h.sample(l.as_millis() as u64);
         }
         let change = h.observe(signal, now, per_endpoint, &self.breaker);
-        let plain = h.is_plain(per_endpoint);
+        let plain = h.is_plain();
         match change {
             Change::Opened(until) => {
                 tracing::info!(endpoint = %endpoint, failures = h.failures, "circuit breaker open");
@@ -306,7 +319,7 @@ impl<D: Dispatch> Shard<D> {
         }
         let interval_ms = resumed_interval(&self.breaker, failing_for_ms);
         let until_ms = self.clock.elapsed_ms() + interval_ms;
-        let mut h = Health::new(self.per_endpoint);
+        let mut h = Health::new(self.start_limit);
         h.failures = failures;
         h.breaker = Breaker::Open {
             until_ms,
@@ -359,9 +372,41 @@ mod tests {
         }
     }
 
+    /// An endpoint that started at the full limit of 16.
+    fn grown() -> Health {
+        Health::new(16)
+    }
+
+    #[test]
+    fn a_new_endpoint_starts_slow_and_doubles_with_each_round_of_answers() {
+        let mut h = Health::new(START_LIMIT);
+        assert_eq!(h.cap(), START_LIMIT);
+        assert!(h.is_plain(), "nothing learnt yet");
+        let c = cfg();
+        // Each round: as many successes as attempts in flight.
+        let mut rounds = Vec::new();
+        while h.limit < 16 {
+            for _ in 0..h.limit {
+                h.observe(Signal::Delivered, 0, 16, &c);
+            }
+            rounds.push(h.limit);
+        }
+        assert_eq!(rounds, [4, 8, 16]);
+        assert!(
+            h.is_plain(),
+            "grown, nothing else learnt: forgotten, it starts again"
+        );
+        // A limit below the start is remembered.
+        for want in [8, 4, 2, 1] {
+            h.observe(Signal::Unreachable, 0, 16, &c);
+            assert_eq!(h.limit, want);
+        }
+        assert!(!h.is_plain());
+    }
+
     #[test]
     fn rising_latency_shrinks_the_limit_and_a_new_speed_is_learnt() {
-        let mut h = Health::new(16);
+        let mut h = grown();
         let c = cfg();
         let answered = |h: &mut Health, ms: u64| {
             h.sample(ms);
@@ -388,9 +433,9 @@ mod tests {
         assert!(h.usual_ms.unwrap() > 400, "{:?}", h.usual_ms);
         assert_eq!(last, 16);
         // A remembered usual keeps the health (it is not plain any more).
-        assert!(!h.is_plain(16));
+        assert!(!h.is_plain());
         // A failure's answer time is learnt but only a success acts on it.
-        let mut f = Health::new(16);
+        let mut f = grown();
         f.sample(10);
         f.sample(5_000);
         f.observe(Signal::ServerError, 0, 16, &c);
@@ -410,7 +455,7 @@ mod tests {
 
     #[test]
     fn concurrency_halves_on_timeouts_and_grows_on_success() {
-        let mut h = Health::new(16);
+        let mut h = grown();
         let big = BreakerConfig {
             failures: 100,
             ..cfg()
@@ -435,7 +480,7 @@ mod tests {
             h.observe(Signal::Delivered, 0, 16, &big);
         }
         assert_eq!(h.failure_score, 0);
-        assert!(h.is_plain(16));
+        assert!(h.is_plain());
     }
 
     #[test]
@@ -526,7 +571,7 @@ mod tests {
         // A successful probe closes it; the limit grows back from 1.
         assert_eq!(h.observe(Signal::Delivered, 1200, 4, &c), Change::Closed);
         assert_eq!((h.breaker, h.cap(), h.failures), (Breaker::Closed, 1, 0));
-        assert!(!h.is_plain(4));
+        assert!(!h.is_plain());
         // Nothing sent, nothing learnt.
         assert_eq!(h.observe(Signal::NotSent, 0, 4, &c), Change::None);
         assert_eq!(h.limit, 1);
@@ -536,6 +581,6 @@ mod tests {
         }
         h.probe();
         assert_eq!(h.observe(Signal::NotSent, 2200, 4, &c), Change::Closed);
-        assert!(h.is_plain(4));
+        assert!(h.is_plain());
     }
 }

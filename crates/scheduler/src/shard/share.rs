@@ -171,7 +171,8 @@ impl<D: Dispatch> Shard<D> {
     /// fast endpoint may borrow up to its cap while free slots last.
     pub(super) fn cap(&self, endpoint: EndpointId) -> usize {
         let health = self.health.get(&endpoint);
-        let own = health.map_or(self.per_endpoint, Health::cap);
+        // An endpoint the shard knows nothing of starts slow (health.rs).
+        let own = health.map_or(self.start_limit, Health::cap);
         // FIFO: one in flight at a time.
         let own = if self.fifo.contains_key(&endpoint) {
             own.min(1)

@@ -118,6 +118,9 @@ fn cfg(per_endpoint: usize) -> SchedulerConfig {
     SchedulerConfig {
         shards: 2,
         per_endpoint_concurrency: per_endpoint,
+        // These tests share slots among endpoints at their full limit; the slow start has
+        // its own tests (health.rs).
+        start_concurrency: per_endpoint,
         max_in_flight: 64,
         breaker: BreakerConfig::default(),
     }
@@ -136,6 +139,9 @@ fn start_one_shard(fake: &Arc<Fake>, per_endpoint: usize, budget: usize) -> Sche
     let config = SchedulerConfig {
         shards: 1,
         per_endpoint_concurrency: per_endpoint,
+        // These tests share slots among endpoints at their full limit; the slow start has
+        // its own tests (health.rs).
+        start_concurrency: per_endpoint,
         max_in_flight: budget,
         breaker: BreakerConfig::default(),
     };
@@ -497,6 +503,7 @@ async fn a_failing_endpoint_is_probed_and_its_queue_waits() {
     let config = SchedulerConfig {
         shards: 1,
         per_endpoint_concurrency: 4,
+        start_concurrency: 4,
         max_in_flight: 64,
         breaker: BreakerConfig {
             failures: 3,
@@ -625,6 +632,7 @@ fn start_never_open(fake: &Arc<Fake>) -> Scheduler {
     let config = SchedulerConfig {
         shards: 1,
         per_endpoint_concurrency: 4,
+        start_concurrency: 4,
         max_in_flight: 64,
         breaker: BreakerConfig {
             failures: u32::MAX,
@@ -943,4 +951,43 @@ async fn endpoints_waiting_for_tokens_do_not_shrink_the_others_share() {
     // concurrency, not a twenty-first of the budget.
     assert_eq!(fake.max_seen(free), 4);
     assert!(s.shutdown(Duration::from_secs(1)).await);
+}
+
+/// Slow start: a new endpoint may have 2 attempts in flight, one more with each success. An
+/// endpoint that closes every connection never gets past 2 (halved on each error) and its
+/// breaker opens after 5 attempts; a healthy one beside it grows to its full limit of 16.
+#[tokio::test(start_paused = true)]
+async fn new_endpoints_start_slow_and_only_healthy_ones_grow() {
+    let (broken, healthy) = (EndpointId::generate(), EndpointId::generate());
+    let fake = Arc::new(Fake {
+        hold: Duration::from_millis(5),
+        signals: Mutex::new([(broken, Signal::Unreachable), (healthy, Signal::Delivered)].into()),
+        timed: true,
+        ..Fake::new()
+    });
+    let config = SchedulerConfig {
+        shards: 1,
+        per_endpoint_concurrency: 16,
+        start_concurrency: START_CONCURRENCY,
+        max_in_flight: 64,
+        breaker: BreakerConfig::default(),
+    };
+    let s = Scheduler::prepare_at(&config, fake.clone(), fake.clock).start();
+    for _ in 0..30 {
+        s.handle().schedule(job(broken, 0));
+    }
+    for _ in 0..200 {
+        s.handle().schedule(job(healthy, 0));
+    }
+    wait_calls(&fake, 205).await;
+    assert_eq!(fake.max_seen(broken), 2, "a new endpoint starts at 2");
+    assert_eq!(
+        fake.calls_to(broken),
+        5,
+        "its breaker opened after 5 failures"
+    );
+    assert_eq!(fake.max_seen(healthy), 16, "grown to its full limit");
+    let h = s.handle().health(broken).await.unwrap();
+    assert_eq!((h.breaker.name(), h.concurrency), ("open", 0));
+    assert!(s.shutdown(Duration::from_secs(1)).await, "all finished");
 }
