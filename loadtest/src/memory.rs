@@ -47,14 +47,18 @@ struct Figures {
 
 /// Without `--config`: the embedded defaults but for the circuit breaker, which would stop
 /// attempting a failing endpoint's deliveries after a few and keep the rest *due* (parked, not
-/// waiting for their retry), when this mode measures N deliveries waiting for a retry. The
+/// waiting for their retry), when this mode measures N deliveries waiting for a retry, and for
+/// the slow start (endpoints that only answer 503 would stay at 2 attempts in flight). The
 /// file is written beside the data directory.
 fn breaker_off_config(data_dir: &Path) -> Result<std::path::PathBuf> {
     let mut p = data_dir.as_os_str().to_owned();
     p.push(".toml");
     let path = std::path::PathBuf::from(p);
-    std::fs::write(&path, "[sender]\nbreaker_failures = 4000000000\n")
-        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(
+        &path,
+        "[sender]\nbreaker_failures = 4000000000\nstart_concurrency = 16\n",
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 

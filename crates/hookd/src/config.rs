@@ -84,6 +84,7 @@ struct Sender {
     allow_private_targets: bool,
     require_https: bool,
     per_endpoint_concurrency: usize,
+    start_concurrency: usize,
     max_in_flight: usize,
     ca_file: String,
     breaker_failures: u32,
@@ -213,6 +214,8 @@ pub struct Config {
     pub allow_private_targets: bool,
     pub require_https: bool,
     pub per_endpoint_concurrency: usize,
+    /// `[sender] start_concurrency`: a new endpoint's limit (slow start).
+    pub start_concurrency: usize,
     pub max_in_flight: usize,
     /// `[sender] breaker_*`: when an endpoint's circuit breaker opens and for how long.
     pub breaker: hookd_scheduler::BreakerConfig,
@@ -377,6 +380,13 @@ fn validate(f: File) -> Result<Config, ConfigError> {
             "sender: per_endpoint_concurrency and max_in_flight must be positive",
         ));
     }
+    if f.sender.start_concurrency == 0
+        || f.sender.start_concurrency > f.sender.per_endpoint_concurrency
+    {
+        return Err(err(
+            "sender.start_concurrency must be 1..=per_endpoint_concurrency",
+        ));
+    }
     let breaker = hookd_scheduler::BreakerConfig {
         failures: f.sender.breaker_failures,
         interval: duration("sender.breaker_interval", &f.sender.breaker_interval)?,
@@ -482,6 +492,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         allow_private_targets: f.sender.allow_private_targets,
         require_https: f.sender.require_https,
         per_endpoint_concurrency: f.sender.per_endpoint_concurrency,
+        start_concurrency: f.sender.start_concurrency,
         max_in_flight: f.sender.max_in_flight,
         breaker,
         auto_disable_after,
@@ -630,6 +641,14 @@ mod tests {
                 "server.header_read_timeout",
             ),
             ("[server]\nmax_connections = 0", "server.max_connections"),
+            (
+                "[sender]\nstart_concurrency = 0",
+                "sender.start_concurrency",
+            ),
+            (
+                "[sender]\nstart_concurrency = 17",
+                "sender.start_concurrency",
+            ),
         ] {
             let e = with_file(text).err().unwrap().to_string();
             assert!(!e.contains('\n'), "{e}");

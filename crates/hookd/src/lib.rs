@@ -196,7 +196,7 @@ pub async fn run(
         &SchedulerConfig {
             shards: cfg.shards,
             per_endpoint_concurrency: cfg.per_endpoint_concurrency,
-            start_concurrency: hookd_scheduler::START_CONCURRENCY,
+            start_concurrency: cfg.start_concurrency,
             max_in_flight: cfg.max_in_flight,
             breaker: cfg.breaker.clone(),
         },

@@ -41,6 +41,12 @@ impl std::fmt::Debug for Fanout {
 /// Records read per pass.
 const READ_AHEAD: usize = 16;
 
+/// Most deliveries in one outcome record of fan-out's (about 32 bytes each: 3.2 MB), unless
+/// one event-log record makes more. Records read together are committed in groups under it:
+/// sixteen batches of 1,000 events to 100 endpoints made an outcome record of 31 MB, over
+/// the outcome log's limit of 16 MiB, and fan-out stopped there, retrying for ever.
+pub const MAX_GROUP_DELIVERIES: usize = 100_000;
+
 impl Fanout {
     pub fn new(
         store: Arc<dyn Store>,
@@ -105,15 +111,18 @@ impl Fanout {
         }
     }
 
-    /// Fans out `records` (read together): one index write and one outcome-log record for all
-    /// of them, one `FannedOut` fact per event-log record in it. Single events make a record
-    /// each, and a sled batch and an outcome append apiece cost more than their events.
+    /// Fans out `records` (read together): one index write and one outcome-log record for a
+    /// group of them, one `FannedOut` fact per event-log record in it. Single events make a
+    /// record each, and a sled batch and an outcome append apiece cost more than their events.
+    /// A group holds at most [`MAX_GROUP_DELIVERIES`] deliveries (but always one record at
+    /// least), so its outcome record stays far below the outcome log's record limit.
     async fn fan_out(&mut self, records: &[(Seq, LogRecord)]) -> hookd_log::error::Result<()> {
-        let mut decided = Vec::with_capacity(records.len());
+        let mut group: Vec<(Seq, &LogRecord, Vec<FannedEvent>)> = Vec::new();
         let mut jobs = Vec::new();
         let mut endpoints = Vec::new();
         for (seq, record) in records {
             let mut fanned = Vec::with_capacity(record.len());
+            let mut record_jobs = Vec::new();
             for entry in record {
                 let ev = &entry.event;
                 // One copy per event, shared by its deliveries' first attempts.
@@ -125,7 +134,7 @@ impl Fanout {
                 for ep in &endpoints {
                     let id = self.next_id();
                     deliveries.push((id, ep.id));
-                    jobs.push(Job {
+                    record_jobs.push(Job {
                         delivery: id,
                         endpoint: ep.id,
                         // Creation time is the id's own time: list order and `created_at` agree.
@@ -141,15 +150,34 @@ impl Fanout {
                     deliveries,
                 });
             }
-            decided.push((*seq, record, fanned));
+            if !group.is_empty() && jobs.len() + record_jobs.len() > MAX_GROUP_DELIVERIES {
+                self.commit(std::mem::take(&mut group), std::mem::take(&mut jobs))
+                    .await?;
+            }
+            group.push((*seq, record, fanned));
+            jobs.append(&mut record_jobs);
         }
-        let index: Vec<(Seq, &LogRecord, &[FannedEvent])> = decided
+        if !group.is_empty() {
+            self.commit(group, jobs).await?;
+        }
+        Ok(())
+    }
+
+    /// Indexes a group of fanned-out records, records their decisions as one outcome record,
+    /// and only then hands their jobs to the shards.
+    async fn commit(
+        &mut self,
+        group: Vec<(Seq, &LogRecord, Vec<FannedEvent>)>,
+        jobs: Vec<Job>,
+    ) -> hookd_log::error::Result<()> {
+        let index: Vec<(Seq, &LogRecord, &[FannedEvent])> = group
             .iter()
             .map(|(seq, record, fanned)| (*seq, *record, fanned.as_slice()))
             .collect();
         self.store.index_records(&index)?;
-        let events: u64 = records.iter().map(|(_, r)| r.len() as u64).sum();
-        let changes: Vec<Change> = decided
+        let records = group.len();
+        let events: u64 = group.iter().map(|(_, r, _)| r.len() as u64).sum();
+        let changes: Vec<Change> = group
             .into_iter()
             .map(|(seq, _, events)| Change::FannedOut { seq, events })
             .collect();
@@ -169,12 +197,7 @@ impl Fanout {
                 inc(&METRICS.events_fanned_out_total, events);
             }
         });
-        tracing::debug!(
-            records = records.len(),
-            events,
-            deliveries = made,
-            "fanned out"
-        );
+        tracing::debug!(records, events, deliveries = made, "fanned out");
         Ok(())
     }
 }
