@@ -541,6 +541,8 @@ mod tests {
         assert_eq!(c.key_rate_limit, 1000);
         assert!(c.shards >= 1);
         assert_eq!(c.background_flush, Some(Duration::from_millis(200)));
+        // The slow start the scheduler's own tests assume is the one the daemon ships.
+        assert_eq!(c.start_concurrency, hookd_scheduler::START_CONCURRENCY);
         assert_eq!(
             c.server,
             ServerLimits {
