@@ -30,6 +30,13 @@ pub struct Fanout {
     /// Delivery ids increase strictly, even within one millisecond, so listings sorted by id are
     /// sorted by creation time.
     ids: ulid::Generator,
+    /// Most deliveries in one group ([`MAX_GROUP_DELIVERIES`] unless a test lowers it).
+    group_limit: usize,
+    /// The first record not yet fanned out and recorded; read from the store's cursor at the
+    /// first pass. Fan-out's own, because indexing a group moves the store's cursor before
+    /// its outcome record is written: if that write fails, the group is read again from here
+    /// (its deliveries made anew, replacing the index's), not skipped.
+    next: Option<Seq>,
 }
 
 impl std::fmt::Debug for Fanout {
@@ -62,7 +69,16 @@ impl Fanout {
             scheduler,
             appended,
             ids: ulid::Generator::new(),
+            group_limit: MAX_GROUP_DELIVERIES,
+            next: None,
         }
+    }
+
+    /// Commits groups of at most `deliveries` (at least 1) instead of
+    /// [`MAX_GROUP_DELIVERIES`]: lets a test reach the limit with a few events.
+    pub fn group_limit(mut self, deliveries: usize) -> Self {
+        self.group_limit = deliveries.max(1);
+        self
     }
 
     /// Runs fan-out on a thread of its own (named `hookd-fanout`): its store reads and writes
@@ -93,9 +109,8 @@ impl Fanout {
     /// Fans out every record from the cursor to the end of the log.
     pub async fn drain(&mut self) -> hookd_log::error::Result<()> {
         loop {
-            let records = self
-                .store
-                .read_log(self.store.fanout_cursor(), READ_AHEAD)?;
+            let from = *self.next.get_or_insert_with(|| self.store.fanout_cursor());
+            let records = self.store.read_log(from, READ_AHEAD)?;
             if records.is_empty() {
                 return Ok(());
             }
@@ -114,7 +129,7 @@ impl Fanout {
     /// Fans out `records` (read together): one index write and one outcome-log record for a
     /// group of them, one `FannedOut` fact per event-log record in it. Single events make a
     /// record each, and a sled batch and an outcome append apiece cost more than their events.
-    /// A group holds at most [`MAX_GROUP_DELIVERIES`] deliveries (but always one record at
+    /// A group holds at most `group_limit` deliveries (but always one record at
     /// least), so its outcome record stays far below the outcome log's record limit.
     async fn fan_out(&mut self, records: &[(Seq, LogRecord)]) -> hookd_log::error::Result<()> {
         let mut group: Vec<(Seq, &LogRecord, Vec<FannedEvent>)> = Vec::new();
@@ -150,7 +165,7 @@ impl Fanout {
                     deliveries,
                 });
             }
-            if !group.is_empty() && jobs.len() + record_jobs.len() > MAX_GROUP_DELIVERIES {
+            if !group.is_empty() && jobs.len() + record_jobs.len() > self.group_limit {
                 self.commit(std::mem::take(&mut group), std::mem::take(&mut jobs))
                     .await?;
             }
@@ -176,12 +191,16 @@ impl Fanout {
             .collect();
         self.store.index_records(&index)?;
         let records = group.len();
+        let last = group.iter().map(|(seq, _, _)| *seq).max();
         let events: u64 = group.iter().map(|(_, r, _)| r.len() as u64).sum();
         let changes: Vec<Change> = group
             .into_iter()
             .map(|(seq, _, events)| Change::FannedOut { seq, events })
             .collect();
         let recorded = self.outcomes.record(&changes).await?;
+        if let Some(last) = last {
+            self.next = Some(last + 1);
+        }
         let made = jobs.len();
         inc(&METRICS.deliveries_created_total, made as u64);
         inc(&METRICS.deliveries_pending, made as u64);
@@ -201,3 +220,6 @@ impl Fanout {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
