@@ -13,6 +13,10 @@
 //! endpoint's rate also pays for making K times its deliveries (the `ok` control shows how
 //! much).
 //!
+//! After each phase's burst, `--paced-rate` events a second go to one more healthy endpoint (a
+//! third tenant's) for `--paced-for`: a burst's p99 is mostly the burst's own queue, while the
+//! paced p99 is the latency a customer sees next to the misbehaving ones while hookd keeps up.
+//!
 //! The misbehaving receivers are `hookd_testkit`'s ([`Reply`] kinds, and [`Silent`] for a
 //! listener that accepts TCP and never answers), on 127.0.0.1.
 
@@ -25,9 +29,9 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::cli::MisbehaveArgs;
-use crate::client::{self, HttpClient, Target};
+use crate::client::{self, HttpClient, Outcome, Target};
 use crate::endpoints;
-use crate::ingest::{post_events, IngestJob, IngestWatch};
+use crate::ingest::{batch_request, post_events, IngestJob, IngestWatch};
 use crate::meter::Meter;
 use crate::receiver::{Receiver, ReceiverConfig};
 use crate::report::{ms, per_sec, r1, r3};
@@ -149,6 +153,30 @@ struct Phase {
     steal_s: Option<f64>,
     /// hookd's CPU time in the same window by thread name, largest first.
     threads: Vec<(String, f64)>,
+    /// The paced part after the burst (none with `--paced-rate 0`).
+    paced: Option<Paced>,
+}
+
+/// Events posted at a steady rate to one more healthy endpoint, and their delivery latency.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Paced {
+    posted: u64,
+    delivered: u64,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
+}
+
+impl Paced {
+    fn json(&self) -> Value {
+        json!({
+            "posted": self.posted,
+            "delivered": self.delivered,
+            "p50_us": self.p50_us,
+            "p99_us": self.p99_us,
+            "max_us": self.max_us,
+        })
+    }
 }
 
 impl Phase {
@@ -158,6 +186,9 @@ impl Phase {
 
     fn complete(&self) -> bool {
         self.delivered >= self.events
+            && self
+                .paced
+                .is_none_or(|p| p.posted > 0 && p.delivered >= p.posted)
     }
 
     /// hookd's CPU time per healthy delivery in this phase, in microseconds.
@@ -188,15 +219,17 @@ pub async fn misbehave_mode(
     let mut phases = Vec::new();
     let mut result = Ok(());
     // A warm-up (not reported: the first phase pays for cold connections and caches), then
-    // rounds of, for each kind, the healthy endpoint alone and next to that kind: this
-    // machine's speed drifts within minutes, so each kind is compared with the alone phase
-    // just before it, and a kind's figure is the median of its rounds.
+    // rounds of, for each kind, the healthy endpoint alone and next to that kind, and a last
+    // alone phase: this machine's speed drifts within minutes, so each kind's phase is
+    // compared with the alone phases on either side of it (the mean of their rates), and a
+    // kind's figure is the median of its rounds.
     let round = args
         .kinds
         .iter()
         .flat_map(|k| [(None, ALONE), (Some(*k), k.name())]);
-    let steps =
-        std::iter::once((None, WARM_UP)).chain((0..args.rounds).flat_map(|_| round.clone()));
+    let steps = std::iter::once((None, WARM_UP))
+        .chain((0..args.rounds).flat_map(|_| round.clone()))
+        .chain(std::iter::once((None, ALONE)));
     for (kind, name) in steps {
         match phase(
             &client,
@@ -229,7 +262,7 @@ pub async fn misbehave_mode(
     let timeline = sampler.stop().await;
     result?;
     let alone = phases.first().cloned();
-    let complete = phases.len() as u64 == phases_per_round * u64::from(args.rounds)
+    let complete = phases.len() as u64 == phases_per_round * u64::from(args.rounds) + 1
         && phases.iter().all(Phase::complete);
     let summary = summarize(&args.kinds, &phases);
     for k in &summary {
@@ -364,6 +397,7 @@ async fn phase(
     let latency = meter.whole_run();
     let bad_requests = bad.as_ref().map_or(0, Bad::requests);
     let bad_in_phase = bad_requests - bad_before;
+    let paced = paced(client, target, key, args, ctx).await?;
     endpoints::delete(client, target, key, &ids, ctx.limits.cleanup_deadline()).await;
     // Dropped only now: hookd's requests to them end, and their retries find the endpoint gone.
     drop((bad, healthy));
@@ -380,7 +414,87 @@ async fn phase(
         hookd_cpu_s,
         steal_s,
         threads,
+        paced,
     })
+}
+
+/// Tick of the paced part: one request of `--paced-rate / 50` events every 20 ms.
+const PACED_TICK: Duration = Duration::from_millis(20);
+
+/// The paced part of a phase: `--paced-rate` events a second for `--paced-for`, to a healthy
+/// endpoint of a tenant of their own (created here, deleted at the end), each request sent on
+/// its tick whether or not the last one was answered; then waits (at most `--phase-timeout`)
+/// for their deliveries.
+async fn paced(
+    client: &HttpClient,
+    target: &Target,
+    key: &str,
+    args: &MisbehaveArgs,
+    ctx: &RunCtx,
+) -> Result<Option<Paced>> {
+    if args.paced_rate == 0 || args.paced_for.is_zero() {
+        return Ok(None);
+    }
+    let per_tick = (args.paced_rate * PACED_TICK.as_millis() as u64 / 1000).max(1);
+    let ticks = (args.paced_for.as_millis() / PACED_TICK.as_millis()).max(1) as u64;
+    let events = per_tick * ticks;
+    let meter = Arc::new(Meter::new(events));
+    let receiver = Receiver::start_async(ReceiverConfig::embedded(
+        1,
+        Reply::Status(204),
+        vec![meter.clone()],
+    ))
+    .await?;
+    let tenant = format!("{}-paced", endpoints::fresh_tenant());
+    let url = format!("http://{}/paced", receiver.addr);
+    let body = endpoints::endpoint_body(&tenant, "paced", &url, &json!({}));
+    let ids = endpoints::create(client, target, key, &[body], ctx.limits.work).await?;
+    let job = Arc::new(IngestJob {
+        target: target.clone(),
+        key: key.to_owned(),
+        tenant,
+        types: vec!["instance.ready".into()],
+        events,
+        batch: per_tick,
+        concurrency: 1,
+        event_bytes: 0,
+        watch: IngestWatch::None,
+    });
+    let deadline = (Instant::now() + args.paced_for + args.phase_timeout).min(ctx.limits.work);
+    let mut interval = tokio::time::interval(PACED_TICK);
+    let mut requests = tokio::task::JoinSet::new();
+    for t in 0..ticks {
+        interval.tick().await;
+        if Instant::now() >= deadline {
+            break;
+        }
+        let (lo, hi) = (t * per_tick, (t + 1) * per_tick);
+        let req = batch_request(&job, lo, hi);
+        let client = client.clone();
+        requests.spawn(async move {
+            match client::send(&client, req, deadline).await {
+                Outcome::Response(202, _) => hi - lo,
+                _ => 0,
+            }
+        });
+    }
+    let mut posted = 0;
+    while let Some(n) = requests.join_next().await {
+        posted += n.unwrap_or(0);
+    }
+    while meter.done_count() < posted && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let latency = meter.whole_run();
+    endpoints::delete(client, target, key, &ids, ctx.limits.cleanup_deadline()).await;
+    drop(receiver);
+    Ok(Some(Paced {
+        posted,
+        delivered: meter.done_count(),
+        p50_us: latency.value_at_quantile(0.50),
+        p99_us: latency.value_at_quantile(0.99),
+        max_us: latency.max(),
+    }))
 }
 
 /// Posts the misbehaving tenant's events and waits (at most `--phase-timeout`) until hookd
@@ -555,8 +669,21 @@ fn print_phase(p: &Phase, before: &[Phase]) {
         })
         .unwrap_or_default()
     };
+    let paced = p
+        .paced
+        .map(|q| {
+            format!(
+                "; paced: {} of {} delivered, p50 {} p99 {} max {}",
+                q.delivered,
+                q.posted,
+                ms(q.p50_us),
+                ms(q.p99_us),
+                ms(q.max_us)
+            )
+        })
+        .unwrap_or_default();
     out!(
-        "misbehave: {}: healthy endpoint got {} of {} in {:.2} s = {:.0} deliveries/s, delivery p50 {} p99 {} max {}{}{}{}; misbehaving endpoints got {} requests ({} while timed){}",
+        "misbehave: {}: healthy endpoint got {} of {} in {:.2} s = {:.0} deliveries/s, delivery p50 {} p99 {} max {}{}{}{}{}; misbehaving endpoints got {} requests ({} while timed){}",
         p.name,
         p.delivered,
         p.events,
@@ -568,6 +695,7 @@ fn print_phase(p: &Phase, before: &[Phase]) {
         vs(alone, "alone"),
         vs(control, "ok"),
         cpu,
+        paced,
         p.bad_requests,
         p.bad_in_phase,
         threads
@@ -575,7 +703,7 @@ fn print_phase(p: &Phase, before: &[Phase]) {
 }
 
 /// One kind over its rounds: the medians (and ranges) of its phases' figures, each phase against
-/// the alone phase just before it.
+/// the alone phases on either side of it ([`bracket`]).
 #[derive(Debug, Clone, PartialEq)]
 struct Summary {
     kind: &'static str,
@@ -586,6 +714,8 @@ struct Summary {
     p99_us: [u64; 2],
     /// hookd CPU per healthy delivery against alone's, median (when hookd's pid is known).
     cpu_vs_alone: Option<f64>,
+    /// The paced part's p99 in microseconds: median, highest (when it ran).
+    paced_p99_us: Option<[u64; 2]>,
 }
 
 impl Summary {
@@ -599,6 +729,8 @@ impl Summary {
             "p99_us_median": self.p99_us[0],
             "p99_us_max": self.p99_us[1],
             "cpu_vs_alone_median": self.cpu_vs_alone.map(r3),
+            "paced_p99_us_median": self.paced_p99_us.map(|p| p[0]),
+            "paced_p99_us_max": self.paced_p99_us.map(|p| p[1]),
         })
     }
 }
@@ -613,22 +745,38 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// What phase `i` is measured against: the mean rate (and CPU per delivery) of the alone phase
+/// just before it and the one just after it, or of the one before alone when none follows.
+/// Either side alone moves with the machine's drift; their mean is the rate at the moment of
+/// phase `i`, were the drift steady.
+fn bracket(phases: &[Phase], i: usize) -> Option<(f64, Option<f64>)> {
+    let before = references(&phases[i], &phases[..i]).0?;
+    let after = phases.get(i + 1).filter(|a| a.name == ALONE);
+    let sides: Vec<&Phase> = std::iter::once(before).chain(after).collect();
+    let n = sides.len() as f64;
+    let rate = sides.iter().map(|a| a.rate()).sum::<f64>() / n;
+    let cpus: Option<Vec<f64>> = sides.iter().map(|a| a.cpu_us()).collect();
+    Some((rate, cpus.map(|c| c.iter().sum::<f64>() / n)))
+}
+
 fn summarize(kinds: &[Kind], phases: &[Phase]) -> Vec<Summary> {
     kinds
         .iter()
         .filter_map(|k| {
             let (mut rates, mut p99s, mut cpus) = (Vec::new(), Vec::new(), Vec::new());
+            let mut paced = Vec::new();
             for (i, p) in phases
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| p.name == k.name())
             {
-                let Some(alone) = references(p, &phases[..i]).0 else {
+                let Some((rate, cpu)) = bracket(phases, i) else {
                     continue;
                 };
-                rates.push(ratio(p.rate(), alone.rate()));
+                rates.push(ratio(p.rate(), rate));
                 p99s.push(p.p99_us as f64);
-                if let (Some(c), Some(a)) = (p.cpu_us(), alone.cpu_us()) {
+                paced.extend(p.paced.map(|q| q.p99_us as f64));
+                if let (Some(c), Some(a)) = (p.cpu_us(), cpu) {
                     cpus.push(ratio(c, a));
                 }
             }
@@ -645,6 +793,10 @@ fn summarize(kinds: &[Kind], phases: &[Phase]) -> Vec<Summary> {
                 rate_vs_alone: [med, lo, hi],
                 p99_us: [p99 as u64, p99s[rounds - 1] as u64],
                 cpu_vs_alone: (!cpus.is_empty()).then(|| median(&mut cpus)),
+                paced_p99_us: (!paced.is_empty()).then(|| {
+                    let m = median(&mut paced);
+                    [m as u64, paced[paced.len() - 1] as u64]
+                }),
             })
         })
         .collect()
@@ -655,8 +807,12 @@ fn print_summary(s: &Summary) {
         .cpu_vs_alone
         .map(|c| format!(", hookd CPU per healthy delivery {c:.2}x alone's"))
         .unwrap_or_default();
+    let paced = s
+        .paced_p99_us
+        .map(|[m, x]| format!("; paced p99 median {} max {}", ms(m), ms(x)))
+        .unwrap_or_default();
     out!(
-        "misbehave: {} over {} rounds: median {:.2}x alone's rate ({:.2}-{:.2}x), p99 median {} max {}{}",
+        "misbehave: {} over {} rounds: median {:.2}x alone's rate ({:.2}-{:.2}x), p99 median {} max {}{}{}",
         s.kind,
         s.rounds,
         s.rate_vs_alone[0],
@@ -664,7 +820,8 @@ fn print_summary(s: &Summary) {
         s.rate_vs_alone[2],
         ms(s.p99_us[0]),
         ms(s.p99_us[1]),
-        cpu
+        cpu,
+        paced
     );
 }
 
@@ -691,6 +848,7 @@ fn phase_json(p: &Phase, before: &[Phase]) -> Value {
         "hookd_cpu_us_per_delivery": p.cpu_us().map(r1),
         "hookd_threads_s": p.threads.iter().map(|(n, s)| json!([n, r3(*s)])).collect::<Vec<_>>(),
         "cpu_vs_alone": alone.and_then(Phase::cpu_us).zip(p.cpu_us()).map(|(a, c)| r3(ratio(c, a))),
+        "paced": p.paced.map(|q| q.json()),
         "complete": p.complete(),
     })
 }
@@ -713,6 +871,13 @@ mod tests {
             steal_s: None,
             hookd_cpu_s: Some(seconds / 10.0),
             threads: Vec::new(),
+            paced: Some(Paced {
+                posted: 10,
+                delivered: 10,
+                p50_us: 1,
+                p99_us: p99_us / 2,
+                max_us: p99_us,
+            }),
         }
     }
 
@@ -741,22 +906,28 @@ mod tests {
     }
 
     #[test]
-    fn a_kind_is_the_median_of_its_rounds_each_against_the_alone_before_it() {
+    fn a_kind_is_the_median_of_its_rounds_each_against_the_alone_phases_around_it() {
+        // Rates: 100 events in `seconds`.
         let phases = [
-            phase("alone", 1.0, 10),
-            phase("hang", 2.0, 30), // 0.5x
-            phase("alone", 2.0, 10),
-            phase("hang", 2.0, 10), // 1.0x
-            phase("alone", 1.0, 10),
-            phase("hang", 1.25, 20), // 0.8x
+            phase("alone", 1.0, 10), // 100/s
+            phase("hang", 2.0, 30),  // 50/s against (100 + 50) / 2: 0.667x
+            phase("alone", 2.0, 10), // 50/s
+            phase("hang", 2.0, 10),  // 50/s against (50 + 100) / 2: 0.667x
+            phase("alone", 1.0, 10), // 100/s
+            phase("hang", 1.25, 20), // 80/s against 100 alone (none after): 0.8x
         ];
         let s = summarize(&[Kind::Hang, Kind::Fail], &phases);
         assert_eq!(s.len(), 1, "a kind with no phase has no summary");
         assert_eq!(s[0].kind, "hang");
         assert_eq!(s[0].rounds, 3);
-        assert_eq!(s[0].rate_vs_alone, [0.8, 0.5, 1.0]);
+        let r = s[0].rate_vs_alone.map(|x| (x * 1000.0).round() / 1000.0);
+        assert_eq!(r, [0.667, 0.667, 0.8]);
         assert_eq!(s[0].p99_us, [20, 30]);
-        assert_eq!(s[0].cpu_vs_alone, Some(1.25));
+        // CPU per delivery is seconds / 10 per 100: 2000 us against (1000 + 2000) / 2 twice,
+        // then 1250 against 1000.
+        let cpu = s[0].cpu_vs_alone.map(|x| (x * 1000.0).round() / 1000.0);
+        assert_eq!(cpu, Some(1.333));
+        assert_eq!(s[0].paced_p99_us, Some([10, 15]));
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
     }
 
