@@ -77,6 +77,14 @@ pub enum Change {
     /// moves no fan-out cursor. The events keep their ids, so receivers can deduplicate.
     /// (Last in the enum: records written before it decode unchanged.)
     Replayed { events: Vec<FannedEvent> },
+    /// Fan-out made these deliveries of some of the events of event-log record `seq`. A record
+    /// that alone makes more deliveries than one outcome record should hold is recorded in
+    /// parts of whole events; its last part is a [`Change::FannedOut`], which moves the fan-out
+    /// cursor past the record. A part moves nothing: after a crash before the last part the
+    /// record is fanned out again, and the events of its earlier parts are delivered twice
+    /// (each time with its event id). (Last in the enum: records written before it decode
+    /// unchanged.)
+    FannedOutPart { seq: Seq, events: Vec<FannedEvent> },
 }
 
 /// What a checkpoint did.

@@ -481,7 +481,7 @@ impl Restorer<'_> {
                     store.cursor.fetch_max(at + 1, Ordering::SeqCst);
                     events
                 }
-                Change::Replayed { events } => events,
+                Change::Replayed { events } | Change::FannedOutPart { events, .. } => events,
                 // Applied, so written to sled with this fact. Not there now means deleted
                 // since (retention, a purge): it must not come back as fresh, to be delivered
                 // again and listed as pending.
@@ -757,7 +757,9 @@ impl SledStore {
     /// durable cursor, which such a fan-out has not moved yet.
     pub fn reindex(&self, changes: &[Change]) -> Result<()> {
         for change in changes {
-            let Change::FannedOut { seq, events } = change else {
+            let (Change::FannedOut { seq, events } | Change::FannedOutPart { seq, events }) =
+                change
+            else {
                 continue;
             };
             let mut missing = false;
@@ -768,7 +770,14 @@ impl SledStore {
                 continue;
             }
             match self.read_log(*seq, 1)?.pop() {
-                Some((at, record)) if at == *seq => {
+                Some((at, mut record)) if at == *seq => {
+                    // Only this fact's events: a record fanned out in parts has each part's
+                    // events indexed with that part's deliveries.
+                    if events.len() < record.len() {
+                        let named: HashSet<&str> =
+                            events.iter().map(|e| e.event_id.as_str()).collect();
+                        record.retain(|e| named.contains(e.event.id.as_str()));
+                    }
                     self.index_events(*seq, &record, events)?;
                     // The open that called this applies or restores the record itself,
                     // before retention can run.
@@ -832,6 +841,8 @@ impl SledStore {
                         }
                         Some(events)
                     }
+                    // Not past the record yet: its last part moves the cursor.
+                    Change::FannedOutPart { events, .. } => Some(events),
                     Change::Attempted { .. } | Change::Retried { .. } => None,
                 };
                 if let Some(events) = made_now {
@@ -858,7 +869,9 @@ impl SledStore {
                     | Change::Retried {
                         delivery, at_ms, ..
                     } => (*delivery, *at_ms),
-                    Change::FannedOut { .. } | Change::Replayed { .. } => {
+                    Change::FannedOut { .. }
+                    | Change::Replayed { .. }
+                    | Change::FannedOutPart { .. } => {
                         unreachable!("handled above")
                     }
                 };
@@ -914,7 +927,9 @@ impl SledStore {
                         after.next_attempt_ms = *next_attempt_ms;
                     }
                     Change::Retried { due_ms, .. } => after.next_attempt_ms = Some(*due_ms),
-                    Change::FannedOut { .. } | Change::Replayed { .. } => {
+                    Change::FannedOut { .. }
+                    | Change::Replayed { .. }
+                    | Change::FannedOutPart { .. } => {
                         unreachable!("handled above")
                     }
                 }

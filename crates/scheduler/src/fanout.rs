@@ -49,9 +49,10 @@ impl std::fmt::Debug for Fanout {
 const READ_AHEAD: usize = 16;
 
 /// Most deliveries in one outcome record of fan-out's (about 32 bytes each: 3.2 MB), unless
-/// one event-log record makes more. Records read together are committed in groups under it:
-/// sixteen batches of 1,000 events to 100 endpoints made an outcome record of 31 MB, over
-/// the outcome log's limit of 16 MiB, and fan-out stopped there, retrying for ever.
+/// one event makes more. Records read together are committed in groups under it, and one
+/// record that alone makes more is recorded in parts: sixteen batches of 1,000 events to 100
+/// endpoints made an outcome record of 31 MB, over the outcome log's limit of 16 MiB, and
+/// fan-out stopped there.
 pub const MAX_GROUP_DELIVERIES: usize = 100_000;
 
 impl Fanout {
@@ -129,8 +130,9 @@ impl Fanout {
     /// Fans out `records` (read together): one index write and one outcome-log record for a
     /// group of them, one `FannedOut` fact per event-log record in it. Single events make a
     /// record each, and a sled batch and an outcome append apiece cost more than their events.
-    /// A group holds at most `group_limit` deliveries (but always one record at
-    /// least), so its outcome record stays far below the outcome log's record limit.
+    /// A group holds at most `group_limit` deliveries, so its outcome record stays far below
+    /// the outcome log's record limit; a record that alone makes more is recorded in parts
+    /// ([`Fanout::commit_split`]).
     async fn fan_out(&mut self, records: &[(Seq, LogRecord)]) -> hookd_log::error::Result<()> {
         let mut group: Vec<(Seq, &LogRecord, Vec<FannedEvent>)> = Vec::new();
         let mut jobs = Vec::new();
@@ -169,6 +171,10 @@ impl Fanout {
                 self.commit(std::mem::take(&mut group), std::mem::take(&mut jobs))
                     .await?;
             }
+            if record_jobs.len() > self.group_limit {
+                self.commit_split(*seq, record, fanned, record_jobs).await?;
+                continue;
+            }
             group.push((*seq, record, fanned));
             jobs.append(&mut record_jobs);
         }
@@ -201,6 +207,63 @@ impl Fanout {
         if let Some(last) = last {
             self.next = Some(last + 1);
         }
+        self.hand_over(jobs, recorded, events);
+        tracing::debug!(records, events, "fanned out");
+        Ok(())
+    }
+
+    /// Fans out one event-log record that alone makes more than `group_limit` deliveries:
+    /// indexed once, then recorded in parts of whole events of at most `group_limit`
+    /// deliveries (one event may make more), each a [`Change::FannedOutPart`] but the last, a
+    /// [`Change::FannedOut`] that moves the cursor past the record. Each part's jobs go to
+    /// the shards once its record is written.
+    async fn commit_split(
+        &mut self,
+        seq: Seq,
+        record: &LogRecord,
+        fanned: Vec<FannedEvent>,
+        jobs: Vec<Job>,
+    ) -> hookd_log::error::Result<()> {
+        self.store
+            .index_records(&[(seq, record, fanned.as_slice())])?;
+        let mut parts: Vec<Vec<FannedEvent>> = vec![Vec::new()];
+        let mut filled = 0;
+        for ev in fanned {
+            let n = ev.deliveries.len();
+            let part = parts.last_mut().expect("one part at least");
+            if !part.is_empty() && filled + n > self.group_limit {
+                parts.push(Vec::new());
+                filled = 0;
+            }
+            filled += n;
+            parts.last_mut().expect("one part at least").push(ev);
+        }
+        // Jobs are in event order, as the parts are.
+        let mut jobs = jobs.into_iter();
+        let count = parts.len();
+        for (i, events) in parts.into_iter().enumerate() {
+            let made: usize = events.iter().map(|e| e.deliveries.len()).sum();
+            let n_events = events.len() as u64;
+            let change = if i + 1 == count {
+                Change::FannedOut { seq, events }
+            } else {
+                Change::FannedOutPart { seq, events }
+            };
+            let recorded = self.outcomes.record(std::slice::from_ref(&change)).await?;
+            self.hand_over(jobs.by_ref().take(made).collect(), recorded, n_events);
+        }
+        self.next = Some(seq + 1);
+        tracing::debug!(
+            seq,
+            parts = count,
+            events = record.len(),
+            "fanned out in parts"
+        );
+        Ok(())
+    }
+
+    /// Hands recorded jobs (their outcome record `recorded`, of `events` events) to the shards.
+    fn hand_over(&mut self, jobs: Vec<Job>, recorded: Seq, events: u64) {
         let made = jobs.len();
         inc(&METRICS.deliveries_created_total, made as u64);
         inc(&METRICS.deliveries_pending, made as u64);
@@ -216,8 +279,6 @@ impl Fanout {
                 inc(&METRICS.events_fanned_out_total, events);
             }
         });
-        tracing::debug!(records, events, deliveries = made, "fanned out");
-        Ok(())
     }
 }
 

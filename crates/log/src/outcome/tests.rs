@@ -21,6 +21,11 @@ fn failed_attempt(delivery: DeliveryId, number: u32, next: u64) -> Change {
     }
 }
 
+/// A delivery id made now (its time is now), told apart by `low`.
+fn delivery_at_now(low: u128) -> DeliveryId {
+    DeliveryId(((hookd_types::time::now_ms() as u128) << 80) | low)
+}
+
 fn open(dir: &TempStore) -> (Arc<SledStore>, OutcomeLog) {
     let store = Arc::new(dir.open());
     let log = OutcomeLog::open(&dir.path().join("outcomes"), store.clone()).unwrap();
@@ -103,7 +108,7 @@ async fn closing_applies_everything_recorded_before() {
 async fn a_restart_indexes_again_a_fan_out_the_read_model_lost() {
     let dir = TempStore::new();
     let ep = EndpointId::generate();
-    let id = DeliveryId(((hookd_types::time::now_ms() as u128) << 80) | 1);
+    let id = delivery_at_now(1);
     {
         let store = dir.open();
         let event = hookd_types::Event {
@@ -161,11 +166,116 @@ fn event_at(id: &str, tenant: &str, created_at_ms: u64) -> crate::store::LogEntr
     }
 }
 
+fn fanned(event_id: &str, deliveries: Vec<(DeliveryId, EndpointId)>) -> FannedEvent {
+    FannedEvent {
+        event_id: event_id.into(),
+        tenant: "t".into(),
+        event_type: "job.completed".into(),
+        deliveries,
+    }
+}
+
+/// A record fanned out in parts (`FannedOutPart`, then the last part as `FannedOut`) that
+/// reached the outcome log but not sled: a restart indexes each part's events with that part's
+/// deliveries (not the whole record with the last part's), and moves the cursor past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_indexes_again_a_record_fanned_out_in_parts() {
+    let dir = TempStore::new();
+    let ep = EndpointId::generate();
+    let ids: Vec<DeliveryId> = (1..=3).map(delivery_at_now).collect();
+    {
+        let store = dir.open();
+        let record = vec![
+            event_at("a", "t", 1),
+            event_at("b", "t", 2),
+            event_at("c", "t", 3),
+        ];
+        let seq = store.append(&record).unwrap();
+        let journal = bare_journal(&dir);
+        let part = Change::FannedOutPart {
+            seq,
+            events: vec![
+                fanned("a", vec![(ids[0], ep)]),
+                fanned("b", vec![(ids[1], ep)]),
+            ],
+        };
+        let last = Change::FannedOut {
+            seq,
+            events: vec![fanned("c", vec![(ids[2], ep)])],
+        };
+        journal.append(encode(&[part]).unwrap()).unwrap();
+        journal.append(encode(&[last]).unwrap()).unwrap();
+    }
+    let (store, _log) = open(&dir);
+    for (event, id) in ["a", "b", "c"].iter().zip(&ids) {
+        let listed: Vec<DeliveryId> = store
+            .event_deliveries(event)
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(listed, vec![*id], "deliveries of {event}");
+        assert_eq!(store.get_event(event).unwrap().unwrap().id, *event);
+    }
+    let mut waiting: Vec<DeliveryId> = store
+        .scheduled()
+        .unwrap()
+        .iter()
+        .map(|e| e.delivery)
+        .collect();
+    waiting.sort();
+    assert_eq!(waiting, ids);
+    let left = store.read_log(store.fanout_cursor(), 10).unwrap();
+    assert!(left.is_empty(), "past the record: {left:?}");
+}
+
+/// A crash between the parts of a record's fan-out: the parts recorded keep their deliveries
+/// (at-least-once), and the cursor is not past the record, so it is fanned out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_whose_last_part_is_missing_is_read_again() {
+    let dir = TempStore::new();
+    let ep = EndpointId::generate();
+    let id = delivery_at_now(9);
+    let seq = {
+        let (store, log) = open(&dir);
+        let record = vec![event_at("a", "t", 1), event_at("b", "t", 2)];
+        let seq = store.append(&record).unwrap();
+        let part = Change::FannedOutPart {
+            seq,
+            events: vec![fanned("a", vec![(id, ep)])],
+        };
+        store
+            .index_records(&[(
+                seq,
+                &record,
+                &[fanned("a", vec![(id, ep)]), fanned("b", vec![])],
+            )])
+            .unwrap();
+        let at = log.record(&[part]).await.unwrap();
+        log.applied(at).await.unwrap();
+        assert_eq!(
+            store.get_delivery(id).unwrap().unwrap().status,
+            DeliveryStatus::Pending
+        );
+        seq
+    };
+    let (store, _log) = open(&dir);
+    let d = store.get_delivery(id).unwrap().unwrap();
+    assert_eq!(
+        (d.status, d.event_id.as_str()),
+        (DeliveryStatus::Pending, "a")
+    );
+    assert_eq!(store.scheduled().unwrap().len(), 1);
+    let left = store.read_log(store.fanout_cursor(), 10).unwrap();
+    assert_eq!(left.len(), 1, "the record is read again");
+    assert_eq!(left[0].0, seq);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_makes_deliveries_of_indexed_events_that_survive_a_restart() {
     let dir = TempStore::new();
     let ep = EndpointId::generate();
-    let id = DeliveryId(((hookd_types::time::now_ms() as u128) << 80) | 7);
+    let id = delivery_at_now(7);
     let cursor = {
         let (store, log) = open(&dir);
         let record = vec![
