@@ -39,7 +39,7 @@ use std::sync::Arc;
 use axum::Router;
 
 use hookd_http::RouteAccess;
-use hookd_log::{AsyncStore, EndpointRegistry, KeyRegistry, Store};
+use hookd_log::{AsyncStore, EndpointRegistry, KeyRegistry};
 use hookd_scheduler::SchedulerHandle;
 use hookd_sender::policy::TargetPolicy;
 use hookd_sender::Sender;
@@ -48,9 +48,6 @@ use hookd_sender::Sender;
 pub struct ApiState {
     /// The store's reads, as futures (a sled read runs on the blocking pool).
     pub reads: Arc<dyn AsyncStore>,
-    /// The store itself, for the few compound calls made on the blocking pool at once
-    /// (a replay's scan of a time range).
-    pub store: Arc<dyn Store>,
     pub registry: Arc<EndpointRegistry>,
     pub keys: Arc<KeyRegistry>,
     pub scheduler: SchedulerHandle,

@@ -9,7 +9,7 @@
 //! Durable like fan-out: the decision is appended to the outcome log
 //! ([`hookd_log::Change::Replayed`], synced before the answer), the indexer applies it (fresh
 //! deliveries, restored by a restart), and only then are the jobs handed to the scheduler. The
-//! events are read from the store's time index on the blocking pool.
+//! events are read from the store's time index (`AsyncHistoryReads::events_between`).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,11 +20,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use hookd_http::error::ErrorBody;
-use hookd_http::{blocking, Access, ApiError, ErrorCode, JsonBody, Principal, RouteAccess};
+use hookd_http::{Access, ApiError, ErrorCode, JsonBody, Principal, RouteAccess};
 use hookd_log::outcome::FannedEvent;
-use hookd_log::{Change, Store};
+use hookd_log::Change;
 use hookd_scheduler::Job;
-use hookd_types::endpoint::EventFilter;
 use hookd_types::metrics::{inc, METRICS};
 use hookd_types::time::{now_ms, rfc3339};
 use hookd_types::{DeliveryId, Endpoint, Scope};
@@ -181,10 +180,21 @@ async fn replay_now(
     since: u64,
     until: u64,
 ) -> Result<serde_json::Value, ApiError> {
-    let (store, endpoint) = (state.store.clone(), ep.clone());
-    let events =
-        blocking(move || matching_events(&*store, &endpoint, since, until, MAX_REPLAY)).await?;
-    let jobs = record(state, ep, events).await?;
+    let found = state
+        .reads
+        .events_between(
+            ep.tenant.clone(),
+            (since, until),
+            ep.event_types.clone(),
+            MAX_REPLAY,
+        )
+        .await?;
+    if found.more {
+        return Err(ApiError::validation(format!(
+            "more than {MAX_REPLAY} events to replay between `since` and `until`: choose a shorter range"
+        )));
+    }
+    let jobs = record(state, ep, found.events).await?;
     let scheduled = jobs.len();
     inc(&METRICS.deliveries_created_total, scheduled as u64);
     inc(&METRICS.deliveries_pending, scheduled as u64);
@@ -215,37 +225,6 @@ fn range(input: ReplayIn, now: u64) -> Result<(u64, u64), ApiError> {
         None => now,
     };
     Ok((since, until))
-}
-
-/// The (id, type) of every event of `ep`'s tenant made in `[since, until)` that `ep`'s
-/// `event_types` accept, oldest first; a 400 if there are more than `max`. Reads the store:
-/// call it on the blocking pool.
-fn matching_events(
-    store: &dyn Store,
-    ep: &Endpoint,
-    since: u64,
-    until: u64,
-    max: usize,
-) -> Result<Vec<(String, String)>, ApiError> {
-    let mut found = Vec::new();
-    let mut over = false;
-    store.for_each_event_between(&ep.tenant, since, until, &mut |ev| {
-        if !EventFilter::matches_any(&ep.event_types, ev.event_type) {
-            return true;
-        }
-        if found.len() == max {
-            over = true;
-            return false;
-        }
-        found.push((ev.id.to_owned(), ev.event_type.to_owned()));
-        true
-    })?;
-    if over {
-        return Err(ApiError::validation(format!(
-            "more than {max} events to replay between `since` and `until`: choose a shorter range"
-        )));
-    }
-    Ok(found)
 }
 
 /// Makes one delivery of each event (id, type) for `ep`, records them durably in the outcome
@@ -299,7 +278,6 @@ async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hookd_log::EventLog;
 
     fn input(since: Option<TimeIn>, until: Option<TimeIn>) -> ReplayIn {
         ReplayIn { since, until }
@@ -308,61 +286,6 @@ mod tests {
     fn message(r: Result<(u64, u64), ApiError>) -> String {
         let e = r.expect_err("refused");
         format!("{e:?}")
-    }
-
-    fn entry(id: &str, tenant: &str, event_type: &str, at: u64) -> hookd_log::LogEntry {
-        hookd_log::LogEntry {
-            event: hookd_types::Event {
-                id: id.into(),
-                tenant: tenant.into(),
-                event_type: event_type.into(),
-                created_at_ms: at,
-                data: "{}".into(),
-            },
-            idempotency_key: None,
-            request_hash: 0,
-        }
-    }
-
-    #[test]
-    fn events_of_the_tenant_its_types_and_the_range_up_to_the_cap() {
-        let dir = hookd_log::testing::TempStore::new();
-        let store = dir.open();
-        let record = vec![
-            entry("early", "acme", "job.done", 5),
-            entry("a", "acme", "job.done", 10),
-            entry("other-type", "acme", "instance.ready", 11),
-            entry("other-tenant", "globex", "job.done", 12),
-            entry("b", "acme", "job.failed", 13),
-            entry("late", "acme", "job.done", 20),
-        ];
-        let seq = store.append(&record).unwrap();
-        store.seed_fanout(seq, &record, &[]).unwrap();
-        let ep = Endpoint::new(
-            hookd_types::EndpointId(1),
-            "acme",
-            "n",
-            "http://x",
-            vec!["job.*".into()],
-            "whsec_x",
-            1,
-        );
-        let ids = |since, until, max| {
-            matching_events(&store, &ep, since, until, max)
-                .map(|v| v.into_iter().map(|(id, _)| id).collect::<Vec<_>>())
-        };
-        assert_eq!(ids(10, 20, 10).unwrap(), ["a", "b"]);
-        assert_eq!(ids(0, 21, 10).unwrap(), ["early", "a", "b", "late"]);
-        assert_eq!(
-            ids(10, 20, 2).unwrap(),
-            ["a", "b"],
-            "the cap itself is allowed"
-        );
-        let over = ids(0, 21, 3).expect_err("over the cap");
-        assert!(
-            format!("{over:?}").contains("more than 3 events"),
-            "{over:?}"
-        );
     }
 
     #[test]

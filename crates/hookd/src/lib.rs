@@ -330,7 +330,6 @@ pub async fn run(
     .layer(from_fn_with_state(draining.clone(), refuse_when_draining));
     let api = hookd_api::router(ApiState {
         reads: reads.clone(),
-        store: store.clone(),
         registry,
         keys: api_keys.clone(),
         scheduler: scheduler.handle(),

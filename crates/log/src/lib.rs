@@ -35,7 +35,8 @@ pub use error::LogError;
 pub use keys::{KeyRegistry, KeyStore};
 pub use outcome::{Change, OutcomeLog, Retention};
 pub use reads::{
-    AsyncDeadlineReads, AsyncEndpointStore, AsyncHistoryReads, AsyncStore, OnBlockingPool,
+    AsyncDeadlineReads, AsyncEndpointStore, AsyncHistoryReads, AsyncStore, EventsFound,
+    OnBlockingPool,
 };
 pub use registry::EndpointRegistry;
 pub use sealed::MasterKey;

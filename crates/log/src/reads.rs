@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use hookd_types::{Attempt, Delivery, DeliveryId, Endpoint, EndpointId, Event};
+use hookd_types::{Attempt, Delivery, DeliveryId, Endpoint, EndpointId, Event, EventFilter};
 
 use crate::error::{LogError, Result};
 use crate::store::{BoxFuture, DeliveryPage, DeliveryQuery, EndpointStats, ScheduleEntry, Store};
@@ -30,6 +30,25 @@ pub trait AsyncHistoryReads: Send + Sync + 'static {
         q: DeliveryQuery,
     ) -> BoxFuture<'_, Result<DeliveryPage>>;
     fn attempts(&self, id: DeliveryId) -> BoxFuture<'_, Result<Vec<Attempt>>>;
+    /// The events of `tenant` made in `range` (`[from_ms, until_ms)`) whose type one of `patterns`
+    /// accepts (endpoint `event_types` patterns), oldest first: at most `max` of them, and
+    /// whether more were there.
+    fn events_between(
+        &self,
+        tenant: String,
+        range: (u64, u64),
+        patterns: Vec<String>,
+        max: usize,
+    ) -> BoxFuture<'_, Result<EventsFound>>;
+}
+
+/// What [`AsyncHistoryReads::events_between`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventsFound {
+    /// (event id, event type), oldest first.
+    pub events: Vec<(String, String)>,
+    /// More events matched than were asked for.
+    pub more: bool,
 }
 
 /// [`crate::DeadlineReads`] for async code.
@@ -127,6 +146,32 @@ impl AsyncHistoryReads for OnBlockingPool {
 
     fn attempts(&self, id: DeliveryId) -> BoxFuture<'_, Result<Vec<Attempt>>> {
         self.run(move |s| s.attempts(id))
+    }
+
+    fn events_between(
+        &self,
+        tenant: String,
+        (from_ms, until_ms): (u64, u64),
+        patterns: Vec<String>,
+        max: usize,
+    ) -> BoxFuture<'_, Result<EventsFound>> {
+        self.run(move |s| {
+            let mut found = EventsFound::default();
+            s.for_each_event_between(&tenant, from_ms, until_ms, &mut |ev| {
+                if !EventFilter::matches_any(&patterns, ev.event_type) {
+                    return true;
+                }
+                if found.events.len() == max {
+                    found.more = true;
+                    return false;
+                }
+                found
+                    .events
+                    .push((ev.id.to_owned(), ev.event_type.to_owned()));
+                true
+            })?;
+            Ok(found)
+        })
     }
 }
 

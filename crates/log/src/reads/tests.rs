@@ -101,3 +101,56 @@ async fn calls_run_off_the_runtime_thread() {
         .unwrap();
     assert_ne!(ran_on, caller);
 }
+
+fn entry(id: &str, tenant: &str, event_type: &str, at: u64) -> LogEntry {
+    LogEntry {
+        event: Event {
+            id: id.into(),
+            tenant: tenant.into(),
+            event_type: event_type.into(),
+            created_at_ms: at,
+            data: "{}".into(),
+        },
+        idempotency_key: None,
+        request_hash: 0,
+    }
+}
+
+/// A replay's scan: the tenant's events in `[from, until)` whose type the patterns take, up
+/// to the cap, and whether more were there.
+#[tokio::test]
+async fn events_between_takes_the_tenant_its_types_and_the_range_up_to_the_cap() {
+    let dir = TempStore::new();
+    let store = Arc::new(dir.open());
+    let record = vec![
+        entry("early", "acme", "job.done", 5),
+        entry("a", "acme", "job.done", 10),
+        entry("other-type", "acme", "instance.ready", 11),
+        entry("other-tenant", "globex", "job.done", 12),
+        entry("b", "acme", "job.failed", 13),
+        entry("late", "acme", "job.done", 20),
+    ];
+    let seq = store.append(&record).unwrap();
+    store.seed_fanout(seq, &record, &[]).unwrap();
+    let reads = OnBlockingPool(store);
+    let find = |from, until, max| {
+        reads.events_between("acme".into(), (from, until), vec!["job.*".into()], max)
+    };
+    let ids = |f: EventsFound| f.events.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    let found = find(10, 20, 10).await.unwrap();
+    assert!(!found.more);
+    assert_eq!(found.events[1], ("b".to_owned(), "job.failed".to_owned()));
+    assert_eq!(ids(found), ["a", "b"]);
+    let all = find(0, 21, 10).await.unwrap();
+    assert_eq!(ids(all), ["early", "a", "b", "late"]);
+    let cap = find(10, 20, 2).await.unwrap();
+    assert!(!cap.more, "the cap itself is allowed");
+    let over = find(0, 21, 3).await.unwrap();
+    assert!(over.more);
+    assert_eq!(ids(over), ["early", "a", "b"]);
+    assert_eq!(
+        find(20, 10, 10).await.unwrap(),
+        EventsFound::default(),
+        "reversed: nothing"
+    );
+}
