@@ -400,12 +400,15 @@ impl Tree {
             // garbage queue (collected a few bags per pin) outgrew memory: 6 GB of RSS after a
             // million deliveries written 1,000 per batch, 260 MB written 100 per batch. Each
             // group below is complete in itself; the batch's atomicity is the log peg's.
-            groups += 1;
-            if groups % 16 == 0 {
+            if groups >= 16 {
+                groups = 0;
                 guard.inner.repin();
                 guard.inner.flush();
             }
-            done += self.insert_group(&writes[done..], guard)?;
+            let (applied, replaced) = self.insert_group(&writes[done..], guard)?;
+            // A replace is one new version of a leaf; each linked key is one too.
+            groups += if replaced { 1 } else { applied };
+            done += applied;
         }
 
         // when the peg drops, it ensures all updates
@@ -417,13 +420,14 @@ impl Tree {
     /// hookd: applies the first of `writes` (sorted by key) and those after it that fall in
     /// the same leaf, at most `MAX_GROUP`, as one new version of the leaf: one clone of it and
     /// one write of it to the log (a replace), where one insert at a time clones the leaf for
-    /// every key. Returns how many writes it applied: at least one, since it retries after a
-    /// conflict (a concurrent split or merge changed the leaf).
+    /// every key. Returns how many writes it applied (at least one, since it retries after a
+    /// conflict: a concurrent split or merge changed the leaf) and whether it replaced the
+    /// leaf (else it linked them one key at a time).
     fn insert_group(
         &self,
         writes: &[(IVec, Option<IVec>)],
         guard: &mut Guard,
-    ) -> Result<usize> {
+    ) -> Result<(usize, bool)> {
         const MAX_GROUP: usize = 64;
         loop {
             let View { node_view, pid, .. } =
@@ -436,16 +440,20 @@ impl Tree {
                 .count();
             // A replace logs the whole leaf, a link only its key and value: a few small
             // writes into a large leaf (index keys spread over many endpoints) are linked one
-            // at a time, as sled does, so the log does not grow by a leaf per key.
+            // at a time, as sled does, so the log does not grow by a leaf per key. The whole
+            // group is linked here, not its first key alone: the rest would each look the leaf
+            // up and count the group again.
             let group_bytes: usize =
                 writes[..n].iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len())).sum();
             if n <= 1 || (group_bytes * 8) < node_view.data.rss() as usize {
                 drop(node_view);
-                let (k, v) = &writes[0];
-                if self.insert_inner(k, v.clone(), guard)?.is_ok() {
-                    return Ok(1);
+                for (k, v) in &writes[..n.max(1)] {
+                    // As `insert`: a conflict (the leaf changed under it) is tried again.
+                    while self.insert_inner(k, v.clone(), guard)?.is_err() {
+                        M.tree_looped();
+                    }
                 }
-                continue;
+                return Ok((n.max(1), false));
             }
             let mut node: Node = node_view.deref().clone();
             let mut events = Vec::new();
@@ -473,7 +481,7 @@ impl Tree {
             }
             if !changed {
                 // every write was a no-op
-                return Ok(n);
+                return Ok((n, true));
             }
             let replaced =
                 self.context.pagecache.replace(pid, node_view.0, node, guard)?;
@@ -482,7 +490,7 @@ impl Tree {
                     res.complete(&event);
                 }
                 guard.writeset.push(pid);
-                return Ok(n);
+                return Ok((n, true));
             }
             M.tree_looped();
         }
