@@ -226,17 +226,19 @@ impl Fanout {
     ) -> hookd_log::error::Result<()> {
         self.store
             .index_records(&[(seq, record, fanned.as_slice())])?;
-        let mut parts: Vec<Vec<FannedEvent>> = vec![Vec::new()];
+        let mut parts: Vec<Vec<FannedEvent>> = Vec::new();
         let mut filled = 0;
         for ev in fanned {
             let n = ev.deliveries.len();
-            let part = parts.last_mut().expect("one part at least");
-            if !part.is_empty() && filled + n > self.group_limit {
-                parts.push(Vec::new());
-                filled = 0;
+            match parts.last_mut() {
+                Some(part) if filled + n <= self.group_limit => part.push(ev),
+                // The first part, or one full: a new part, which one event alone may fill.
+                _ => {
+                    parts.push(vec![ev]);
+                    filled = 0;
+                }
             }
             filled += n;
-            parts.last_mut().expect("one part at least").push(ev);
         }
         // Jobs are in event order, as the parts are.
         let mut jobs = jobs.into_iter();

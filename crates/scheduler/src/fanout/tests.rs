@@ -169,6 +169,18 @@ async fn setup(records: usize, per_record: usize, endpoints: usize, cap: usize) 
 }
 
 impl Setup {
+    /// Once the read model has caught up: the store's cursor is `cursor`, each of the first
+    /// `events` events lists `per_event` deliveries, and every one of them is attempted.
+    async fn assert_all_made(&self, cursor: Seq, events: usize, per_event: usize) {
+        self.outcomes.caught_up().await.unwrap();
+        assert_eq!(self.store.fanout_cursor(), cursor, "the store's cursor");
+        for i in 0..events {
+            let made = self.store.event_deliveries(&format!("evt_{i}")).unwrap();
+            assert_eq!(made.len(), per_event, "deliveries of evt_{i}");
+        }
+        self.wait_delivered(events * per_event).await;
+    }
+
     async fn wait_delivered(&self, n: usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
@@ -203,14 +215,8 @@ async fn records_read_together_are_committed_in_groups_under_the_limit() {
     assert!(sizes.iter().all(|&n| n <= 50), "groups {sizes:?}");
     assert_eq!(sizes.iter().sum::<usize>(), 120, "groups {sizes:?}");
 
-    s.outcomes.caught_up().await.unwrap();
     // Seqs start at 1: the cursor is past the sixth record.
-    assert_eq!(s.store.fanout_cursor(), 7, "the cursor passed every record");
-    for i in 0..30 {
-        let made = s.store.event_deliveries(&format!("evt_{i}")).unwrap();
-        assert_eq!(made.len(), 4, "deliveries of evt_{i}");
-    }
-    s.wait_delivered(120).await;
+    s.assert_all_made(7, 30, 4).await;
     assert!(s.scheduler.shutdown(Duration::from_secs(1)).await);
 }
 
@@ -224,17 +230,11 @@ async fn a_record_over_the_group_limit_is_recorded_in_parts() {
     s.fanout = s.fanout.group_limit(15);
     s.fanout.drain().await.expect("fan-out in parts");
     assert_eq!(*s.outcomes.sizes.lock().unwrap(), vec![14, 6, 14, 6, 14, 6]);
-    s.outcomes.caught_up().await.unwrap();
-    assert_eq!(s.store.fanout_cursor(), 4);
-    for i in 0..30 {
-        let made = s.store.event_deliveries(&format!("evt_{i}")).unwrap();
-        assert_eq!(made.len(), 2, "deliveries of evt_{i}");
-    }
-    s.wait_delivered(60).await;
+    s.assert_all_made(4, 30, 2).await;
     assert!(s.scheduler.shutdown(Duration::from_secs(1)).await);
 }
 
-/// The test above can fail: with one group for everything read, the capped log refuses it and
+/// The groups test can fail: with one group for everything read, the capped log refuses it and
 /// fan-out reports the error. The records are not skipped: indexing moved the store's cursor
 /// past them, but the next pass reads them again, and once the log takes the record every
 /// event has its deliveries (made anew) and every one is attempted.
@@ -249,12 +249,7 @@ async fn a_group_the_log_refuses_is_fanned_out_again() {
     s.outcomes.max.store(1_000, Ordering::SeqCst);
     s.fanout.drain().await.expect("the same records again");
     assert_eq!(*s.outcomes.sizes.lock().unwrap(), vec![120, 120]);
-    s.outcomes.caught_up().await.unwrap();
-    for i in 0..30 {
-        let made = s.store.event_deliveries(&format!("evt_{i}")).unwrap();
-        assert_eq!(made.len(), 4, "deliveries of evt_{i}");
-    }
-    s.wait_delivered(120).await;
+    s.assert_all_made(7, 30, 4).await;
     assert_eq!(s.recorder.delivered.lock().unwrap().len(), 120);
     assert!(s.scheduler.shutdown(Duration::from_secs(1)).await);
 }
